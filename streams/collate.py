@@ -1,0 +1,115 @@
+"""Padding collation: a list of samples → one :class:`Batch` of padded tensors with masks."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from .sample import Origin, Sample
+
+__all__ = ["IGNORE_INDEX", "Batch", "collate_samples"]
+
+IGNORE_INDEX = -100
+"""Pointer padding: the default ``ignore_index`` of ``torch.nn.functional.cross_entropy``."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Batch:
+    """Padded samples, ready for a model.
+
+    Attributes:
+        keys: the sample keys, in batch order.
+        raw_mel: ``(B, n_mels, max T_raw)``, zero-padded.
+        raw_lengths: ``(B,)`` int64, real raw frames per sample.
+        raw_mask: ``(B, max T_raw)`` bool, true on real frames.
+        edit_mel: ``(B, n_mels, max T_edit)``, zero-padded.
+        edit_lengths: ``(B,)`` int64.
+        edit_mask: ``(B, max T_edit)`` bool.
+        pointers: ``(B, max T_edit)`` int64, padded with ``IGNORE_INDEX`` (-100).
+        meta: the samples' metadata dicts.
+        origins: the samples' origins (for resuming).
+    """
+
+    keys: list[str]
+    raw_mel: torch.Tensor
+    raw_lengths: torch.Tensor
+    raw_mask: torch.Tensor
+    edit_mel: torch.Tensor
+    edit_lengths: torch.Tensor
+    edit_mask: torch.Tensor
+    pointers: torch.Tensor
+    meta: list[dict[str, Any]]
+    origins: list[Origin | None]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def padded_frames(self) -> int:
+        """Frames including padding: ``B * (max T_raw + max T_edit)``."""
+        return len(self) * (self.raw_mel.shape[-1] + self.edit_mel.shape[-1])
+
+    @property
+    def real_frames(self) -> int:
+        """Frames excluding padding: ``sum(T_raw + T_edit)``."""
+        return int(self.raw_lengths.sum() + self.edit_lengths.sum())
+
+    def _map_tensors(self, fn) -> Batch:
+        changes = {f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)
+                   if isinstance(getattr(self, f.name), torch.Tensor)}
+        return dataclasses.replace(self, **changes)
+
+    def to(self, *args: Any, **kwargs: Any) -> Batch:
+        """Move every tensor (``batch.to("cuda", non_blocking=True)``)."""
+        return self._map_tensors(lambda t: t.to(*args, **kwargs))
+
+    def pin_memory(self) -> Batch:
+        """Pinned copy; called by ``DataLoader(pin_memory=True)``."""
+        return self._map_tensors(torch.Tensor.pin_memory)
+
+
+def _pad_stack(tensors: Sequence[torch.Tensor], length: int, fill: float | int) -> torch.Tensor:
+    out = tensors[0].new_full((len(tensors), *tensors[0].shape[:-1], length), fill)
+    for row, tensor in zip(out, tensors):
+        row[..., : tensor.shape[-1]] = tensor
+    return out
+
+
+def _mask(lengths: torch.Tensor, length: int) -> torch.Tensor:
+    return torch.arange(length) < lengths[:, None]
+
+
+def collate_samples(samples: Sequence[Sample]) -> Batch:
+    """Pad and stack ``samples`` (same ``n_mels`` and dtype) into a :class:`Batch`.
+
+    >>> import torch
+    >>> a = Sample("a", torch.ones(2, 3), torch.ones(2, 1), torch.tensor([2]))
+    >>> b = Sample("b", torch.ones(2, 1), torch.ones(2, 2), torch.tensor([0, 0]))
+    >>> batch = collate_samples([a, b])
+    >>> batch.pointers.tolist()
+    [[2, -100], [0, 0]]
+    """
+    if not samples:
+        raise ValueError("cannot collate an empty list of samples")
+    n_mels = {s.n_mels for s in samples}
+    if len(n_mels) > 1:
+        raise ValueError(f"samples in one batch must share n_mels, got {sorted(n_mels)} "
+                         f"(keys {[s.key for s in samples]}); keep one mel filterbank per shard set")
+    raw_lengths = torch.tensor([s.raw_frames for s in samples], dtype=torch.int64)
+    edit_lengths = torch.tensor([s.edit_frames for s in samples], dtype=torch.int64)
+    max_raw, max_edit = int(raw_lengths.max()), int(edit_lengths.max())
+    return Batch(
+        keys=[s.key for s in samples],
+        raw_mel=_pad_stack([s.raw_mel for s in samples], max_raw, 0.0),
+        raw_lengths=raw_lengths,
+        raw_mask=_mask(raw_lengths, max_raw),
+        edit_mel=_pad_stack([s.edit_mel for s in samples], max_edit, 0.0),
+        edit_lengths=edit_lengths,
+        edit_mask=_mask(edit_lengths, max_edit),
+        pointers=_pad_stack([s.pointers for s in samples], max_edit, IGNORE_INDEX),
+        meta=[s.meta for s in samples],
+        origins=[s.origin for s in samples],
+    )

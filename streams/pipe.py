@@ -1,0 +1,449 @@
+"""The pipe: an ``IterableDataset`` built from a chain of stages, resumable and chainable.
+
+A :class:`Pipe` is a description: an ordered tuple of :class:`Stage` settings and a seed. It holds
+no iteration state, so it pickles cheaply into DataLoader workers and can be iterated many times.
+``iter(pipe)`` opens each stage into a live :class:`Node` (the first node reads the source; each
+later node pulls from the one before) inside a :class:`StreamContext` that says which epoch, rank
+and worker this pass is.
+
+Every node can report a small state (positions, RNG states, the origins of buffered items) and
+restore it; :class:`PipeIterator` nests them, and :meth:`Pipe.state_dict` /
+:meth:`Pipe.load_state_dict` expose them to ``torchdata``'s ``StatefulDataLoader``. A node that
+buffers items restores its buffer through :meth:`Node.replay`: the source reads the buffered
+samples again by origin and every stage between re-applies its (deterministic, keyed) work.
+
+Stages register fluent methods with :func:`pipe_method`, so scripts read
+``Pipe.from_shards(urls).crop(...).shuffle(100).batch(8)``; each call returns a new pipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from .sample import Origin
+
+__all__ = [
+    "FilterStage",
+    "MapStage",
+    "Node",
+    "Pipe",
+    "PipeIterator",
+    "Stage",
+    "StreamContext",
+    "pipe_method",
+]
+
+STATE_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamContext:
+    """Where and when one pass over a pipe runs.
+
+    ``rank``/``world_size`` come from ``torch.distributed`` when it is initialised, else from the
+    ``RANK``/``WORLD_SIZE`` environment variables (as set by ``torchrun``), else 0/1.
+    ``worker``/``num_workers`` come from the DataLoader worker this pass runs in (0/1 outside one).
+    ``stage`` is the unique name of the stage a node belongs to (set by the pipe per stage).
+    """
+
+    seed: int = 0
+    epoch: int = 0
+    rank: int = 0
+    world_size: int = 1
+    worker: int = 0
+    num_workers: int = 1
+    stage: str = ""
+
+    @property
+    def global_worker(self) -> int:
+        """This reader's index among all ``world_size * num_workers`` readers."""
+        return self.rank * self.num_workers + self.worker
+
+    @property
+    def total_workers(self) -> int:
+        return self.world_size * self.num_workers
+
+    @property
+    def layout(self) -> dict[str, int]:
+        """The part of the context a resumed stream must match."""
+        return {"world_size": self.world_size, "num_workers": self.num_workers,
+                "rank": self.rank, "worker": self.worker}
+
+    @classmethod
+    def detect(cls, seed: int, epoch: int) -> StreamContext:
+        """The context of the calling process: distributed rank and DataLoader worker."""
+        rank, world_size = _distributed_rank()
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        return cls(seed=seed, epoch=epoch, rank=rank, world_size=world_size,
+                   worker=worker, num_workers=num_workers)
+
+
+def _distributed_rank() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    try:
+        rank = int(os.environ.get("RANK", "0"))
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as err:
+        raise ValueError(f"RANK and WORLD_SIZE must be integers (got RANK={os.environ.get('RANK')!r}, "
+                         f"WORLD_SIZE={os.environ.get('WORLD_SIZE')!r})") from err
+    if not 0 <= rank < world_size:
+        raise ValueError(f"RANK={rank} is outside [0, WORLD_SIZE={world_size}); check the launcher's environment")
+    return rank, world_size
+
+
+class Node:
+    """A live iterator over one pass of a stage.
+
+    Subclasses implement ``__next__``; stateful ones also ``state_dict``/``load_state_dict``
+    (called before the first ``__next__``); transforming ones also ``replay``.
+    """
+
+    upstream: Node | None = None
+
+    def __iter__(self) -> Node:
+        return self
+
+    def __next__(self) -> Any:
+        raise TypeError(f"{type(self).__name__} must define __next__")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Small, tensor-free state that :meth:`load_state_dict` can resume from."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from ``state``; called on a fresh node, before its first item."""
+
+    def replay(self, origins: list[Origin]) -> Iterator[Any]:
+        """Produce again, in the given order, the items this node emitted with these origins.
+
+        The default is right for nodes that emit upstream items unchanged.
+        """
+        if self.upstream is None:
+            raise TypeError(f"{type(self).__name__} cannot replay items: it has no upstream")
+        return self.upstream.replay(origins)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the run summary (items in, out, fired...)."""
+        return {}
+
+    def close(self) -> None:
+        """Release files or processes held by this node."""
+
+
+class Stage:
+    """Settings of one step of a pipe. Immutable and picklable; ``open`` makes its live node.
+
+    ``name`` is the stage's default name; a pipe makes names unique (``noise``, ``noise#2``) and
+    the name enters the seed of the stage's per-sample randomness.
+    """
+
+    name: str = "stage"
+    is_source: bool = False
+
+    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
+        raise TypeError(f"{type(self).__name__} must define open()")
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+class _MapNode(Node):
+    def __init__(self, upstream: Node, fn: Callable[[Any], Any]):
+        self.upstream = upstream
+        self.fn = fn
+        self.count = 0
+
+    def __next__(self) -> Any:
+        item = self.fn(next(self.upstream))
+        self.count += 1
+        return item
+
+    def replay(self, origins: list[Origin]) -> Iterator[Any]:
+        return map(self.fn, self.upstream.replay(origins))
+
+    def stats(self) -> dict[str, Any]:
+        return {"out": self.count}
+
+
+class MapStage(Stage):
+    """Apply ``fn`` to every item. ``fn`` must be deterministic (it is re-run on resume) and
+    picklable for DataLoader workers (a module-level function, not a lambda, under spawn)."""
+
+    name = "map"
+
+    def __init__(self, fn: Callable[[Any], Any], *, name: str | None = None):
+        if not callable(fn):
+            raise ValueError(f"map needs a callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "map")
+
+    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
+        return _MapNode(upstream, self.fn)
+
+
+class _FilterNode(Node):
+    def __init__(self, upstream: Node, predicate: Callable[[Any], bool]):
+        self.upstream = upstream
+        self.predicate = predicate
+        self.kept = 0
+        self.dropped = 0
+
+    def __next__(self) -> Any:
+        while True:
+            item = next(self.upstream)
+            if self.predicate(item):
+                self.kept += 1
+                return item
+            self.dropped += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kept": self.kept, "dropped": self.dropped}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.kept, self.dropped = state["kept"], state["dropped"]
+
+    def stats(self) -> dict[str, Any]:
+        return {"kept": self.kept, "dropped": self.dropped}
+
+
+class FilterStage(Stage):
+    """Keep the items for which ``predicate`` is true; dropped items are counted in the stats."""
+
+    name = "filter"
+
+    def __init__(self, predicate: Callable[[Any], bool], *, name: str | None = None):
+        if not callable(predicate):
+            raise ValueError(f"filter needs a callable predicate, got {type(predicate).__name__}")
+        self.predicate = predicate
+        self.name = name or getattr(predicate, "__name__", "filter")
+
+    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
+        return _FilterNode(upstream, self.predicate)
+
+
+_S = TypeVar("_S", bound=type)
+
+
+def pipe_method(method_name: str) -> Callable[[_S], _S]:
+    """Class decorator: ``pipe.<method_name>(*args, **kw)`` appends ``cls(*args, **kw)``.
+
+    The method passes exactly the stage's own arguments and returns a new pipe.
+    """
+
+    def register(cls: _S) -> _S:
+        if hasattr(Pipe, method_name):
+            raise ValueError(f"Pipe already has a method {method_name!r}; choose another name")
+
+        def method(self: Pipe, *args: Any, **kwargs: Any) -> Pipe:
+            return self.then(cls(*args, **kwargs))
+
+        method.__name__ = method_name
+        method.__qualname__ = f"Pipe.{method_name}"
+        method.__doc__ = f"Append a :class:`{cls.__name__}` stage; returns a new pipe.\n\n{cls.__doc__ or ''}"
+        setattr(Pipe, method_name, method)
+        return cls
+
+    return register
+
+
+def _shared_epoch(epoch: int) -> torch.Tensor:
+    cell = torch.tensor(epoch, dtype=torch.int64)
+    try:
+        cell.share_memory_()
+    except RuntimeError:  # shared memory unavailable: set_epoch then reaches only fresh workers
+        pass
+    return cell
+
+
+class Pipe(IterableDataset):
+    """A stream of items: a source stage and the stages after it.
+
+    Use it directly (``for s in pipe``), or in ``DataLoader(pipe, batch_size=None)``; shards are
+    split across ranks and DataLoader workers by the source. ``set_epoch`` changes shard order,
+    shuffling and augmentation, and reaches running workers (also persistent ones) through a
+    shared-memory cell.
+
+    Resuming: ``state_dict()`` describes the live pass in this process (or in a worker, as
+    ``StatefulDataLoader`` collects it); ``load_state_dict(state)`` makes the next ``iter()`` resume
+    there. A state from another layout (world size, workers) is refused unless
+    ``load_state_dict(state, restart_epoch=True)``, which restarts that epoch from its start.
+    """
+
+    def __init__(self, stages: Iterable[Stage], *, seed: int = 0, _epoch_cell: torch.Tensor | None = None):
+        stages = tuple(stages)
+        if not stages or not stages[0].is_source:
+            raise ValueError("a pipe starts with a source stage; use Pipe.from_shards(...) or Pipe.from_samples(...)")
+        for stage in stages[1:]:
+            if stage.is_source:
+                raise ValueError(f"{stage!r} is a source and can only start a pipe")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an int (got {seed!r})")
+        self.stages = stages
+        self.seed = seed
+        self.stage_names = _unique_names(stage.name for stage in stages)
+        self._epoch_cell = _epoch_cell if _epoch_cell is not None else _shared_epoch(0)
+        self._pending_state: dict[str, Any] | None = None
+        self._restart_epoch = False
+        self._live: PipeIterator | None = None
+
+    # construction -----------------------------------------------------------------------------
+    @classmethod
+    def from_shards(cls, urls: str | Iterable[str], *, seed: int = 0, **source_options: Any) -> Pipe:
+        """A pipe reading WebDataset tar shards (see :class:`streams.source.ShardSource`)."""
+        from .source import ShardSource
+
+        return cls([ShardSource(urls, **source_options)], seed=seed)
+
+    @classmethod
+    def from_samples(cls, samples: Iterable[Any], *, seed: int = 0, **source_options: Any) -> Pipe:
+        """A pipe over items in memory (see :class:`streams.source.MemorySource`)."""
+        from .source import MemorySource
+
+        return cls([MemorySource(samples, **source_options)], seed=seed)
+
+    def then(self, stage: Stage) -> Pipe:
+        """A new pipe with ``stage`` appended; this pipe is unchanged."""
+        if not isinstance(stage, Stage):
+            raise ValueError(f"then() takes a Stage, got {type(stage).__name__}")
+        return Pipe([*self.stages, stage], seed=self.seed, _epoch_cell=self._epoch_cell)
+
+    def map(self, fn: Callable[[Any], Any], *, name: str | None = None) -> Pipe:
+        """Apply ``fn`` to every item (see :class:`MapStage`)."""
+        return self.then(MapStage(fn, name=name))
+
+    def filter(self, predicate: Callable[[Any], bool], *, name: str | None = None) -> Pipe:
+        """Keep items for which ``predicate`` holds (see :class:`FilterStage`)."""
+        return self.then(FilterStage(predicate, name=name))
+
+    # epochs -----------------------------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch_cell.item())
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch`` for the next pass (in this process and in DataLoader workers)."""
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative int (got {epoch!r})")
+        self._epoch_cell.fill_(epoch)
+
+    # iteration --------------------------------------------------------------------------------
+    def __iter__(self) -> PipeIterator:
+        state, self._pending_state = self._pending_state, None
+        epoch = int(state["epoch"]) if state is not None else self.epoch
+        ctx = StreamContext.detect(self.seed, epoch)
+        if state is not None:
+            state = self._checked_state(state, ctx)
+        self._live = PipeIterator(self, ctx, state)
+        return self._live
+
+    def _checked_state(self, state: dict[str, Any], ctx: StreamContext) -> dict[str, Any] | None:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"pipe state has version {state.get('version')!r}, this library reads "
+                             f"version {STATE_VERSION}; restart the epoch with load_state_dict(state, restart_epoch=True)")
+        if list(state["stages"]) != list(self.stage_names):
+            raise ValueError(f"the saved stream had stages {list(state['stages'])} but this pipe has "
+                             f"{list(self.stage_names)}; build the same pipe (same config) to resume")
+        if state["layout"] != ctx.layout:
+            if self._restart_epoch:
+                return None
+            raise ValueError(
+                f"the saved stream ran with {state['layout']} but this run has {ctx.layout}; resume with "
+                "the same number of ranks and DataLoader workers, or restart the saved epoch with "
+                "pipe.load_state_dict(state, restart_epoch=True)")
+        return state
+
+    def state_dict(self) -> dict[str, Any]:
+        """State of the live pass in this process; before any pass, the state of a fresh one."""
+        if self._live is not None:
+            return self._live.state_dict()
+        if self._pending_state is not None:
+            return self._pending_state
+        return {"version": STATE_VERSION, "epoch": self.epoch, "fresh": True}
+
+    def load_state_dict(self, state: dict[str, Any], *, restart_epoch: bool = False) -> None:
+        """Make the next ``iter()`` resume from ``state`` (see the class docstring)."""
+        if not isinstance(state, dict) or "epoch" not in state:
+            raise ValueError("load_state_dict expects a dict made by Pipe.state_dict()")
+        self._restart_epoch = restart_epoch
+        if state.get("fresh"):
+            self._pending_state = None
+            self.set_epoch(int(state["epoch"]))
+            return
+        self._pending_state = state
+        self.set_epoch(int(state["epoch"]))
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per-stage counters of the live pass in this process (empty before the first pass)."""
+        return self._live.stats() if self._live is not None else {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_live"] = None  # a live pass belongs to the process that runs it
+        return state
+
+    def __repr__(self) -> str:
+        inner = "\n".join(f"  {name}: {stage!r}" for name, stage in zip(self.stage_names, self.stages))
+        return f"Pipe(seed={self.seed},\n{inner}\n)"
+
+
+def _unique_names(names: Iterable[str]) -> tuple[str, ...]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return tuple(out)
+
+
+class PipeIterator(Iterator[Any]):
+    """One pass over a pipe: the chain of live nodes, their nested state, and their stats."""
+
+    def __init__(self, pipe: Pipe, ctx: StreamContext, state: dict[str, Any] | None):
+        self.ctx = ctx
+        self.names = pipe.stage_names
+        self.nodes: list[Node] = []
+        node: Node | None = None
+        for name, stage in zip(pipe.stage_names, pipe.stages):
+            node = stage.open(node, dataclasses.replace(ctx, stage=name))
+            self.nodes.append(node)
+        self.last = node
+        self.finished = False
+        if state is not None:
+            self.finished = bool(state.get("finished", False))
+            for name, node in zip(self.names, self.nodes):
+                node.load_state_dict(state["stages"][name])
+
+    def __next__(self) -> Any:
+        if self.finished:
+            raise StopIteration
+        try:
+            return next(self.last)
+        except StopIteration:
+            self.finished = True
+            self.close()
+            raise
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "epoch": self.ctx.epoch,
+            "layout": self.ctx.layout,
+            "finished": self.finished,
+            "stages": {name: node.state_dict() for name, node in zip(self.names, self.nodes)},
+        }
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        return {name: node.stats() for name, node in zip(self.names, self.nodes)}
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()

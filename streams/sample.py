@@ -1,0 +1,157 @@
+"""The unit that flows through a pipe: one (raw mel, edit mel, pointers) triple and its metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+__all__ = ["Origin", "Sample", "SampleError", "check_sample"]
+
+Origin = tuple
+"""Where an item came from, enough to read it again on resume.
+
+A sample read from a shard has ``("shard", shard_index, record_index)``: the shard's index in the
+pipe's shard list and the sample's position in that shard. A concatenated pair has
+``("pair", origin_a, origin_b)``. Origins are plain tuples of ints and strings, so they fit in a
+state dict.
+"""
+
+
+class SampleError(ValueError):
+    """A sample (or the shard member it came from) is malformed.
+
+    ``reason`` is a short machine-readable tag used when skipped samples are counted
+    (``"pointer_out_of_range"``, ``"missing_member"``...); the message says what to fix.
+    """
+
+    def __init__(self, message: str, *, reason: str, key: str | None = None, url: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.key = key
+        self.url = url
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Sample:
+    """One training example for a pointer network.
+
+    Attributes:
+        key: unique name of the sample within its shard set (the tar member prefix).
+        raw_mel: ``(n_mels, T_raw)`` float tensor, the unedited recording.
+        edit_mel: ``(n_mels, T_edit)`` float tensor of the same dtype, the edited recording.
+        pointers: ``(T_edit,)`` int64 tensor; edit frame ``i`` was taken from raw frame
+            ``pointers[i]``, so every value lies in ``[0, T_raw)``.
+        meta: free-form metadata (from ``KEY.meta.json``); stages add an ``"augmentations"`` list
+            recording what they applied, with their parameters.
+        url: the shard the sample was read from (``None`` for samples made in memory).
+        origin: where to read it again on resume (see :data:`Origin`); ``None`` in memory.
+
+    Samples are immutable: stages return new samples and never write into tensors they received.
+    """
+
+    key: str
+    raw_mel: torch.Tensor
+    edit_mel: torch.Tensor
+    pointers: torch.Tensor
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    url: str | None = None
+    origin: Origin | None = None
+
+    @property
+    def n_mels(self) -> int:
+        return int(self.raw_mel.shape[0])
+
+    @property
+    def raw_frames(self) -> int:
+        return int(self.raw_mel.shape[1])
+
+    @property
+    def edit_frames(self) -> int:
+        return int(self.edit_mel.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the three tensors."""
+        return sum(t.element_size() * t.nelement() for t in (self.raw_mel, self.edit_mel, self.pointers))
+
+    def replace(self, **changes: Any) -> Sample:
+        """A copy with some fields replaced (tensors are shared, not copied)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_record(self, stage: str, **params: Any) -> Sample:
+        """A copy whose ``meta["augmentations"]`` ends with ``{"stage": stage, **params}``."""
+        records = [*self.meta.get("augmentations", ()), {"stage": stage, **params}]
+        return self.replace(meta={**self.meta, "augmentations": records})
+
+    def __repr__(self) -> str:
+        return (
+            f"Sample(key={self.key!r}, n_mels={self.n_mels}, raw_frames={self.raw_frames}, "
+            f"edit_frames={self.edit_frames}, dtype={self.raw_mel.dtype})"
+        )
+
+
+def _where(sample_key: str, url: str | None) -> str:
+    return f"sample {sample_key!r}" + (f" in shard {url}" if url else "")
+
+
+def check_sample(sample: Sample) -> Sample:
+    """Return ``sample`` unchanged if it is well-formed, else raise :class:`SampleError`.
+
+    Checks: mels are 2-D floating tensors with the same dtype and ``n_mels``, at least one frame
+    each; pointers are a 1-D integer tensor with one entry per edit frame, each in ``[0, T_raw)``;
+    mels hold no NaN or Inf. Cost is one pass over the tensors, no copies.
+
+    >>> import torch
+    >>> s = Sample("a", torch.zeros(2, 3), torch.zeros(2, 2), torch.tensor([0, 2]))
+    >>> check_sample(s) is s
+    True
+    """
+    where = _where(sample.key, sample.url)
+
+    def fail(reason: str, message: str) -> SampleError:
+        return SampleError(f"{where}: {message}", reason=reason, key=sample.key, url=sample.url)
+
+    for name in ("raw_mel", "edit_mel"):
+        mel = getattr(sample, name)
+        if not isinstance(mel, torch.Tensor) or mel.ndim != 2:
+            shape = tuple(mel.shape) if isinstance(mel, torch.Tensor) else type(mel).__name__
+            raise fail("bad_shape", f"{name} must be a 2-D (n_mels, frames) tensor, got {shape}; "
+                                    "re-export it as a 2-D array")
+        if not mel.is_floating_point():
+            raise fail("bad_dtype", f"{name} has dtype {mel.dtype}; mels must be float16 or float32")
+        if mel.shape[1] == 0:
+            raise fail("empty", f"{name} has zero frames; drop this sample when packing")
+        if mel.shape[0] == 0:
+            raise fail("bad_shape", f"{name} has zero mel bins")
+    if sample.raw_mel.dtype != sample.edit_mel.dtype:
+        raise fail("bad_dtype", f"raw_mel is {sample.raw_mel.dtype} but edit_mel is {sample.edit_mel.dtype}; "
+                                "store both with one dtype")
+    if sample.raw_mel.shape[0] != sample.edit_mel.shape[0]:
+        raise fail("bad_shape", f"raw_mel has {sample.raw_mel.shape[0]} mel bins but edit_mel has "
+                                f"{sample.edit_mel.shape[0]}; both must use the same mel filterbank")
+    pointers = sample.pointers
+    if not isinstance(pointers, torch.Tensor) or pointers.ndim != 1:
+        shape = tuple(pointers.shape) if isinstance(pointers, torch.Tensor) else type(pointers).__name__
+        raise fail("bad_shape", f"pointers must be a 1-D tensor, got {shape}")
+    if pointers.is_floating_point() or pointers.is_complex() or pointers.dtype == torch.bool:
+        raise fail("bad_dtype", f"pointers have dtype {pointers.dtype}; store them as integers")
+    if pointers.shape[0] != sample.edit_mel.shape[1]:
+        raise fail("length_mismatch", f"{pointers.shape[0]} pointers for {sample.edit_mel.shape[1]} edit frames; "
+                                      "there must be exactly one pointer per edit frame")
+    if pointers.numel():
+        low, high = int(pointers.min()), int(pointers.max())
+        if low < 0 or high >= sample.raw_mel.shape[1]:
+            bad = low if low < 0 else high
+            index = int((pointers == bad).nonzero()[0, 0])
+            raise fail("pointer_out_of_range",
+                       f"pointers[{index}] = {bad} is outside [0, {sample.raw_mel.shape[1]}) "
+                       f"(T_raw = {sample.raw_mel.shape[1]}); pointers index raw frames from 0")
+    for name in ("raw_mel", "edit_mel"):
+        mel = getattr(sample, name)
+        if not bool(torch.isfinite(mel).all()):
+            count = int((~torch.isfinite(mel)).sum())
+            raise fail("not_finite", f"{name} holds {count} NaN or Inf values; recompute the mel "
+                                     "(a log of zero is the usual cause)")
+    return sample
