@@ -12,7 +12,7 @@ import dataclasses
 import re
 from collections.abc import Iterator
 
-from webdataset import gopen
+from webdataset.gopen import gopen
 from webdataset.handlers import reraise_exception
 from webdataset.tariterators import tar_file_iterator
 
@@ -48,7 +48,7 @@ def split_member_name(name: str) -> tuple[str, str] | None:
 
 
 def _members(url: str) -> Iterator[tuple[str, bytes]]:
-    stream = gopen.gopen(url)
+    stream = gopen(url)
     try:
         for member in tar_file_iterator(stream, handler=reraise_exception):
             yield member["fname"], member["data"]

@@ -1,0 +1,86 @@
+"""``build_pipe``: the one place a pipeline is assembled from a :class:`~pipelines.config.Config`.
+
+Stage order, and why:
+
+1. source: shards split by rank and worker, samples decoded and checked;
+2. crop: first, so every later stage (and the shuffle buffer) works on the smaller sample;
+3. shuffle buffer;
+4. concatenation (pairing buffer), so pairs mix samples from the shuffled stream;
+5. chunk shuffle, after pairing so chunks of both parts can trade places;
+6. gain, channel dropout, SpecAugment, noise: spectral stages, on the final frame layout;
+7. batching: fixed size or frame budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from streams import Pipe, ShardSource, Stage
+from streams.batch import BatchStage
+from streams.bucketing import FrameBudgetBatchStage
+from streams.channel_dropout import ChannelDropoutStage
+from streams.chunk_shuffle import ChunkShuffleStage
+from streams.crop import CropStage
+from streams.gain import GainStage
+from streams.noise import NoiseStage
+from streams.pairing import PairStage
+from streams.schedule import ProbabilitySchedule
+from streams.shuffle import ShuffleStage
+from streams.spec_augment import SpecAugmentStage
+
+from .config import Config, ConfigError
+
+__all__ = ["build_pipe", "build_stages"]
+
+
+def _block_kwargs(block: Any) -> dict[str, Any]:
+    return {f.name: getattr(block, f.name) for f in dataclasses.fields(block) if f.name != "enabled"}
+
+
+def _make(path: str, factory: Any, **kwargs: Any) -> Stage:
+    try:
+        return factory(**kwargs)
+    except ValueError as err:
+        raise ConfigError(path, str(err)) from err
+
+
+def build_stages(config: Config) -> list[Stage]:
+    """The stages of ``config``'s pipeline, in order (source first)."""
+    src = config.source
+    stages: list[Stage] = [_make("source", ShardSource, urls=src.urls, shuffle_shards=src.shuffle_shards,
+                                 mel_dtype=src.mel_dtype)]
+    aug = config.augmentation
+    schedule = _make("augmentation.schedule", ProbabilitySchedule, warmup_epochs=aug.warmup_epochs,
+                     kind=aug.schedule.kind, decay_epochs=aug.schedule.decay_epochs,
+                     end_factor=aug.schedule.end_factor)
+
+    def augmentation(name: str, factory: Any) -> None:
+        block = getattr(aug, name)
+        if config.augment and block.enabled:
+            stages.append(_make(f"augmentation.{name}", factory, schedule=schedule, **_block_kwargs(block)))
+
+    augmentation("crop", CropStage)
+    if config.shuffle.buffer_size:
+        stages.append(_make("shuffle.buffer_size", ShuffleStage, buffer_size=config.shuffle.buffer_size))
+    augmentation("concatenation", PairStage)
+    augmentation("chunk_shuffle", ChunkShuffleStage)
+    augmentation("gain", GainStage)
+    augmentation("channel_dropout", ChannelDropoutStage)
+    augmentation("spec_augment", SpecAugmentStage)
+    augmentation("noise", NoiseStage)
+
+    batching = config.batching
+    if batching.batch_size is not None and batching.max_frames is not None:
+        raise ConfigError("batching", "give batch_size or max_frames, not both")
+    if batching.batch_size is not None:
+        stages.append(_make("batching", BatchStage, batch_size=batching.batch_size, drop_last=batching.drop_last))
+    elif batching.max_frames is not None:
+        stages.append(_make("batching", FrameBudgetBatchStage, max_frames=batching.max_frames,
+                            bucket_buffer=batching.bucket_buffer))
+    return stages
+
+
+def build_pipe(config: Config) -> Pipe:
+    """The pipe described by ``config``: use it as ``DataLoader(build_pipe(cfg), batch_size=None)``."""
+    return Pipe(build_stages(config), seed=config.seed)

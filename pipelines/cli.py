@@ -1,0 +1,179 @@
+"""Command line: ``python -m pipelines {run,pack,check,generate,preview} ...``.
+
+Each command parses its arguments, calls the library, and prints a short summary. No logic lives
+only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import torch
+from tqdm import tqdm
+
+from streams.decode import decode_record
+from streams.sample import SampleError, check_sample
+from streams.shard_check import check_shards
+from streams.shard_writer import write_shards
+from streams.synthetic import EditStyle, synthetic_sample
+from streams.tar_records import Record
+
+from .config import ConfigError, load_config
+
+__all__ = ["main"]
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .run import run_pipeline
+
+    config = load_config(args.config)
+    summary = run_pipeline(config, epochs=args.epochs, num_workers=args.workers, limit=args.limit,
+                           progress=not args.no_progress)
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from streams.sample_folder import iter_sample_folder
+
+    problems: list[str] = []
+    written = 0
+
+    def checked():
+        nonlocal written
+        for key, members in tqdm(iter_sample_folder(args.src_dir), unit="sample", desc="pack"):
+            try:
+                check_sample(decode_record(Record(key=key, index=0, members=members, url=args.src_dir)))
+            except SampleError as err:
+                problems.append(str(err))
+                continue
+            written += 1
+            yield key, members
+
+    items = list(checked()) if not args.skip_bad else checked()
+    if problems and not args.skip_bad:
+        print("\n".join(problems), file=sys.stderr)
+        print(f"pack: {len(problems)} bad sample(s), nothing written; fix them or pass --skip-bad", file=sys.stderr)
+        return 1
+    index = write_shards(items, args.out_pattern, max_samples=args.max_samples, max_bytes=args.max_mb * 1e6)
+    for problem in problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    total_mb = sum(e["bytes"] for e in index.values()) / 1e6
+    print(f"pack: {written} samples into {len(index)} shard(s), {total_mb:,.1f} MB; {len(problems)} skipped")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    shards = samples = bad = 0
+    for url, count, problems in tqdm(check_shards(args.shards), unit="shard", desc="check"):
+        shards += 1
+        samples += count
+        for problem in problems:
+            bad += 1
+            tqdm.write(f"{problem.reason}: {problem}")
+    print(f"check: {shards} shard(s), {samples} sample(s) read, {bad} problem(s)")
+    return 1 if bad else 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from streams.seeding import derive_seed
+
+    rng = np.random.Generator(np.random.PCG64(derive_seed("generate", args.seed)))
+    lengths = rng.integers(args.min_frames, args.max_frames + 1, size=args.count)
+    dtype = {"float32": torch.float32, "float16": torch.float16}[args.dtype]
+    pointer_dtype = {"int64": torch.int64, "int32": torch.int32}[args.pointer_dtype]
+
+    def samples():
+        for i, n in enumerate(tqdm(lengths, unit="sample", desc="generate")):
+            sample = synthetic_sample(f"{args.prefix}-{i:06d}", seed=args.seed, n_mels=args.n_mels,
+                                      raw_frames=int(n), style=EditStyle(), dtype=dtype)
+            yield sample.replace(pointers=sample.pointers.to(pointer_dtype))
+
+    index = write_shards(samples(), args.out_pattern, max_samples=args.max_samples, max_bytes=args.max_mb * 1e6)
+    total_mb = sum(e["bytes"] for e in index.values()) / 1e6
+    print(f"generate: {args.count} samples into {len(index)} shard(s), {total_mb:,.1f} MB")
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from streams import Pipe
+    from streams.augment import AugmentStage
+    from streams.preview import render_preview
+
+    from .build import build_stages
+
+    config = load_config(args.config)
+    stages = build_stages(config)
+    source = Pipe(stages[:1], seed=config.seed)
+    for index, sample in enumerate(source):
+        if index == args.index:
+            break
+    else:
+        print(f"preview: the shards hold fewer than {args.index + 1} samples", file=sys.stderr)
+        return 1
+    augmentations = [(stage.name, stage) for stage in stages[1:] if isinstance(stage, AugmentStage)]
+    if not augmentations:
+        print("preview: no augmentation is enabled in this config", file=sys.stderr)
+        return 1
+    paths = render_preview(sample, augmentations, args.out, seed=config.seed)
+    print(f"preview: sample {sample.key!r}, {len(augmentations)} augmentation(s), {len(paths)} PNG(s) in {args.out}")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="stream a configured pipeline and summarise it")
+    run.add_argument("config", help="JSON config (see pipelines/configs/)")
+    run.add_argument("--epochs", type=int, default=1)
+    run.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    run.add_argument("--limit", type=int, default=None, help="stop after this many samples")
+    run.add_argument("--no-progress", action="store_true")
+    run.set_defaults(handler=_run)
+
+    pack = commands.add_parser("pack", help="pack a folder of samples (.npy triplets or .pt) into shards")
+    pack.add_argument("src_dir")
+    pack.add_argument("out_pattern", help="like out/train-%%06d.tar")
+    pack.add_argument("--max-samples", type=int, default=1000, help="samples per shard at most")
+    pack.add_argument("--max-mb", type=float, default=1000.0, help="MB per shard at most")
+    pack.add_argument("--skip-bad", action="store_true", help="pack the good samples, report the bad")
+    pack.set_defaults(handler=_pack)
+
+    check = commands.add_parser("check", help="validate shards; report every problem; exit 1 if any")
+    check.add_argument("shards", nargs="+", help="shard paths, URLs or brace patterns")
+    check.set_defaults(handler=_check)
+
+    generate = commands.add_parser("generate", help="write synthetic samples (a simulated editor) to shards")
+    generate.add_argument("out_pattern", help="like out/synth-%%06d.tar")
+    generate.add_argument("--count", type=int, default=100)
+    generate.add_argument("--n-mels", type=int, default=80)
+    generate.add_argument("--min-frames", type=int, default=500)
+    generate.add_argument("--max-frames", type=int, default=3000)
+    generate.add_argument("--dtype", choices=("float32", "float16"), default="float16")
+    generate.add_argument("--pointer-dtype", choices=("int64", "int32"), default="int64")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--prefix", default="synth")
+    generate.add_argument("--max-samples", type=int, default=100, help="samples per shard at most")
+    generate.add_argument("--max-mb", type=float, default=1000.0)
+    generate.set_defaults(handler=_generate)
+
+    preview = commands.add_parser("preview", help="PNGs of a sample before/after each enabled augmentation")
+    preview.add_argument("config")
+    preview.add_argument("--out", required=True, help="folder for the PNGs")
+    preview.add_argument("--index", type=int, default=0, help="which sample of the first shard")
+    preview.set_defaults(handler=_preview)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, SampleError, ValueError) as err:
+        print(f"{args.command}: {err}", file=sys.stderr)
+        return 2

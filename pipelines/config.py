@@ -1,0 +1,323 @@
+"""The pipeline configuration: frozen dataclasses parsed from JSON, every field checked.
+
+The ``augmentation`` block is exactly the schema of the augmentation plan's configuration
+example (which loads unchanged, as does its flat ``augmentation_enabled`` switch), plus optional
+fields documented on each block. Unknown keys are rejected with a did-you-mean; wrong types and
+bad values are rejected with the dotted path of the field (``augmentation.noise.probability``).
+Values each stage checks itself (ranges, min <= max) are checked by building the stages at load
+time, so a bad config never reaches a DataLoader worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import types
+import typing
+from typing import Any, Literal, Union
+
+__all__ = [
+    "AugmentationConfig",
+    "BatchingConfig",
+    "ChannelDropoutConfig",
+    "ChunkShuffleConfig",
+    "ConcatenationConfig",
+    "Config",
+    "ConfigError",
+    "CropConfig",
+    "GainConfig",
+    "NoiseConfig",
+    "ScheduleConfig",
+    "ShuffleConfig",
+    "SourceConfig",
+    "SpecAugmentConfig",
+    "load_config",
+]
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown, of the wrong type or out of range; ``path`` names it."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+
+
+# --- augmentation blocks (field names are the stage constructors' keyword arguments) -------------
+
+@dataclasses.dataclass(frozen=True)
+class NoiseConfig:
+    """A1: Gaussian noise with std ``level`` × the mel's std, level drawn in [level_min, level_max]."""
+
+    enabled: bool = False
+    probability: float = 0.5
+    level_min: float = 0.05
+    level_max: float = 0.15
+    mode: Literal["shared", "independent"] = "independent"
+
+
+@dataclasses.dataclass(frozen=True)
+class GainConfig:
+    """A3: amplitude scaling by a factor drawn in [scale_min, scale_max]."""
+
+    enabled: bool = False
+    probability: float = 0.5
+    scale_min: float = 0.7
+    scale_max: float = 1.3
+    mode: Literal["shared", "independent"] = "shared"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelDropoutConfig:
+    """A4: whole mel channels zeroed, each with probability ``dropout_rate``."""
+
+    enabled: bool = False
+    probability: float = 0.3
+    dropout_rate: float = 0.1
+    mode: Literal["shared", "independent"] = "shared"
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecAugmentConfig:
+    """A2: frequency and time masks; ``adaptive`` scales time masks with the sequence length."""
+
+    enabled: bool = False
+    probability: float = 0.5
+    freq_masks: int = 2
+    freq_width: int = 20
+    time_masks: int = 2
+    time_width: int = 50
+    mode: Literal["shared", "independent"] = "shared"
+    fill: Literal["zero", "mean"] = "zero"
+    adaptive: bool = False
+    max_time_fraction: float = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class CropConfig:
+    """B2: a window of [min_len, max_len] edit frames; raw cut to what it points at ± context."""
+
+    enabled: bool = False
+    probability: float = 0.5
+    min_len: int = 500
+    max_len: int = 5000
+    context: int = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkShuffleConfig:
+    """B1: raw cut into chunks of ``chunk_size`` frames, chunks permuted, pointers remapped."""
+
+    enabled: bool = False
+    probability: float = 0.3
+    chunk_size: int = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class ConcatenationConfig:
+    """B3: a buffered pairing stage emits two samples concatenated with ``probability``."""
+
+    enabled: bool = False
+    probability: float = 0.2
+    buffer_size: int = 16
+    max_raw_frames: int | None = None
+    max_edit_frames: int | None = None
+    pair_by: str = "random"
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """Per-epoch factor on every augmentation probability (after ``warmup_epochs``)."""
+
+    kind: Literal["constant", "linear"] = "constant"
+    decay_epochs: int = 1
+    end_factor: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationConfig:
+    """The plan's ``augmentation`` block, plus ``warmup_epochs`` and ``schedule``."""
+
+    enabled: bool = False
+    warmup_epochs: int = 0
+    schedule: ScheduleConfig = ScheduleConfig()
+    noise: NoiseConfig = NoiseConfig()
+    gain: GainConfig = GainConfig()
+    channel_dropout: ChannelDropoutConfig = ChannelDropoutConfig()
+    spec_augment: SpecAugmentConfig = SpecAugmentConfig()
+    crop: CropConfig = CropConfig()
+    chunk_shuffle: ChunkShuffleConfig = ChunkShuffleConfig()
+    concatenation: ConcatenationConfig = ConcatenationConfig()
+
+
+# --- the other blocks ------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class SourceConfig:
+    """Where samples come from and how bad ones are handled.
+
+    ``urls``: a brace pattern or list of them; relative local paths are relative to the config
+    file. ``on_error``: ``"raise"`` stops at the first bad sample or shard, ``"skip"`` drops and
+    counts them. ``resampled``: draw shards with replacement forever, ``epoch_samples`` per epoch
+    and rank. ``equal_steps``: make every rank yield the same number of samples per epoch.
+    """
+
+    urls: Union[str, list[str]] = ""
+    shuffle_shards: bool = True
+    mel_dtype: Literal["float32", "float16"] = "float32"
+    on_error: Literal["raise", "skip"] = "raise"
+    resampled: bool = False
+    epoch_samples: int | None = None
+    equal_steps: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ShuffleConfig:
+    """Sample shuffle buffer; 0 disables it."""
+
+    buffer_size: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchingConfig:
+    """``batch_size`` fixed batches, or ``max_frames`` padded frames per batch (bucketed by length).
+
+    Both null: the pipe yields single samples.
+    """
+
+    batch_size: int | None = None
+    max_frames: int | None = None
+    bucket_buffer: int = 64
+    drop_last: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole pipeline. ``augmentation_enabled`` is the plan's flat switch for ``augmentation.enabled``."""
+
+    seed: int = 0
+    source: SourceConfig = SourceConfig()
+    augmentation: AugmentationConfig = AugmentationConfig()
+    augmentation_enabled: bool | None = None
+    shuffle: ShuffleConfig = ShuffleConfig()
+    batching: BatchingConfig = BatchingConfig()
+
+    @property
+    def augment(self) -> bool:
+        """Whether augmentation runs: the flat switch wins when given."""
+        return self.augmentation_enabled if self.augmentation_enabled is not None else self.augmentation.enabled
+
+
+# --- parsing ---------------------------------------------------------------------------------------
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " or ".join(json.dumps(v) for v in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return "an object"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _parse_value(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _parse_block(tp, value, path)
+    if origin is Literal:
+        if value in typing.get_args(tp) and type(value) is type(typing.get_args(tp)[0]):
+            return value
+    elif origin in (Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _parse_value(option, value, path)
+            except ConfigError:
+                continue
+    elif origin is list:
+        if isinstance(value, list):
+            return [_parse_value(typing.get_args(tp)[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(path, f"expected {_type_name(tp)}, got {json.dumps(value)}")
+
+
+def _parse_block(cls: type, data: Any, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"expected an object with keys {[f.name for f in dataclasses.fields(cls)]}, "
+                                f"got {json.dumps(data)}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"{path}.{key}" if path else key,
+                              f"unknown key; {hint}known keys here: {', '.join(names)}")
+    values = {name: _parse_value(hints[name], data[name], f"{path}.{name}" if path else name)
+              for name in names if name in data}
+    return cls(**values)
+
+
+def _resolve_urls(urls: str | list[str], base_dir: str) -> str | list[str]:
+    def resolve(url: str) -> str:
+        if url.startswith("file:"):
+            path = url[len("file:"):]
+            return url if os.path.isabs(path) else "file:" + os.path.join(base_dir, path)
+        is_local = ":" not in url.split("/", 1)[0]
+        return os.path.join(base_dir, url) if is_local and not os.path.isabs(url) else url
+
+    if isinstance(urls, str):
+        return "::".join(resolve(u) for u in urls.split("::"))
+    return [resolve(u) for u in urls]
+
+
+def load_config(source: str | os.PathLike | dict[str, Any], *, validate: bool = True) -> Config:
+    """Parse a config from a JSON file path or a dict; raise :class:`ConfigError` naming the field.
+
+    Relative local shard paths are resolved against the config file's folder (against the
+    working directory for a dict). With ``validate`` (default), the stages are built once so
+    their own range checks run now, reported with the block's path.
+    """
+    if isinstance(source, dict):
+        data, base_dir = source, os.getcwd()
+    else:
+        path = os.fspath(source)
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except FileNotFoundError as err:
+            raise ConfigError("", f"config file {path} does not exist") from err
+        except json.JSONDecodeError as err:
+            raise ConfigError("", f"config file {path} is not valid JSON: {err}") from err
+        base_dir = os.path.dirname(os.path.abspath(path))
+    config = _parse_block(Config, data, "")
+    if not config.source.urls:
+        raise ConfigError("source.urls", "no shards given; set it to a shard pattern like "
+                                         "\"shards/train-{000000..000009}.tar\"")
+    config = dataclasses.replace(
+        config, source=dataclasses.replace(config.source, urls=_resolve_urls(config.source.urls, base_dir)))
+    if validate:
+        from .build import build_pipe
+
+        build_pipe(config)
+    return config

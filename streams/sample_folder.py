@@ -1,0 +1,76 @@
+"""Reading a folder of samples to pack: ``.npy`` triplets or ``.pt`` dicts.
+
+Layouts accepted (keys sorted, so packing is deterministic):
+
+* ``KEY.raw_mel.npy``, ``KEY.edit_mel.npy``, ``KEY.pointers.npy`` and optionally ``KEY.meta.json``
+  (the shard layout, one file per member); their bytes are packed unchanged;
+* ``KEY.pt``: a ``torch.save``'d dict with tensors or arrays ``raw_mel``, ``edit_mel``,
+  ``pointers`` and optionally a dict ``meta``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from .decode import META_MEMBER, REQUIRED_MEMBERS
+from .sample import Sample, SampleError
+from .shard_writer import sample_members
+from .tar_records import split_member_name
+
+__all__ = ["iter_sample_folder"]
+
+_MEMBERS = (*REQUIRED_MEMBERS, META_MEMBER)
+
+
+def _pt_sample(path: str, key: str) -> Sample:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise SampleError(f"{path}: cannot load it with torch.load ({type(err).__name__}: {err})",
+                          reason="bad_pt", key=key) from err
+    if not isinstance(data, dict) or not all(k in data for k in ("raw_mel", "edit_mel", "pointers")):
+        found = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise SampleError(f"{path}: expected a dict with raw_mel, edit_mel, pointers (found {found})",
+                          reason="missing_member", key=key)
+
+    def tensor(name: str) -> torch.Tensor:
+        value = data[name]
+        return value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
+
+    meta = data.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise SampleError(f"{path}: meta must be a dict, got {type(meta).__name__}", reason="bad_meta", key=key)
+    return Sample(key=key, raw_mel=tensor("raw_mel"), edit_mel=tensor("edit_mel"), pointers=tensor("pointers"),
+                  meta=meta)
+
+
+def iter_sample_folder(directory: str) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Yield ``(key, members)`` for every sample in ``directory``, sorted by key.
+
+    Files that belong to neither layout are ignored. A ``.npy`` sample missing one of its three
+    arrays is yielded with what it has, so the caller's check reports it by name.
+    """
+    if not os.path.isdir(directory):
+        raise ValueError(f"{directory} is not a folder of samples")
+    groups: dict[str, dict[str, str]] = {}
+    for name in sorted(os.listdir(directory)):
+        parts = split_member_name(name)
+        if parts is None:
+            continue
+        key, suffix = parts
+        if suffix in _MEMBERS or suffix == "pt":
+            groups.setdefault(key, {})[suffix] = os.path.join(directory, name)
+    for key in sorted(groups):
+        files = groups[key]
+        if "pt" in files:
+            yield key, sample_members(_pt_sample(files["pt"], key))
+            continue
+        members = {}
+        for suffix, path in files.items():
+            with open(path, "rb") as f:
+                members[suffix] = f.read()
+        yield key, members
