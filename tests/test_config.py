@@ -1,0 +1,103 @@
+"""Config loading: the plan's example loads unchanged; bad configs name the field."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+
+import pytest
+
+from pipelines import ConfigError, build_pipe, load_config
+from streams import Pipe
+
+from .conftest import DEMO_URLS, REPO
+
+PLAN = os.path.join(os.path.dirname(REPO), "shared", "reference", "augmentation-plan.md")
+CONFIGS = os.path.join(REPO, "pipelines", "configs")
+
+
+def plan_example() -> dict:
+    """The JSON block of the plan's "Configuration Example" section, verbatim."""
+    with open(PLAN) as f:
+        text = f.read()
+    section = text.split("## Configuration Example", 1)[1]
+    return json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+
+
+def test_plan_example_loads_unchanged():
+    example = plan_example()
+    config = load_config({**example, "source": {"urls": DEMO_URLS}})
+    assert config.augment
+    assert config.augmentation.noise.level_max == 0.15
+    assert config.augmentation.spec_augment.time_width == 50
+    assert not config.augmentation.concatenation.enabled
+    assert isinstance(build_pipe(config), Pipe)
+
+
+def test_full_config_holds_the_plan_block():
+    with open(os.path.join(CONFIGS, "full.json")) as f:
+        full = json.load(f)
+    assert full["augmentation"] == plan_example()["augmentation"]
+
+
+@pytest.mark.parametrize("name", ["mini.json", "full.json"])
+def test_named_configs_load_and_resolve_shards_next_to_the_repo(name):
+    config = load_config(os.path.join(CONFIGS, name))
+    assert os.path.isabs(config.source.urls)
+    assert "shards/demo" in config.source.urls
+
+
+def test_flat_augmentation_switch_wins():
+    on = load_config({"source": {"urls": DEMO_URLS}, "augmentation_enabled": True,
+                      "augmentation": {"noise": {"enabled": True}}})
+    off = load_config({"source": {"urls": DEMO_URLS}, "augmentation_enabled": False,
+                       "augmentation": {"enabled": True, "noise": {"enabled": True}}})
+    assert on.augment and not off.augment
+    assert len(build_pipe(on).stages) == 2 and len(build_pipe(off).stages) == 1
+
+
+def test_config_is_frozen():
+    config = load_config({"source": {"urls": DEMO_URLS}})
+    with pytest.raises(AttributeError):
+        config.seed = 3
+
+
+BAD = [
+    ({"sed": 1}, r"^sed: unknown key; did you mean 'seed'\?"),
+    ({"augmentation": {"noise": {"probabilty": 0.5}}}, r"^augmentation\.noise\.probabilty: unknown key; did you mean 'probability'"),
+    ({"seed": "one"}, r"^seed: expected an integer, got \"one\""),
+    ({"seed": True}, r"^seed: expected an integer"),
+    ({"augmentation": {"gain": {"enabled": "yes"}}}, r"^augmentation\.gain\.enabled: expected true or false"),
+    ({"augmentation": {"enabled": True, "noise": {"enabled": True, "probability": 1.5}}},
+     r"^augmentation\.noise: .*probability.*1\.5"),
+    ({"augmentation": {"enabled": True, "gain": {"enabled": True, "scale_min": 1.4, "scale_max": 1.2}}},
+     r"^augmentation\.gain: .*scale_min"),
+    ({"augmentation": {"enabled": True, "crop": {"enabled": True, "min_len": -5}}}, r"^augmentation\.crop: .*min_len"),
+    ({"shuffle": {"buffer_size": -1}}, r"^shuffle\.buffer_size: .*buffer_size"),
+    ({"batching": {"batch_size": 0}}, r"^batching: .*batch_size"),
+    ({"source": {"urls": "x-{000..003.tar"}}, r"^source: .*unbalanced braces"),
+    ({"source": {"urls": ""}}, r"^source\.urls: no shards given"),
+    ({"source": {"urls": DEMO_URLS, "on_error": "ignore"}}, r"^source\.on_error: expected \"raise\" or \"skip\""),
+    ({"augmentation": {"spec_augment": {"fill": "noise"}}}, r"^augmentation\.spec_augment\.fill: expected \"zero\" or \"mean\""),
+    ({"augmentation": []}, r"^augmentation: expected an object"),
+]
+
+
+@pytest.mark.parametrize("patch, message", BAD)
+def test_bad_configs_name_the_field(patch, message):
+    data = copy.deepcopy({"source": {"urls": DEMO_URLS}})
+    for key, value in patch.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+    with pytest.raises(ConfigError, match=message):
+        load_config(data)
+
+
+def test_missing_and_malformed_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(bad)
