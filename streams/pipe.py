@@ -340,8 +340,10 @@ class Pipe(IterableDataset):
         state, self._pending_state = self._pending_state, None
         epoch = int(state["epoch"]) if state is not None else self.epoch
         ctx = StreamContext.detect(self.seed, epoch)
-        if state is not None:
+        if state is not None and not state.get("fresh"):
             state = self._checked_state(state, ctx)
+        else:
+            state = None
         self._live = PipeIterator(self, ctx, state)
         return self._live
 
@@ -374,12 +376,9 @@ class Pipe(IterableDataset):
         if not isinstance(state, dict) or "epoch" not in state:
             raise ValueError("load_state_dict expects a dict made by Pipe.state_dict()")
         self._restart_epoch = restart_epoch
-        if state.get("fresh"):
-            self._pending_state = None
-            self.set_epoch(int(state["epoch"]))
-            return
+        # The shared epoch cell is left alone: in a DataLoader worker it is shared with the main
+        # process and the other workers, and each worker resumes from its own state.
         self._pending_state = state
-        self.set_epoch(int(state["epoch"]))
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per-stage counters of the live pass in this process (empty before the first pass)."""
