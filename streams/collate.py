@@ -63,8 +63,17 @@ class Batch:
         return dataclasses.replace(self, **changes)
 
     def to(self, *args: Any, **kwargs: Any) -> Batch:
-        """Move every tensor (``batch.to("cuda", non_blocking=True)``)."""
-        return self._map_tensors(lambda t: t.to(*args, **kwargs))
+        """Move every tensor, like ``nn.Module.to``: ``batch.to("cuda", non_blocking=True)``.
+
+        A dtype applies to the mels only; lengths, masks and pointers keep theirs.
+        """
+        device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
+
+        def move(tensor: torch.Tensor) -> torch.Tensor:
+            target = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
+            return tensor.to(device=device, dtype=target, non_blocking=non_blocking)
+
+        return self._map_tensors(move)
 
     def pin_memory(self) -> Batch:
         """Pinned copy; called by ``DataLoader(pin_memory=True)``."""
