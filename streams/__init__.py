@@ -1,7 +1,9 @@
 """Streams of pointer-network samples: sources, stages and the pipe that chains them."""
 
 from .batch import BatchStage
+from .bucketing import FrameBudgetBatchStage, cut_frame_budget_batches
 from .collate import IGNORE_INDEX, Batch, collate_samples
+from .pairing import PairStage, concatenate_samples
 from .pipe import FilterStage, MapStage, Node, Pipe, PipeIterator, Stage, StreamContext, pipe_method
 from .sample import Origin, Sample, SampleError, check_sample
 from .seeding import derive_seed, order_rng, sample_generator
@@ -13,11 +15,13 @@ __all__ = [
     "Batch",
     "BatchStage",
     "FilterStage",
+    "FrameBudgetBatchStage",
     "MapStage",
     "MemorySource",
     "Node",
     "Origin",
     "Pipe",
+    "PairStage",
     "PipeIterator",
     "Sample",
     "SampleError",
@@ -28,6 +32,8 @@ __all__ = [
     "StreamContext",
     "check_sample",
     "collate_samples",
+    "concatenate_samples",
+    "cut_frame_budget_batches",
     "derive_seed",
     "order_rng",
     "pipe_method",

@@ -1,0 +1,265 @@
+"""Sample concatenation (plan B3): one pure function, and the buffered stage that picks partners.
+
+:func:`concatenate_samples` joins two samples end to end: raw after raw, edit after edit, the
+second sample's pointers shifted by the first one's raw length, so every edit frame still points
+at the raw frame that holds its content.
+
+:class:`PairStage` (``pipe.pair(...)``) holds a small buffer of samples and, with the configured
+probability, emits two of them as one concatenated sample. Every input sample leaves exactly once,
+alone or inside one pair; the buffer is flushed at the end of the stream. Partner choices come
+from ``order_rng(seed, epoch, stage, rank, worker)``; on resume the buffered samples are read
+again by origin, and a pair (origin ``("pair", origin_a, origin_b)``) is rebuilt from its parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from .augment import check_probability
+from .pipe import Node, Stage, StreamContext, pipe_method
+from .sample import Origin, Sample
+from .schedule import ProbabilitySchedule
+from .seeding import order_rng
+
+__all__ = ["PAIR_BY_POLICIES", "PairStage", "concatenate_samples", "is_pair_origin", "lead_pairing_chance"]
+
+PAIR_BY_POLICIES = ("length", "random")
+"""The built-in ``pair_by`` policies; any other string names a metadata field."""
+
+
+def is_pair_origin(origin: Origin | None) -> bool:
+    """Whether ``origin`` is a concatenated pair's ``("pair", origin_a, origin_b)``.
+
+    Lists count as tuples, so origins that went through JSON still match.
+
+    >>> is_pair_origin(("pair", ("memory", 0), ("memory", 1))), is_pair_origin(("memory", 0))
+    (True, False)
+    """
+    return isinstance(origin, (tuple, list)) and len(origin) == 3 and origin[0] == "pair"
+
+
+def concatenate_samples(a: Sample, b: Sample, *, stage: str = "pair") -> Sample:
+    """One sample made of ``a`` followed by ``b``; neither input is changed.
+
+    ``raw_mel`` is ``(n_mels, Ta_raw + Tb_raw)``, ``edit_mel`` is ``(n_mels, Ta_edit + Tb_edit)``
+    (same dtype as the inputs) and ``pointers`` is int64 ``(Ta_edit + Tb_edit,)``: ``a``'s pointers
+    unchanged, then ``b``'s plus ``Ta_raw``. So if ``edit == raw[:, pointers]`` held in both
+    inputs, it holds exactly in the result.
+
+    The key is ``"a.key+b.key"``; ``origin`` is ``("pair", a.origin, b.origin)``; ``url`` is the
+    shared shard when both came from the same one, else ``None``. ``meta`` is
+    ``{"parts": [a.meta, b.meta], "augmentations": [record]}`` where the record (named ``stage``)
+    lists both keys and urls and where the parts meet: ``raw_split = Ta_raw`` and
+    ``edit_split = Ta_edit``.
+
+    Raises ``ValueError`` if the samples differ in ``n_mels`` or mel dtype.
+
+    >>> a = Sample("a", torch.zeros(1, 3), torch.zeros(1, 2), torch.tensor([2, 0]), origin=("memory", 0))
+    >>> b = Sample("b", torch.ones(1, 2), torch.ones(1, 1), torch.tensor([1]), origin=("memory", 1))
+    >>> ab = concatenate_samples(a, b)
+    >>> ab.key, ab.raw_frames, ab.edit_frames, ab.pointers.tolist()
+    ('a+b', 5, 3, [2, 0, 4])
+    >>> ab.origin, ab.meta["augmentations"][0]["raw_split"]
+    (('pair', ('memory', 0), ('memory', 1)), 3)
+    """
+    if a.n_mels != b.n_mels:
+        raise ValueError(f"cannot concatenate {a.key!r} ({a.n_mels} mel bins) and {b.key!r} ({b.n_mels} mel bins); "
+                         "pair only samples made with the same mel filterbank")
+    if a.raw_mel.dtype != b.raw_mel.dtype:
+        raise ValueError(f"cannot concatenate {a.key!r} ({a.raw_mel.dtype}) and {b.key!r} ({b.raw_mel.dtype}); "
+                         "read both with the same mel_dtype")
+    raw_mel = torch.cat([a.raw_mel, b.raw_mel], dim=1)
+    edit_mel = torch.cat([a.edit_mel, b.edit_mel], dim=1)
+    pointers = torch.cat([a.pointers.to(torch.int64), b.pointers.to(torch.int64) + a.raw_frames])
+    pair = Sample(
+        key=f"{a.key}+{b.key}",
+        raw_mel=raw_mel,
+        edit_mel=edit_mel,
+        pointers=pointers,
+        meta={"parts": [a.meta, b.meta], "augmentations": []},
+        url=a.url if a.url == b.url else None,
+        origin=("pair", a.origin, b.origin),
+    )
+    return pair.with_record(stage, keys=[a.key, b.key], urls=[a.url, b.url],
+                            raw_split=a.raw_frames, edit_split=a.edit_frames)
+
+
+def lead_pairing_chance(probability: float) -> float:
+    """The chance the oldest buffered sample takes a partner, for a target paired ``probability``.
+
+    A leaving sample takes a partner with chance ``q``; then each leave moves ``1 + q`` samples on
+    average, ``2q`` of them inside a pair, so the fraction of samples paired is ``2q / (1 + q)``.
+    Solving for ``q`` gives ``p / (2 - p)``, which is also the share of emitted items that are pairs.
+
+    >>> lead_pairing_chance(0.0), lead_pairing_chance(1.0), round(lead_pairing_chance(0.2), 4)
+    (0.0, 1.0, 0.1111)
+    """
+    return probability / (2.0 - probability)
+
+
+def _check_limit(value: int | None, field: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{field} must be None (no limit) or an int >= 1 ({value!r} given)")
+    return value
+
+
+@pipe_method("pair")
+class PairStage(Stage):
+    """Concatenate buffered samples in pairs (see :func:`concatenate_samples`).
+
+    Args:
+        probability: the fraction of samples that leave this stage inside a pair, when partners
+            are available (0.2: about 20% of samples are halves of pairs, so about 11% of emitted
+            items are pairs; see :func:`lead_pairing_chance`). 0 passes every sample alone, 1
+            pairs every sample that has a partner. Multiplied by ``schedule``'s factor per epoch.
+        buffer_size: samples held (>= 2). The oldest buffered sample leaves first and takes its
+            partner from the other ``buffer_size - 1``; memory is bounded by the buffer.
+        max_raw_frames, max_edit_frames: a pair whose raw (edit) frames would exceed the limit is
+            not made (``None``: no limit). A sample already over a limit passes alone.
+        pair_by: how partners are chosen among the buffered samples that fit the limits:
+            ``"random"`` (uniform); ``"length"`` (closest ``raw_frames + edit_frames`` to the leaving
+            sample, ties to the oldest, so the two halves have comparable durations; this alone
+            does not lower batch padding, ``batch_by_frames`` does); or any other string, a
+            metadata field: partners must hold an equal value there, and a sample without the
+            field, or with no buffered sample sharing its value, passes alone. ``"random"`` and
+            ``"length"`` are reserved, so they cannot name a field.
+        schedule: per-epoch factor on ``probability`` (warm-up, decay).
+
+    The leaving sample comes first in the pair, so pairs keep stream order. Samples leave in
+    arrival order (each waits at most ``buffer_size`` leaves), and the buffer drains with the same
+    rule at the end of the stream. Stats: ``in``, ``pairs``, ``singles``, ``over_limit`` (samples
+    alone over a limit), ``refused_limit`` (a partner was wanted and some matched ``pair_by`` but
+    none fitted the limits), ``no_partner`` (a partner was wanted but none matched), and
+    ``paired_fraction`` (``2 * pairs / (2 * pairs + singles)``).
+
+    Replay rebuilds any ``("pair", a, b)`` origin from ``a`` and ``b``, so put one pair stage per
+    pipe: with two, a pair made by the first is rebuilt by the second under its stage name.
+    """
+
+    name = "pair"
+
+    def __init__(self, probability: float = 0.2, *, buffer_size: int = 16, max_raw_frames: int | None = None,
+                 max_edit_frames: int | None = None, pair_by: str = "random",
+                 schedule: ProbabilitySchedule | None = None):
+        self.probability = check_probability(probability)
+        if not isinstance(buffer_size, int) or isinstance(buffer_size, bool) or buffer_size < 2:
+            raise ValueError(f"buffer_size must be an int >= 2 ({buffer_size!r} given); a sample needs at least "
+                             "one other buffered sample to pair with")
+        self.buffer_size = buffer_size
+        self.max_raw_frames = _check_limit(max_raw_frames, "max_raw_frames")
+        self.max_edit_frames = _check_limit(max_edit_frames, "max_edit_frames")
+        if not isinstance(pair_by, str) or not pair_by:
+            raise ValueError(f"pair_by must be 'random', 'length' or a metadata field name ({pair_by!r} given)")
+        self.pair_by = pair_by
+        if schedule is not None and not isinstance(schedule, ProbabilitySchedule):
+            raise ValueError(f"schedule must be a ProbabilitySchedule (got {type(schedule).__name__})")
+        self.schedule = schedule
+
+    def probability_at(self, epoch: int) -> float:
+        """The target paired fraction in ``epoch``, after the schedule."""
+        return self.probability * (self.schedule.factor(epoch) if self.schedule is not None else 1.0)
+
+    def fits(self, raw_frames: int, edit_frames: int) -> bool:
+        """Whether a sample (or pair) of this many frames is within the limits."""
+        return ((self.max_raw_frames is None or raw_frames <= self.max_raw_frames)
+                and (self.max_edit_frames is None or edit_frames <= self.max_edit_frames))
+
+    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
+        return _PairNode(upstream, self, ctx)
+
+
+_MISSING = object()
+
+
+class _PairNode(Node):
+    def __init__(self, upstream: Node, stage: PairStage, ctx: StreamContext):
+        self.upstream = upstream
+        self.stage = stage
+        self.name = ctx.stage or stage.name
+        self.rng = order_rng(ctx.seed, ctx.epoch, ctx.stage, ctx.rank, ctx.worker)
+        self.lead_chance = lead_pairing_chance(stage.probability_at(ctx.epoch))
+        self.buffer: list[Sample] = []
+        self.exhausted = False
+        self.counts = {"in": 0, "pairs": 0, "singles": 0, "over_limit": 0, "refused_limit": 0, "no_partner": 0}
+        self._restore: list[Origin] | None = None
+
+    def __next__(self) -> Sample:
+        if self._restore is not None:
+            self.buffer, self._restore = list(self.upstream.replay(self._restore)), None
+        while not self.exhausted and len(self.buffer) < self.stage.buffer_size:
+            try:
+                self.buffer.append(next(self.upstream))
+            except StopIteration:
+                self.exhausted = True
+            else:
+                self.counts["in"] += 1
+        if not self.buffer:
+            raise StopIteration
+        lead = self.buffer.pop(0)
+        index = self._partner_index(lead)
+        if index is None:
+            self.counts["singles"] += 1
+            return lead
+        self.counts["pairs"] += 1
+        return concatenate_samples(lead, self.buffer.pop(index), stage=self.name)
+
+    def _partner_index(self, lead: Sample) -> int | None:
+        """The buffer index of ``lead``'s partner, or ``None`` if it leaves alone (counted why)."""
+        stage = self.stage
+        if not stage.fits(lead.raw_frames, lead.edit_frames):
+            self.counts["over_limit"] += 1
+            return None
+        if self.lead_chance <= 0.0 or (self.lead_chance < 1.0 and self.rng.random() >= self.lead_chance):
+            return None
+        if stage.pair_by in PAIR_BY_POLICIES:
+            matching = range(len(self.buffer))
+        else:
+            tag = lead.meta.get(stage.pair_by, _MISSING)
+            matching = [] if tag is _MISSING else [
+                i for i, other in enumerate(self.buffer) if other.meta.get(stage.pair_by, _MISSING) == tag]
+        if not matching:
+            self.counts["no_partner"] += 1
+            return None
+        fitting = [i for i in matching if stage.fits(lead.raw_frames + self.buffer[i].raw_frames,
+                                                     lead.edit_frames + self.buffer[i].edit_frames)]
+        if not fitting:
+            self.counts["refused_limit"] += 1
+            return None
+        if stage.pair_by == "length":
+            length = lead.raw_frames + lead.edit_frames
+            return min(fitting, key=lambda i: abs(self.buffer[i].raw_frames + self.buffer[i].edit_frames - length))
+        return fitting[int(self.rng.integers(len(fitting)))]
+
+    def replay(self, origins: list[Origin]) -> Iterator[Sample]:
+        parts: list[Origin] = []
+        for origin in origins:
+            parts.extend(origin[1:] if is_pair_origin(origin) else (origin,))
+        replayed = iter(self.upstream.replay(parts))
+        for origin in origins:
+            if is_pair_origin(origin):
+                first = next(replayed)
+                yield concatenate_samples(first, next(replayed), stage=self.name)
+            else:
+                yield next(replayed)
+
+    def state_dict(self) -> dict[str, Any]:
+        held = self._restore if self._restore is not None else [sample.origin for sample in self.buffer]
+        return {"rng": self.rng.bit_generator.state, "buffer": list(held), "exhausted": self.exhausted,
+                "counts": dict(self.counts)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.exhausted = state["exhausted"]
+        self.counts = dict(state["counts"])
+        self._restore = list(state["buffer"])
+
+    def stats(self) -> dict[str, Any]:
+        out = 2 * self.counts["pairs"] + self.counts["singles"]
+        paired_fraction = 2 * self.counts["pairs"] / out if out else 0.0
+        buffered = len(self._restore) if self._restore is not None else len(self.buffer)
+        return {**self.counts, "paired_fraction": paired_fraction, "buffered": buffered}
