@@ -11,17 +11,17 @@ from .shuffle import ShuffleStage
 from .source import MemorySource, ShardReadError, ShardSource
 
 __all__ = [
-    "IGNORE_INDEX",
     "Batch",
     "BatchStage",
     "FilterStage",
     "FrameBudgetBatchStage",
+    "IGNORE_INDEX",
     "MapStage",
     "MemorySource",
     "Node",
     "Origin",
-    "Pipe",
     "PairStage",
+    "Pipe",
     "PipeIterator",
     "Sample",
     "SampleError",
