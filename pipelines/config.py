@@ -81,17 +81,26 @@ class ChannelDropoutConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SpecAugmentConfig:
-    """A2: frequency and time masks; ``adaptive`` scales time masks with the sequence length."""
+    """A2: frequency and time masks; ``adaptive`` scales time masks with the sequence length.
+
+    Counts are exact for an int and drawn uniformly from a ``[low, high]`` pair; widths are drawn
+    uniformly in ``[1, w]`` for an int ``w``, or in a ``[low, high]`` pair. With ``adaptive``, a
+    sequence of ``T`` frames gets ``time_mask_multiplicity * T`` time masks of at most
+    ``time_mask_ratio * T`` frames; either way, time masks cover at most ``max_time_fraction`` of
+    the frames.
+    """
 
     enabled: bool = False
     probability: float = 0.5
-    freq_masks: int = 2
-    freq_width: int = 20
-    time_masks: int = 2
-    time_width: int = 50
+    freq_masks: Union[int, list[int]] = 2
+    freq_width: Union[int, list[int]] = 20
+    time_masks: Union[int, list[int]] = 2
+    time_width: Union[int, list[int]] = 50
     mode: Literal["shared", "independent"] = "shared"
     fill: Literal["zero", "mean"] = "zero"
     adaptive: bool = False
+    time_mask_multiplicity: float = 0.002
+    time_mask_ratio: float = 0.05
     max_time_fraction: float = 0.2
 
 
@@ -158,10 +167,19 @@ class AugmentationConfig:
 class SourceConfig:
     """Where samples come from and how bad ones are handled.
 
-    ``urls``: a brace pattern or list of them; relative local paths are relative to the config
-    file. ``on_error``: ``"raise"`` stops at the first bad sample or shard, ``"skip"`` drops and
-    counts them. ``resampled``: draw shards with replacement forever, ``epoch_samples`` per epoch
-    and rank. ``equal_steps``: make every rank yield the same number of samples per epoch.
+    ``urls``: a brace pattern, a glob of local files, or a list of them; relative local paths
+    are relative to the config file. ``on_error``: ``"raise"`` stops at the first bad sample or
+    shard, ``"skip"`` drops and counts them. Reading modes (see :mod:`streams.epoch_plan`):
+    by default each sample is read once per epoch, and ranks may differ in length.
+    ``equal_steps``: ``"repeat"`` or ``"drop"`` makes every rank yield the same number of
+    samples per epoch (``ceil`` or ``floor`` of total / ranks; fewer samples than there are
+    ranks are repeated or dropped), needed by DDP loops that sync every step.
+    ``resampled``: draw shards with replacement, ``epoch_samples`` per rank and epoch (null:
+    endless). ``epoch_samples`` with ``equal_steps`` sets the samples per rank explicitly.
+    ``sample_counts``: path or URL of the ``index.json`` giving each shard's sample count
+    (relative to the config file); null reads the ``index.json`` next to local shards, as
+    written by ``pack``. Equal steps needs the counts; resampling uses them to draw shards in
+    proportion to their size.
     """
 
     urls: Union[str, list[str]] = ""
@@ -170,7 +188,8 @@ class SourceConfig:
     on_error: Literal["raise", "skip"] = "raise"
     resampled: bool = False
     epoch_samples: int | None = None
-    equal_steps: bool = False
+    equal_steps: Literal["repeat", "drop"] | None = None
+    sample_counts: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,9 +334,19 @@ def load_config(source: str | os.PathLike | dict[str, Any], *, validate: bool = 
         raise ConfigError("source.urls", "no shards given; set it to a shard pattern like "
                                          "\"shards/train-{000000..000009}.tar\"")
     config = dataclasses.replace(
-        config, source=dataclasses.replace(config.source, urls=_resolve_urls(config.source.urls, base_dir)))
+        config, source=dataclasses.replace(
+            config.source, urls=_resolve_urls(config.source.urls, base_dir),
+            sample_counts=(_resolve_urls(config.source.sample_counts, base_dir)
+                           if config.source.sample_counts else config.source.sample_counts)))
     if validate:
+        from streams.shardlist import expand_shard_urls
+
         from .build import build_pipe
+
+        try:  # a bad pattern is the field's fault, whatever else the source checks
+            expand_shard_urls(config.source.urls)
+        except ValueError as err:
+            raise ConfigError("source.urls", str(err)) from err
 
         build_pipe(config)
     return config

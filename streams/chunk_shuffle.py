@@ -1,0 +1,112 @@
+"""B1 chunk shuffle: reorder fixed-size chunks of the raw mel and remap the pointers.
+
+Simulates recordings made out of order. The raw mel is cut into chunks of ``chunk_size`` frames
+(the last one shorter when ``chunk_size`` does not divide ``T_raw``; it is shuffled too), the
+chunks are concatenated in a new order, and each pointer moves with its frame: a frame at offset
+``k`` of old chunk ``c`` lands at ``new_start[c] + k``, where ``new_start`` (the old-to-new map
+of chunk starts) comes from a cumulative sum over the new order. The edit mel is untouched and
+``raw_mel[:, pointers[i]]`` is the same frame as before, for every ``i``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from .augment import AugmentStage
+from .checks import check_int
+from .pipe import pipe_method
+from .sample import Sample
+from .schedule import ProbabilitySchedule
+from .spectral import gather_frames
+
+__all__ = ["CAT_MAX_CHUNKS", "ChunkShuffleStage", "chunk_count", "shuffle_chunks"]
+
+CAT_MAX_CHUNKS = 256
+"""Up to this many chunks the raw mel is rebuilt by concatenating chunk views (a plain copy);
+beyond it, by one gather over a frame index (slicing thousands of views costs more)."""
+
+
+def chunk_count(raw_frames: int, chunk_size: int) -> int:
+    """Number of chunks of ``chunk_size`` frames (the last possibly shorter) in ``raw_frames``.
+
+    >>> chunk_count(2500, 1000), chunk_count(2000, 1000), chunk_count(0, 1000)
+    (3, 2, 0)
+    """
+    return -(-raw_frames // chunk_size)
+
+
+def shuffle_chunks(sample: Sample, order: Sequence[int], chunk_size: int) -> Sample:
+    """``sample`` with raw chunk ``order[j]`` moved to position ``j``, pointers remapped.
+
+    ``order`` must be a permutation of ``range(chunk_count(T_raw, chunk_size))`` (``ValueError``
+    otherwise). Shapes and dtypes are kept; the edit mel is shared, not copied. The identity order
+    (any order of a single chunk) returns ``sample`` itself.
+
+    >>> raw = torch.arange(5.0).view(1, 5)
+    >>> s = Sample("a", raw, raw[:, [0, 4]], torch.tensor([0, 4]))
+    >>> out = shuffle_chunks(s, [2, 0, 1], chunk_size=2)
+    >>> out.raw_mel.tolist(), out.pointers.tolist()
+    ([[4.0, 0.0, 1.0, 2.0, 3.0]], [1, 0])
+    """
+    check_int(chunk_size, "chunk_size", minimum=1)
+    raw_frames = sample.raw_frames
+    n_chunks = chunk_count(raw_frames, chunk_size)
+    order_index = torch.as_tensor(list(order), dtype=torch.int64)
+    if order_index.numel() != n_chunks or not torch.equal(order_index.sort().values, torch.arange(n_chunks)):
+        raise ValueError(f"order must be a permutation of range({n_chunks}) for {raw_frames} raw frames in chunks "
+                         f"of {chunk_size} ({list(order)} given)")
+    if torch.equal(order_index, torch.arange(n_chunks)):
+        return sample
+    old_starts = torch.arange(n_chunks) * chunk_size
+    lengths = (raw_frames - old_starts).clamp_(max=chunk_size)
+    placed_lengths = lengths[order_index]
+    new_start = torch.empty(n_chunks, dtype=torch.int64)
+    new_start[order_index] = placed_lengths.cumsum(0) - placed_lengths  # old chunk -> its new first frame
+    chunk = torch.div(sample.pointers, chunk_size, rounding_mode="floor")
+    pointers = new_start[chunk] + (sample.pointers - chunk * chunk_size)
+    if n_chunks <= CAT_MAX_CHUNKS:
+        raw = sample.raw_mel
+        raw_mel = torch.cat([raw[:, start:start + chunk_size] for start in old_starts[order_index].tolist()], dim=1)
+    else:
+        source_frames = torch.repeat_interleave(old_starts[order_index] - new_start[order_index], placed_lengths)
+        raw_mel = gather_frames(sample.raw_mel, source_frames + torch.arange(raw_frames))
+    return sample.replace(raw_mel=raw_mel, pointers=pointers)
+
+
+@pipe_method("chunk_shuffle")
+class ChunkShuffleStage(AugmentStage):
+    """Shuffle ``chunk_size``-frame chunks of the raw mel (see the module docstring).
+
+    Args:
+        probability: chance to fire per sample (plan: 0.3).
+        chunk_size: frames per chunk (plan: 1000; 500 .. 2000 is 5 .. 20 s at a 10 ms hop).
+        schedule: optional per-epoch factor on ``probability``.
+
+    The order is a uniform permutation of all chunks, remainder included (so it can be the
+    identity; a raw mel of at most one chunk is never changed). Params recorded:
+    ``{"chunk_size": n, "order": [old chunk index at each new position]}``. Cost: one copy of the
+    raw mel plus index arithmetic on the pointers.
+
+    >>> raw = torch.arange(6.0).view(1, 6)
+    >>> s = Sample("a", raw, raw[:, [5, 0]], torch.tensor([5, 0]))
+    >>> out = ChunkShuffleStage(probability=1.0, chunk_size=2).augment(s, seed=4)
+    >>> bool(torch.equal(out.raw_mel[:, out.pointers], s.edit_mel)), sorted(out.meta["augmentations"][0]["order"])
+    (True, [0, 1, 2])
+    """
+
+    name = "chunk_shuffle"
+
+    def __init__(self, *, probability: float = 0.3, chunk_size: int = 1000,
+                 schedule: ProbabilitySchedule | None = None):
+        super().__init__(probability=probability, schedule=schedule)
+        self.chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+
+    def draw(self, sample: Sample, generator: torch.Generator) -> dict[str, Any]:
+        n_chunks = chunk_count(sample.raw_frames, self.chunk_size)
+        return {"chunk_size": self.chunk_size, "order": torch.randperm(n_chunks, generator=generator).tolist()}
+
+    def apply(self, sample: Sample, params: dict[str, Any]) -> Sample:
+        return shuffle_chunks(sample, params["order"], params["chunk_size"])

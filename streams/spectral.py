@@ -1,0 +1,95 @@
+"""The shared shell of spectral augmentations (noise, SpecAugment, gain, channel dropout).
+
+A spectral augmentation changes mel values, never frame counts or pointers. It runs in one of
+two modes:
+
+* ``"shared"``: one decision, drawn on ``raw_mel``, applies to both mels. Frequency-side choices
+  (bands, dropped channels, gain) are identical; time-side choices follow the pointers: edit
+  frame ``i`` gets exactly what raw frame ``pointers[i]`` got (its mask, its noise values). So
+  where an edit frame was a copy of its raw frame, it still is: the pointer content invariant
+  (:func:`streams.invariants.pointer_content_error` == 0) survives the augmentation.
+* ``"independent"``: raw and edit get decisions of their own, each drawn on its own mel, as if
+  they were recorded under different conditions.
+
+Subclasses define ``draw_mel(mel, generator) -> decision`` (JSON-friendly dict), ``apply_mel(mel,
+decision) -> mel`` and, when a decision has a time side, ``apply_shared(sample, decision)``.
+The params recorded are ``{"mode": "shared", **decision}`` or ``{"mode": "independent", "raw":
+decision, "edit": decision}``; ``apply`` follows the mode in the params, so a record replays the
+same way whatever the stage's own mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .augment import AugmentStage
+from .checks import check_choice
+from .sample import Sample
+from .schedule import ProbabilitySchedule
+
+__all__ = ["MODES", "SpectralAugmentStage", "gather_frames"]
+
+MODES = ("shared", "independent")
+
+
+def gather_frames(values: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
+    """``values[:, pointers]`` as a new contiguous ``(rows, T_edit)`` tensor, exact copies.
+
+    ``values`` is ``(rows, T_raw)``, ``pointers`` ``(T_edit,)`` int64 in ``[0, T_raw)``. Uses
+    ``torch.gather`` with a broadcast (not materialised) index: on run-structured pointers, as real
+    edits have, it costs about two plain copies of the output.
+
+    >>> gather_frames(torch.tensor([[0., 1., 2.], [3., 4., 5.]]), torch.tensor([2, 2, 0]))
+    tensor([[2., 2., 0.],
+            [5., 5., 3.]])
+    """
+    return torch.gather(values, 1, pointers.unsqueeze(0).expand(values.shape[0], -1))
+
+
+class SpectralAugmentStage(AugmentStage):
+    """Base of spectral stages: the mode switch between shared and independent decisions.
+
+    Args:
+        probability: chance that the stage fires on a sample, in [0, 1].
+        mode: ``"shared"`` or ``"independent"`` (see the module docstring).
+        schedule: optional per-epoch factor on ``probability``.
+
+    Shapes and dtypes are kept (float16 mels stay float16); pointers are never touched. Any
+    shape works, including one frame, one mel bin and an empty edit (``T_edit == 0``, which
+    sources reject but the functions accept).
+    """
+
+    def __init__(self, *, probability: float, mode: str, schedule: ProbabilitySchedule | None = None):
+        super().__init__(probability=probability, schedule=schedule)
+        self.mode = check_choice(mode, "mode", MODES)
+
+    def draw_mel(self, mel: torch.Tensor, generator: torch.Generator) -> dict[str, Any]:
+        """The decision for one ``(n_mels, frames)`` mel (the raw one, in shared mode)."""
+        raise TypeError(f"{type(self).__name__} must define draw_mel()")
+
+    def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any]) -> torch.Tensor:
+        """``mel`` with ``decision`` applied, as a new tensor of the same shape and dtype."""
+        raise TypeError(f"{type(self).__name__} must define apply_mel()")
+
+    def apply_shared(self, sample: Sample, decision: dict[str, Any]) -> Sample:
+        """Apply one raw-drawn decision to both mels. Right as is for frequency-only decisions;
+        stages whose decision has a time side override it to follow the pointers."""
+        return sample.replace(raw_mel=self.apply_mel(sample.raw_mel, decision),
+                              edit_mel=self.apply_mel(sample.edit_mel, decision))
+
+    def draw(self, sample: Sample, generator: torch.Generator) -> dict[str, Any]:
+        if self.mode == "shared":
+            return {"mode": "shared", **self.draw_mel(sample.raw_mel, generator)}
+        return {"mode": "independent", "raw": self.draw_mel(sample.raw_mel, generator),
+                "edit": self.draw_mel(sample.edit_mel, generator)}
+
+    def apply(self, sample: Sample, params: dict[str, Any]) -> Sample:
+        mode = params.get("mode")
+        if mode == "shared":
+            return self.apply_shared(sample, {k: v for k, v in params.items() if k != "mode"})
+        if mode == "independent":
+            return sample.replace(raw_mel=self.apply_mel(sample.raw_mel, params["raw"]),
+                                  edit_mel=self.apply_mel(sample.edit_mel, params["edit"]))
+        raise ValueError(f"{type(self).__name__} params must have mode 'shared' or 'independent' ({mode!r} given)")
