@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
@@ -15,6 +14,8 @@ from streams.invariants import make_tagged_sample
 from streams.pairing import is_pair_origin
 from streams.pipe import Pipe
 from streams.sample import Sample
+
+from .resume_harness import resumed_rest
 
 N_MELS = 2
 
@@ -44,16 +45,6 @@ def assert_same_batch(got: Batch, want: Batch) -> None:
     assert [leaf_origins(o) for o in got.origins] == [leaf_origins(o) for o in want.origins]
 
 
-def resumed_rest(pipe: Pipe, consumed: int) -> tuple[list, list]:
-    """(rest of an uninterrupted pass after ``consumed`` batches, rest after a resume via JSON)."""
-    iterator = iter(pipe)
-    for _ in range(consumed):
-        next(iterator)
-    state = json.loads(json.dumps(pipe.state_dict()))
-    expected = list(iterator)
-    fresh = Pipe(pipe.stages, seed=pipe.seed)
-    fresh.load_state_dict(state)
-    return expected, list(fresh)
 
 
 lengths = st.tuples(st.integers(1, 30), st.integers(1, 30))

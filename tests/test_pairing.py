@@ -18,6 +18,8 @@ from streams.pipe import Pipe
 from streams.sample import Sample
 from streams.schedule import ProbabilitySchedule
 
+from .resume_harness import resumed_rest
+
 N_MELS = 3
 
 
@@ -48,19 +50,6 @@ def assert_same_sample(got: Sample, want: Sample) -> None:
     assert leaf_origins(got.origin) == leaf_origins(want.origin)
 
 
-def resumed_rest(pipe: Pipe, consumed: int) -> tuple[list, list]:
-    """(rest of an uninterrupted pass after ``consumed`` items, rest from a fresh pipe resumed there).
-
-    The state goes through JSON, as a checkpoint might (tuples become lists).
-    """
-    iterator = iter(pipe)
-    for _ in range(consumed):
-        next(iterator)
-    state = json.loads(json.dumps(pipe.state_dict()))
-    expected = list(iterator)
-    fresh = Pipe(pipe.stages, seed=pipe.seed)
-    fresh.load_state_dict(state)
-    return expected, list(fresh)
 
 
 lengths = st.tuples(st.integers(1, 12), st.integers(1, 12))
