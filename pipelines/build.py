@@ -14,6 +14,7 @@ Stage order, and why:
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from streams import Pipe, ShardSource, Stage
@@ -38,22 +39,37 @@ def _block_kwargs(block: Any) -> dict[str, Any]:
     return {f.name: getattr(block, f.name) for f in dataclasses.fields(block) if f.name != "enabled"}
 
 
-def _make(path: str, factory: Any, **kwargs: Any) -> Stage:
+def _field_path(path: str, message: str, names: Any, paths: dict[str, str]) -> str:
+    """The config path of the argument ``message`` names first (``augmentation.noise.probability``);
+    ``path`` (the block) when it names none. ``paths`` overrides where an argument lives."""
+    found = [(match.start(), name) for name in names if (match := re.search(rf"\b{re.escape(name)}\b", message))]
+    if not found:
+        return path
+    name = min(found)[1]
+    if name in paths:
+        return paths[name]
+    return path if path.rsplit(".", 1)[-1] == name else f"{path}.{name}"
+
+
+def _make(path: str, factory: Any, *, paths: dict[str, str] | None = None, **kwargs: Any) -> Stage:
     try:
         return factory(**kwargs)
     except ValueError as err:
-        raise ConfigError(path, str(err)) from err
+        raise ConfigError(_field_path(path, str(err), kwargs, paths or {}), str(err)) from err
 
 
 def build_stages(config: Config) -> list[Stage]:
     """The stages of ``config``'s pipeline, in order (source first)."""
     src = config.source
     stages: list[Stage] = [_make("source", ShardSource, urls=src.urls, shuffle_shards=src.shuffle_shards,
-                                 mel_dtype=src.mel_dtype)]
+                                 mel_dtype=src.mel_dtype, equal_steps=src.equal_steps, resampled=src.resampled,
+                                 epoch_samples=src.epoch_samples, sample_counts=src.sample_counts,
+                                 on_error=src.on_error)]
     aug = config.augmentation
-    schedule = _make("augmentation.schedule", ProbabilitySchedule, warmup_epochs=aug.warmup_epochs,
+    schedule = _make("augmentation.schedule", ProbabilitySchedule,
+                     paths={"warmup_epochs": "augmentation.warmup_epochs"}, warmup_epochs=aug.warmup_epochs,
                      kind=aug.schedule.kind, decay_epochs=aug.schedule.decay_epochs,
-                     end_factor=aug.schedule.end_factor)
+                     start_factor=aug.schedule.start_factor, end_factor=aug.schedule.end_factor)
 
     def augmentation(name: str, factory: Any) -> None:
         block = getattr(aug, name)

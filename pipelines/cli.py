@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipelines {run,pack,check,generate,preview} ...``.
+"""Command line: ``python -m pipelines {run,pack,check,generate,preview,bench} ...``.
 
 Each command parses its arguments, calls the library, and prints a short summary. No logic lives
 only here.
@@ -7,6 +7,7 @@ only here.
 from __future__ import annotations
 
 import argparse
+import collections
 import sys
 from collections.abc import Sequence
 
@@ -18,7 +19,7 @@ from streams.sample import SampleError, check_sample
 from streams.shard_check import check_shards
 from streams.shard_writer import write_shards
 from streams.synthetic import EditStyle, synthetic_sample
-from streams.tar_records import Record
+from streams.tar_records import Record, ShardReadError
 
 from .config import ConfigError, load_config
 
@@ -66,14 +67,18 @@ def _pack(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    shards = samples = bad = 0
-    for url, count, problems in tqdm(check_shards(args.shards), unit="shard", desc="check"):
+    shards = samples = 0
+    reasons: collections.Counter[str] = collections.Counter()
+    for result in tqdm(check_shards(args.shards, mel_dtype=args.mel_dtype), unit="shard", desc="check",
+                       disable=args.no_progress):
         shards += 1
-        samples += count
-        for problem in problems:
-            bad += 1
+        samples += result.samples
+        for problem in result.problems:
+            reasons[problem.reason] += 1
             tqdm.write(f"{problem.reason}: {problem}")
-    print(f"check: {shards} shard(s), {samples} sample(s) read, {bad} problem(s)")
+    bad = sum(reasons.values())
+    by_reason = f" ({', '.join(f'{reason} {n}' for reason, n in sorted(reasons.items()))})" if bad else ""
+    print(f"check: {shards} shard(s), {samples} sample(s) read, {bad} problem(s){by_reason}")
     return 1 if bad else 0
 
 
@@ -124,6 +129,20 @@ def _preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import BenchSettings, render_report, run_benchmarks, write_json
+
+    options = {name: value for name, value in vars(args).items()
+               if name not in ("command", "handler", "quick", "json", "no_progress")}
+    settings = BenchSettings.from_options(quick=args.quick, progress=not args.no_progress, **options)
+    result = run_benchmarks(settings)
+    print(render_report(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"bench: figures written to {args.json}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +165,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate shards; report every problem; exit 1 if any")
     check.add_argument("shards", nargs="+", help="shard paths, URLs or brace patterns")
+    check.add_argument("--mel-dtype", choices=("float32", "float16"), default="float32",
+                       help="the dtype the source converts mels to (float16 can overflow to Inf)")
+    check.add_argument("--no-progress", action="store_true")
     check.set_defaults(handler=_check)
 
     generate = commands.add_parser("generate", help="write synthetic samples (a simulated editor) to shards")
@@ -167,6 +189,33 @@ def make_parser() -> argparse.ArgumentParser:
     preview.add_argument("--out", required=True, help="folder for the PNGs")
     preview.add_argument("--index", type=int, default=0, help="which sample of the first shard")
     preview.set_defaults(handler=_preview)
+
+    bench = commands.add_parser("bench", help="throughput and memory as ratios against floors measured in the same run")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: checks that every part runs")
+    bench.add_argument("--parts", help="comma-separated, from stage,reference,e2e,memory,first-batch (default: all)")
+    bench.add_argument("--repeats", type=int, help="repetitions of the stage, reference and first-batch parts")
+    bench.add_argument("--e2e-repeats", type=int, help="timed epochs per end-to-end configuration")
+    bench.add_argument("--stage-shapes", help="per-stage samples, MELSxRAWxEDIT, comma-separated "
+                                              "(default 128x30000x20000,80x2000x1333)")
+    bench.add_argument("--stage-calls", type=int, help="samples per repetition on the largest shape")
+    bench.add_argument("--e2e-samples", type=int, help="samples in the end-to-end shards")
+    bench.add_argument("--e2e-n-mels", type=int)
+    bench.add_argument("--e2e-min-frames", type=int, help="shortest raw recording in the end-to-end shards")
+    bench.add_argument("--e2e-max-frames", type=int)
+    bench.add_argument("--samples-per-shard", type=int)
+    bench.add_argument("--workers", help="DataLoader worker counts, comma-separated (default 0,1,2)")
+    bench.add_argument("--e2e-threads", type=int, help="torch threads of a process reading with 0 workers (default 1)")
+    bench.add_argument("--batch-size", type=int)
+    bench.add_argument("--shuffle-buffer", type=int, help="shuffle buffer of the end-to-end and memory runs")
+    bench.add_argument("--pair-buffer", type=int, help="pairing buffer of the end-to-end and memory runs")
+    bench.add_argument("--memory-epochs", type=int)
+    bench.add_argument("--first-batch-config", help="config for time to first batch (default configs/full.json)")
+    bench.add_argument("--first-batch-workers", help="worker counts, comma-separated (default 0,2)")
+    bench.add_argument("--seed", type=int)
+    bench.add_argument("--shard-dir", help="keep the benchmark shards here (default: a temporary folder)")
+    bench.add_argument("--json", default="bench-results.json", help="write the figures here ('' for none)")
+    bench.add_argument("--no-progress", action="store_true")
+    bench.set_defaults(handler=_bench)
     return parser
 
 
@@ -174,6 +223,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, SampleError, ValueError) as err:
+    except (SampleError, ShardReadError) as err:  # bad data under on_error="raise": exit 1, like check
+        print(f"{args.command}: {_error_text(err)}", file=sys.stderr)
+        return 1
+    except (ConfigError, ValueError) as err:
         print(f"{args.command}: {err}", file=sys.stderr)
         return 2
+
+
+def _error_text(err: Exception) -> str:
+    """The error's message; for one re-raised from a DataLoader worker, the original's last line."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text

@@ -138,10 +138,15 @@ class ConcatenationConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ScheduleConfig:
-    """Per-epoch factor on every augmentation probability (after ``warmup_epochs``)."""
+    """Per-epoch factor on every augmentation probability (after ``warmup_epochs``).
+
+    ``"linear"`` ramps the factor from ``start_factor`` to ``end_factor`` over ``decay_epochs``:
+    a decay (1 → 0.3) or a gradual start (0.2 → 1), the plan's two risk mitigations.
+    """
 
     kind: Literal["constant", "linear"] = "constant"
     decay_epochs: int = 1
+    start_factor: float = 1.0
     end_factor: float = 1.0
 
 

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from streams import Batch, Pipe, Sample
+from streams.skips import SkipReport, source_samples
 
 from .build import build_pipe
 from .config import Config
@@ -20,7 +21,14 @@ __all__ = ["RunSummary", "run_pipeline"]
 
 @dataclasses.dataclass
 class RunSummary:
-    """What a run streamed. Frames count raw plus edit frames; MB counts mel and pointer bytes."""
+    """What a run streamed. Frames count raw plus edit frames; MB counts mel and pointer bytes.
+
+    ``samples`` counts samples as the source read them: a concatenated pair counts as its two
+    parts; ``items`` counts what the pipe emitted (a pair is one). ``skips`` is the source's
+    accounting (:class:`~streams.skips.SkipReport`): ``skips.read == skips.yielded +
+    skips.skipped``, and ``samples == skips.yielded`` when the run consumed every pass to its end
+    and no stage dropped samples (``drop_last``).
+    """
 
     epochs: int = 0
     samples: int = 0
@@ -32,6 +40,8 @@ class RunSummary:
     megabytes: float = 0.0
     seconds: float = 0.0
     fired: dict[str, int] = dataclasses.field(default_factory=collections.Counter)
+    items: int = 0
+    skips: SkipReport = dataclasses.field(default_factory=SkipReport)
 
     @property
     def samples_per_second(self) -> float:
@@ -43,9 +53,10 @@ class RunSummary:
         return (self.raw_frames + self.edit_frames) / self.padded_frames if self.padded_frames else None
 
     def add(self, item: Sample | Batch) -> int:
-        """Count one item from the stream; return the samples it held."""
+        """Count one item from the stream; return the source samples it held (a pair's parts count)."""
         if isinstance(item, Batch):
             metas = item.meta
+            origins = item.origins
             self.batches += 1
             self.raw_frames += int(item.raw_lengths.sum())
             self.edit_frames += int(item.edit_lengths.sum())
@@ -54,6 +65,7 @@ class RunSummary:
             self.megabytes += sum(t.nbytes for t in (item.raw_mel, item.edit_mel, item.pointers)) / 1e6
         elif isinstance(item, Sample):
             metas = [item.meta]
+            origins = [item.origin]
             self.raw_frames += item.raw_frames
             self.edit_frames += item.edit_frames
             self.megabytes += item.nbytes / 1e6
@@ -62,11 +74,14 @@ class RunSummary:
         for meta in metas:
             for record in meta.get("augmentations", ()):
                 self.fired[record["stage"]] += 1
-        self.samples += len(metas)
-        return len(metas)
+        held = sum(source_samples(origin) for origin in origins)
+        self.items += len(metas)
+        self.samples += held
+        return held
 
     def lines(self) -> list[str]:
-        out = [f"epochs {self.epochs}, samples {self.samples}, batches {self.batches}, "
+        paired = f" (in {self.items} items after pairing)" if self.items != self.samples else ""
+        out = [f"epochs {self.epochs}, samples {self.samples}{paired}, batches {self.batches}, "
                f"frames {self.raw_frames:,} raw + {self.edit_frames:,} edit, {self.megabytes:,.1f} MB, "
                f"{self.seconds:.2f} s ({self.samples_per_second:,.1f} samples/s, "
                f"{self.megabytes / self.seconds if self.seconds else 0:,.1f} MB/s)"]
@@ -77,6 +92,8 @@ class RunSummary:
             out.append("augmentations applied: " + ", ".join(f"{k} {v}" for k, v in sorted(self.fired.items())))
         else:
             out.append("augmentations applied: none")
+        if self.skips.passes:
+            out.extend(self.skips.lines())
         return out
 
 
@@ -85,6 +102,8 @@ def run_pipeline(config: Config | Pipe, *, epochs: int = 1, num_workers: int = 0
     """Stream ``config``'s pipe through a ``DataLoader`` for ``epochs``; return what flowed.
 
     ``limit`` stops after that many samples (per run). The progress bar shows samples/s and MB/s.
+    The summary's ``skips`` is ``pipe.skip_report()`` at the end: for a pipe given here that was
+    iterated before, it includes those passes too.
     """
     pipe = config if isinstance(config, Pipe) else build_pipe(config)
     loader = DataLoader(pipe, batch_size=None, num_workers=num_workers,
@@ -105,6 +124,7 @@ def run_pipeline(config: Config | Pipe, *, epochs: int = 1, num_workers: int = 0
             if limit is not None and summary.samples >= limit:
                 break
     summary.seconds = time.perf_counter() - start
+    summary.skips = pipe.skip_report()
     return summary
 
 

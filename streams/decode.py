@@ -1,4 +1,9 @@
-"""Record → :class:`~streams.sample.Sample`: parse the ``.npy`` and ``.json`` members."""
+"""Record → :class:`~streams.sample.Sample`: parse the ``.npy`` and ``.json`` members.
+
+Decoding checks that each member parses and has a usable dtype; shapes and values are checked by
+:func:`~streams.sample.check_sample`. Every failure is a :class:`~streams.sample.SampleError`
+naming the shard, the key and the member, with a reason from :data:`DECODE_REASONS`.
+"""
 
 from __future__ import annotations
 
@@ -9,69 +14,121 @@ import numpy as np
 import torch
 
 from .sample import Sample, SampleError
-from .tar_records import Record
+from .tar_records import REQUIRED_MEMBERS, Record
 
-__all__ = ["MEL_DTYPES", "REQUIRED_MEMBERS", "decode_record", "decode_npy"]
+__all__ = ["DECODE_REASONS", "MEL_DTYPES", "META_MEMBER", "REQUIRED_MEMBERS", "decode_npy", "decode_record"]
 
-REQUIRED_MEMBERS = ("raw_mel.npy", "edit_mel.npy", "pointers.npy")
 META_MEMBER = "meta.json"
 MEL_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+DECODE_REASONS = ("bad_dtype", "bad_meta", "bad_npy", "missing_member", "pointer_out_of_range")
+"""Reasons :func:`decode_record` raises (besides the grouping problems a record carries)."""
+
+
+def _npy_layout(data: bytes) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, header bytes)`` from the header of ``.npy`` bytes."""
+    stream = io.BytesIO(data)
+    major, _ = np.lib.format.read_magic(stream)
+    if major not in (1, 2, 3):
+        raise ValueError(f".npy format version {major} is unknown")
+    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(stream)
+    return shape, dtype, stream.tell()
 
 
 def decode_npy(data: bytes, *, what: str) -> np.ndarray:
-    """Parse ``.npy`` bytes (no pickles); ``what`` names the member in the error."""
+    """Parse ``.npy`` bytes (no pickles); ``what`` names the member in the error.
+
+    The header is checked against the data length first, so a cut or padded member is reported
+    as such (and a header claiming a huge shape allocates nothing).
+
+    >>> import io
+    >>> buffer = io.BytesIO(); np.save(buffer, np.arange(3)); decode_npy(buffer.getvalue(), what="x").tolist()
+    [0, 1, 2]
+    >>> decode_npy(buffer.getvalue()[:-4], what="x")
+    Traceback (most recent call last):
+    ...
+    streams.sample.SampleError: x: 20 bytes of array data but its header declares shape (3,) of int64 (24 bytes), so it is cut short or padded; re-write it with numpy.save
+    """
+    try:
+        shape, dtype, header_bytes = _npy_layout(data)
+    except Exception as err:  # numpy raises ValueError, EOFError, SyntaxError... for a bad header
+        raise SampleError(f"{what}: not a valid .npy file ({type(err).__name__}: {err}); "
+                          "write it with numpy.save", reason="bad_npy") from err
+    if not dtype.hasobject:
+        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if len(data) - header_bytes != expected:
+            raise SampleError(f"{what}: {len(data) - header_bytes} bytes of array data but its header declares "
+                              f"shape {shape} of {dtype} ({expected} bytes), so it is cut short or padded; "
+                              "re-write it with numpy.save", reason="bad_npy")
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as err:  # numpy raises ValueError, EOFError, OSError... for bad bytes
-        raise SampleError(f"{what} is not a valid .npy file ({type(err).__name__}: {err}); "
-                          "write it with numpy.save", reason="bad_npy") from err
+    except Exception as err:  # object arrays (pickles), and anything the header check let pass
+        raise SampleError(f"{what}: not a valid .npy file ({type(err).__name__}: {err}); "
+                          "write it with numpy.save (numeric arrays, no pickles)", reason="bad_npy") from err
 
 
-def _mel(array: np.ndarray, name: str, dtype: torch.dtype, where: str) -> torch.Tensor:
-    if array.dtype.kind != "f" or array.dtype.itemsize not in (2, 4, 8):
-        raise SampleError(f"{where}: {name} has dtype {array.dtype}; mels must be float16 or float32",
-                          reason="bad_dtype")
-    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
+def _native(array: np.ndarray) -> np.ndarray:
+    """``array`` in native byte order and C order (torch.from_numpy takes no other)."""
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
 
 
 def decode_record(record: Record, *, mel_dtype: str = "float32") -> Sample:
     """Decode the members of ``record`` into a sample with float mels and int64 pointers.
 
-    ``mel_dtype`` is ``"float32"`` (default) or ``"float16"`` (half the memory). Members other
-    than the three arrays and ``meta.json`` are ignored. Shapes and values are not checked here
-    (see :func:`~streams.sample.check_sample`), only that each member parses.
+    ``mel_dtype`` is ``"float32"`` (default) or ``"float16"`` (half the memory); mels stored as
+    float16, float32 or float64 are converted to it. Pointers of any integer dtype become int64.
+    Members other than the three arrays and ``meta.json`` are ignored. A record whose grouping
+    found a problem (``record.problem``) raises that problem.
+
+    Raises :class:`~streams.sample.SampleError` with ``key``, ``url`` and ``member`` set:
+    ``missing_member``, ``bad_npy`` (does not parse, cut short, pickled), ``bad_dtype`` (integer
+    or complex mels, float or bool pointers), ``pointer_out_of_range`` (unsigned pointers beyond
+    int64), ``bad_meta`` (``meta.json`` not a JSON object).
     """
+    if record.problem is not None:
+        raise record.problem
+    if mel_dtype not in MEL_DTYPES:
+        raise ValueError(f"mel_dtype must be one of {sorted(MEL_DTYPES)} ({mel_dtype!r} given)")
     where = f"sample {record.key!r} in shard {record.url}"
+
+    def fail(reason: str, member: str, message: str) -> SampleError:
+        return SampleError(f"{where}, member {member}: {message}", reason=reason, key=record.key,
+                           url=record.url, member=member)
+
     missing = [m for m in REQUIRED_MEMBERS if m not in record.members]
     if missing:
-        present = sorted(record.members) or "none"
-        raise SampleError(f"{where}: missing member(s) {', '.join(missing)} (present: {present}); "
-                          f"every sample needs {', '.join(REQUIRED_MEMBERS)}",
-                          reason="missing_member", key=record.key, url=record.url)
-    try:
-        arrays = {m: decode_npy(record.members[m], what=f"{where}: member {m}") for m in REQUIRED_MEMBERS}
-        dtype = MEL_DTYPES[mel_dtype]
-        raw = _mel(arrays["raw_mel.npy"], "raw_mel", dtype, where)
-        edit = _mel(arrays["edit_mel.npy"], "edit_mel", dtype, where)
-        pointer_array = arrays["pointers.npy"]
-        if pointer_array.dtype.kind not in "iu":
-            raise SampleError(f"{where}: pointers have dtype {pointer_array.dtype}; store them as integers",
-                              reason="bad_dtype")
-        if pointer_array.dtype.kind == "u" and pointer_array.size and int(pointer_array.max()) > np.iinfo(np.int64).max:
-            raise SampleError(f"{where}: pointers exceed int64", reason="pointer_out_of_range")
-        pointers = torch.from_numpy(pointer_array.astype(np.int64, copy=False).copy() if pointer_array.dtype != np.int64
-                                    else np.ascontiguousarray(pointer_array))
-        meta = {}
-        if META_MEMBER in record.members:
-            try:
-                meta = json.loads(record.members[META_MEMBER])
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise SampleError(f"{where}: meta.json is not valid JSON ({err}); fix or remove it",
-                                  reason="bad_meta") from err
-            if not isinstance(meta, dict):
-                raise SampleError(f"{where}: meta.json must hold a JSON object, got {type(meta).__name__}",
-                                  reason="bad_meta")
-    except SampleError as err:
-        err.key, err.url = record.key, record.url
-        raise
-    return Sample(key=record.key, raw_mel=raw, edit_mel=edit, pointers=pointers, meta=meta, url=record.url)
+        present = ", ".join(sorted(record.members)) or "none"
+        raise fail("missing_member", missing[0], f"missing member(s) {', '.join(missing)} (present: {present}); "
+                                                 f"every sample needs {', '.join(REQUIRED_MEMBERS)}")
+    arrays = {}
+    for member in REQUIRED_MEMBERS:
+        try:
+            arrays[member] = decode_npy(record.members[member], what=f"{where}, member {member}")
+        except SampleError as err:
+            err.key, err.url, err.member = record.key, record.url, member
+            raise
+    mels = []
+    for member in ("raw_mel.npy", "edit_mel.npy"):
+        array = arrays[member]
+        if array.dtype.kind != "f":
+            raise fail("bad_dtype", member, f"dtype {array.dtype}; mels must be float16 or float32 "
+                                            "(re-export the mel as floats)")
+        mels.append(torch.from_numpy(_native(array)).to(MEL_DTYPES[mel_dtype]))
+    pointer_array = arrays["pointers.npy"]
+    if pointer_array.dtype.kind not in "iu":
+        raise fail("bad_dtype", "pointers.npy", f"dtype {pointer_array.dtype}; store pointers as integers "
+                                                "(int64 or int32 raw frame indices)")
+    if pointer_array.dtype.kind == "u" and pointer_array.size and int(pointer_array.max()) > np.iinfo(np.int64).max:
+        raise fail("pointer_out_of_range", "pointers.npy", f"pointer {int(pointer_array.max())} exceeds int64; "
+                                                           "pointers must be raw frame indices in [0, T_raw)")
+    pointers = torch.from_numpy(np.ascontiguousarray(pointer_array, dtype=np.int64))
+    meta = {}
+    if META_MEMBER in record.members:
+        try:
+            meta = json.loads(record.members[META_MEMBER])
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+            raise fail("bad_meta", META_MEMBER, f"not valid JSON ({err}); fix or remove it") from err
+        if not isinstance(meta, dict):
+            raise fail("bad_meta", META_MEMBER, f"must hold a JSON object, got {type(meta).__name__}; "
+                                                "wrap the values in {...}")
+    return Sample(key=record.key, raw_mel=mels[0], edit_mel=mels[1], pointers=pointers, meta=meta, url=record.url)

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .sample import Origin
+from .skips import SkipReport
 
 __all__ = [
     "FilterStage",
@@ -295,6 +296,11 @@ class Pipe(IterableDataset):
         self._restart_epoch = False
         self._live: PipeIterator | None = None
 
+    @property
+    def source(self) -> Stage:
+        """The source stage (the first one)."""
+        return self.stages[0]
+
     # construction -----------------------------------------------------------------------------
     @classmethod
     def from_shards(cls, urls: str | Iterable[str], *, seed: int = 0, **source_options: Any) -> Pipe:
@@ -383,6 +389,12 @@ class Pipe(IterableDataset):
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per-stage counters of the live pass in this process (empty before the first pass)."""
         return self._live.stats() if self._live is not None else {}
+
+    def skip_report(self) -> SkipReport:
+        """Samples the source read, yielded and skipped (``on_error="skip"``) in every pass so far,
+        DataLoader workers included; empty for a source that never skips (see :mod:`streams.skips`)."""
+        report = getattr(self.stages[0], "skip_report", None)
+        return report() if report is not None else SkipReport()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -23,14 +23,27 @@ class SampleError(ValueError):
     """A sample (or the shard member it came from) is malformed.
 
     ``reason`` is a short machine-readable tag used when skipped samples are counted
-    (``"pointer_out_of_range"``, ``"missing_member"``...); the message says what to fix.
+    (``"pointer_out_of_range"``, ``"missing_member"``...; the full list is
+    :data:`streams.skips.SAMPLE_REASONS`); ``key``, ``url`` and ``member`` (``"pointers.npy"``)
+    say where; the message says what to fix. Every argument but the message has a default, so
+    the error survives pickling and DataLoader's re-raise in the main process.
     """
 
-    def __init__(self, message: str, *, reason: str, key: str | None = None, url: str | None = None):
+    def __init__(self, message: str, *, reason: str = "bad_sample", key: str | None = None,
+                 url: str | None = None, member: str | None = None):
         super().__init__(message)
         self.reason = reason
         self.key = key
         self.url = url
+        self.member = member
+
+    def __reduce__(self) -> tuple:
+        return _rebuild_sample_error, (str(self), self.reason, self.key, self.url, self.member)
+
+
+def _rebuild_sample_error(message: str, reason: str, key: str | None, url: str | None,
+                          member: str | None) -> SampleError:
+    return SampleError(message, reason=reason, key=key, url=url, member=member)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -92,66 +105,83 @@ class Sample:
         )
 
 
-def _where(sample_key: str, url: str | None) -> str:
-    return f"sample {sample_key!r}" + (f" in shard {url}" if url else "")
+def _where(sample_key: str, url: str | None, member: str | None = None) -> str:
+    return (f"sample {sample_key!r}" + (f" in shard {url}" if url else "")
+            + (f", member {member}" if member else ""))
+
+
+_MEMBER_OF = {"raw_mel": "raw_mel.npy", "edit_mel": "edit_mel.npy", "pointers": "pointers.npy"}
 
 
 def check_sample(sample: Sample) -> Sample:
     """Return ``sample`` unchanged if it is well-formed, else raise :class:`SampleError`.
 
     Checks: mels are 2-D floating tensors with the same dtype and ``n_mels``, at least one frame
-    each; pointers are a 1-D integer tensor with one entry per edit frame, each in ``[0, T_raw)``;
-    mels hold no NaN or Inf. Cost is one pass over the tensors, no copies.
+    and one mel bin each; pointers are a 1-D integer tensor with one entry per edit frame, each in
+    ``[0, T_raw)``; mels hold no NaN or Inf. Cost is one pass over the tensors, no copies.
+
+    The error's ``member`` is the shard member at fault (``"raw_mel.npy"``, ``"edit_mel.npy"`` or
+    ``"pointers.npy"``; a disagreement between raw and edit names the edit member, a pointer count
+    that does not match the edit frames names the pointers). Reasons: ``bad_shape``,
+    ``bad_dtype``, ``empty``, ``length_mismatch``, ``pointer_out_of_range``, ``not_finite``.
 
     >>> import torch
     >>> s = Sample("a", torch.zeros(2, 3), torch.zeros(2, 2), torch.tensor([0, 2]))
     >>> check_sample(s) is s
     True
+    >>> check_sample(s.replace(pointers=torch.tensor([0, 3])))
+    Traceback (most recent call last):
+    ...
+    streams.sample.SampleError: sample 'a', member pointers.npy: pointers[1] = 3 is outside [0, 3) (T_raw = 3); pointers index raw frames from 0
     """
-    where = _where(sample.key, sample.url)
 
-    def fail(reason: str, message: str) -> SampleError:
-        return SampleError(f"{where}: {message}", reason=reason, key=sample.key, url=sample.url)
+    def fail(reason: str, field: str, message: str) -> SampleError:
+        member = _MEMBER_OF[field]
+        return SampleError(f"{_where(sample.key, sample.url, member)}: {message}", reason=reason,
+                           key=sample.key, url=sample.url, member=member)
 
     for name in ("raw_mel", "edit_mel"):
         mel = getattr(sample, name)
         if not isinstance(mel, torch.Tensor) or mel.ndim != 2:
             shape = tuple(mel.shape) if isinstance(mel, torch.Tensor) else type(mel).__name__
-            raise fail("bad_shape", f"{name} must be a 2-D (n_mels, frames) tensor, got {shape}; "
-                                    "re-export it as a 2-D array")
+            raise fail("bad_shape", name, f"{name} must be a 2-D (n_mels, frames) tensor, got {shape}; "
+                                          "re-export it as a 2-D array")
         if not mel.is_floating_point():
-            raise fail("bad_dtype", f"{name} has dtype {mel.dtype}; mels must be float16 or float32")
+            raise fail("bad_dtype", name, f"{name} has dtype {mel.dtype}; mels must be float16 or float32")
         if mel.shape[1] == 0:
-            raise fail("empty", f"{name} has zero frames; drop this sample when packing")
+            raise fail("empty", name, f"{name} has zero frames; drop this sample when packing")
         if mel.shape[0] == 0:
-            raise fail("bad_shape", f"{name} has zero mel bins")
+            raise fail("bad_shape", name, f"{name} has zero mel bins; re-export it as (n_mels, frames)")
     if sample.raw_mel.dtype != sample.edit_mel.dtype:
-        raise fail("bad_dtype", f"raw_mel is {sample.raw_mel.dtype} but edit_mel is {sample.edit_mel.dtype}; "
-                                "store both with one dtype")
+        raise fail("bad_dtype", "edit_mel", f"raw_mel is {sample.raw_mel.dtype} but edit_mel is "
+                                            f"{sample.edit_mel.dtype}; store both with one dtype")
     if sample.raw_mel.shape[0] != sample.edit_mel.shape[0]:
-        raise fail("bad_shape", f"raw_mel has {sample.raw_mel.shape[0]} mel bins but edit_mel has "
-                                f"{sample.edit_mel.shape[0]}; both must use the same mel filterbank")
+        raise fail("bad_shape", "edit_mel", f"raw_mel has {sample.raw_mel.shape[0]} mel bins but edit_mel has "
+                                            f"{sample.edit_mel.shape[0]}; both must use the same mel filterbank")
     pointers = sample.pointers
     if not isinstance(pointers, torch.Tensor) or pointers.ndim != 1:
         shape = tuple(pointers.shape) if isinstance(pointers, torch.Tensor) else type(pointers).__name__
-        raise fail("bad_shape", f"pointers must be a 1-D tensor, got {shape}")
+        raise fail("bad_shape", "pointers", f"pointers must be a 1-D (T_edit,) tensor, got {shape}; "
+                                            "save one raw frame index per edit frame")
     if pointers.is_floating_point() or pointers.is_complex() or pointers.dtype == torch.bool:
-        raise fail("bad_dtype", f"pointers have dtype {pointers.dtype}; store them as integers")
+        raise fail("bad_dtype", "pointers", f"pointers have dtype {pointers.dtype}; store them as integers "
+                                            "(int64 or int32)")
     if pointers.shape[0] != sample.edit_mel.shape[1]:
-        raise fail("length_mismatch", f"{pointers.shape[0]} pointers for {sample.edit_mel.shape[1]} edit frames; "
-                                      "there must be exactly one pointer per edit frame")
+        raise fail("length_mismatch", "pointers",
+                   f"{pointers.shape[0]} pointers for {sample.edit_mel.shape[1]} edit frames; "
+                   "there must be exactly one pointer per edit frame")
     if pointers.numel():
         low, high = int(pointers.min()), int(pointers.max())
         if low < 0 or high >= sample.raw_mel.shape[1]:
             bad = low if low < 0 else high
             index = int((pointers == bad).nonzero()[0, 0])
-            raise fail("pointer_out_of_range",
+            raise fail("pointer_out_of_range", "pointers",
                        f"pointers[{index}] = {bad} is outside [0, {sample.raw_mel.shape[1]}) "
                        f"(T_raw = {sample.raw_mel.shape[1]}); pointers index raw frames from 0")
     for name in ("raw_mel", "edit_mel"):
         mel = getattr(sample, name)
         if not bool(torch.isfinite(mel).all()):
             count = int((~torch.isfinite(mel)).sum())
-            raise fail("not_finite", f"{name} holds {count} NaN or Inf values; recompute the mel "
-                                     "(a log of zero is the usual cause)")
+            raise fail("not_finite", name, f"{name} holds {count} NaN or Inf values; recompute the mel "
+                                           "(a log of zero is the usual cause)")
     return sample

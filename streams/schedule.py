@@ -20,20 +20,26 @@ class ProbabilitySchedule:
 
     Args:
         warmup_epochs: epochs ``0 .. warmup_epochs-1`` get factor 0 (no augmentation).
-        kind: ``"constant"`` (factor 1 after warm-up) or ``"linear"`` (from 1 right after warm-up
-            to ``end_factor`` at ``warmup_epochs + decay_epochs``, then held).
-        decay_epochs: length of the linear ramp, in epochs (>= 1 for ``"linear"``).
-        end_factor: the factor the linear ramp ends at, in [0, 1].
+        kind: ``"constant"`` (factor 1 after warm-up) or ``"linear"`` (from ``start_factor`` right
+            after warm-up to ``end_factor`` at ``warmup_epochs + decay_epochs``, then held).
+        decay_epochs: length of the linear ramp, in epochs (>= 1).
+        start_factor, end_factor: where the linear ramp starts and ends, in [0, 1]. The plan's
+            two mitigations are both ramps: decay (1 → lower) and "start low, increase
+            gradually" (low → 1).
 
-    >>> s = ProbabilitySchedule(warmup_epochs=1, kind="linear", decay_epochs=2, end_factor=0.0)
-    >>> [s.factor(e) for e in range(5)]
+    >>> decay = ProbabilitySchedule(warmup_epochs=1, kind="linear", decay_epochs=2, end_factor=0.0)
+    >>> [decay.factor(e) for e in range(5)]
     [0.0, 1.0, 0.5, 0.0, 0.0]
+    >>> rise = ProbabilitySchedule(kind="linear", decay_epochs=4, start_factor=0.2, end_factor=1.0)
+    >>> [round(rise.factor(e), 2) for e in range(6)]
+    [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
     """
 
     warmup_epochs: int = 0
     kind: str = "constant"
     decay_epochs: int = 1
     end_factor: float = 1.0
+    start_factor: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
@@ -42,8 +48,10 @@ class ProbabilitySchedule:
             raise ValueError(f"schedule kind must be one of {KINDS} (got {self.kind!r})")
         if not isinstance(self.decay_epochs, int) or self.decay_epochs < 1:
             raise ValueError(f"decay_epochs must be an int >= 1 (got {self.decay_epochs!r})")
-        if not 0.0 <= float(self.end_factor) <= 1.0:
-            raise ValueError(f"end_factor must be between 0.0 and 1.0 ({self.end_factor!r} given)")
+        for name in ("start_factor", "end_factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0.0 and 1.0 ({value!r} given)")
 
     def factor(self, epoch: int) -> float:
         """The probability factor for ``epoch`` (0-based)."""
@@ -52,4 +60,5 @@ class ProbabilitySchedule:
         if self.kind == "constant":
             return 1.0
         progress = min(1.0, (epoch - self.warmup_epochs) / self.decay_epochs)
-        return 1.0 + (float(self.end_factor) - 1.0) * progress
+        start, end = float(self.start_factor), float(self.end_factor)
+        return start + (end - start) * progress

@@ -1,45 +1,66 @@
-"""Checking shard sets and sample folders: every problem found, with its reason, shard and key."""
+"""Checking shard sets: every problem found, with its reason, shard, sample key and member.
+
+:func:`check_shards` reads every shard to its end the way a source with ``on_error="skip"``
+would, but instead of dropping bad samples it lists them: each bad sample, and each shard that
+cannot be read to its end (missing, not a tar, empty, cut short, garbled), is one
+:class:`Problem`. ``python -m pipelines check`` prints them and exits non-zero if there is any.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 from .decode import decode_record
 from .sample import SampleError, check_sample
 from .shardlist import expand_shard_urls
-from .tar_records import Record, iter_records
+from .tar_records import Record, ShardReadError, iter_records
 
-__all__ = ["Problem", "check_records", "check_shards"]
+__all__ = ["Problem", "ShardCheck", "check_records", "check_shards"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-    """One thing wrong in a shard set."""
+    """One thing wrong in a shard set.
+
+    ``key`` is the sample (``None`` for a shard-wide problem that cut no sample), ``member`` the
+    tar member at fault when known; ``message`` names all of them and says what would fix it.
+    """
 
     reason: str
     url: str
     key: str | None
     message: str
+    member: str | None = None
 
     def __str__(self) -> str:
         return self.message
 
 
-def check_records(records: Iterable[Record]) -> Iterator[Problem]:
+class ShardCheck(NamedTuple):
+    """The result for one shard: ``samples`` records read (bad ones included), and its problems."""
+
+    url: str
+    samples: int
+    problems: list[Problem]
+
+
+def check_records(records: Iterable[Record], *, mel_dtype: str = "float32") -> Iterator[Problem]:
     """Decode and check each record; yield a :class:`Problem` for each bad one."""
     for record in records:
         try:
-            check_sample(decode_record(record))
+            check_sample(decode_record(record, mel_dtype=mel_dtype))
         except SampleError as err:
-            yield Problem(err.reason, record.url, record.key, str(err))
+            yield Problem(err.reason, record.url, record.key, str(err), err.member)
 
 
-def check_shards(urls: str | Iterable[str]) -> Iterator[tuple[str, int, list[Problem]]]:
-    """For each shard: ``(url, samples read, problems)``; reading goes on past bad samples.
+def check_shards(urls: str | Iterable[str], *, mel_dtype: str = "float32") -> Iterator[ShardCheck]:
+    """For each shard of ``urls`` (patterns expanded): a :class:`ShardCheck`.
 
-    A shard that cannot be read to its end (missing, not a tar, cut short) adds one problem after
-    the samples read before the damage.
+    Reading goes on past bad samples. A shard that cannot be read to its end adds one problem
+    after those of the samples read before the damage; a sample the damage cut counts as read.
+    ``mel_dtype`` is the source's (float64 mels that overflow float16 show up as ``not_finite``).
     """
     for url in expand_shard_urls(urls):
         problems: list[Problem] = []
@@ -52,10 +73,8 @@ def check_shards(urls: str | Iterable[str]) -> Iterator[tuple[str, int, list[Pro
                 yield record
 
         try:
-            problems.extend(check_records(counted(iter_records(url))))
-        except SampleError as err:
-            problems.append(Problem(err.reason, url, err.key, str(err)))
-        except Exception as err:
-            problems.append(Problem("unreadable_shard", url, None,
-                                    f"shard {url}: cannot read it past sample {count} ({type(err).__name__}: {err})"))
-        yield url, count, problems
+            problems.extend(check_records(counted(iter_records(url)), mel_dtype=mel_dtype))
+        except ShardReadError as err:
+            count += err.lost_samples
+            problems.append(Problem(err.reason, url, err.key, str(err), err.member))
+        yield ShardCheck(url, count, problems)

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .decode import MEL_DTYPES, decode_record
+from .epoch_plan import EpochPlanner, log_summary, warn_once
 from .pipe import Node, Stage, StreamContext
 from .sample import Origin, Sample, SampleError, check_sample
-from .shardlist import epoch_shard_order, expand_shard_urls, shards_for_reader
-from .tar_records import Record, iter_records
+from .shardlist import check_shards_openable, expand_shard_urls, is_local, local_path, shard_sample_counts
+from .skips import SkipEvent, SkipLedger, SkipReport, check_on_error
+from .tar_records import Record, ShardReadError, iter_records
 
 __all__ = ["MemorySource", "ShardReadError", "ShardSource"]
-
-
-class ShardReadError(RuntimeError):
-    """A shard could not be opened or read (missing file, not a tar, cut short...)."""
-
-    def __init__(self, message: str, *, url: str, reason: str):
-        super().__init__(message)
-        self.url = url
-        self.reason = reason
 
 
 class ShardSource(Stage):
@@ -32,17 +26,50 @@ class ShardSource(Stage):
         shuffle_shards: shuffle the shard order each epoch (from seed and epoch).
         mel_dtype: ``"float32"`` (default) or ``"float16"`` to halve memory.
         check: run :func:`~streams.sample.check_sample` on every sample (default on).
+        equal_steps: ``None`` (each sample once per epoch; ranks may differ in length),
+            ``"repeat"`` or ``"drop"``: every rank yields the same number of samples per epoch,
+            repeating or dropping fewer samples than there are ranks (needs sample counts).
+        resampled: draw shards with replacement, ``epoch_samples`` per rank and epoch (endless
+            when ``epoch_samples`` is ``None``).
+        epoch_samples: samples per rank and epoch, for ``resampled`` or ``equal_steps``.
+        sample_counts: each shard's sample count: the path or URL of an ``index.json``, a mapping
+            (shard URL or file name -> count) or a list aligned with the URLs; by default read from
+            the ``index.json`` next to local shards (written by pack).
+        on_error: ``"raise"`` (default) stops at the first bad sample or damaged shard with an
+            error naming shard, key and member; ``"skip"`` drops them, counts them by reason and
+            shard, and logs one warning per shard (see :mod:`streams.skips`; totals from
+            :meth:`skip_report` or ``pipe.skip_report()``). Under ``"skip"`` missing local shard
+            files are counted when their turn comes instead of failing construction (unless
+            none exists). Replays on resume raise under both policies.
 
-    Shards are split across distributed ranks and DataLoader workers (see
-    :mod:`streams.shardlist`); each sample's ``origin`` is ``("shard", shard_index, record_index)``.
+    Shards are split across distributed ranks and DataLoader workers by an
+    :class:`~streams.epoch_plan.EpochPlanner` (modes and guarantees in :mod:`streams.epoch_plan`);
+    each sample's ``origin`` is ``("shard", shard_index, record_index)``. Fails at construction
+    (``ValueError``) for local shards that do not exist, URL schemes that cannot be opened, and
+    layouts where a rank of the current ``WORLD_SIZE`` would get no data.
     """
 
     name = "source"
     is_source = True
 
     def __init__(self, urls: str | Iterable[str], *, shuffle_shards: bool = True, mel_dtype: str = "float32",
-                 check: bool = True):
+                 check: bool = True, equal_steps: str | None = None, resampled: bool = False,
+                 epoch_samples: int | None = None,
+                 sample_counts: str | Mapping[str, object] | Sequence[int] | None = None, on_error: str = "raise"):
         self.urls = expand_shard_urls(urls)
+        self.on_error = check_on_error(on_error)
+        missing = {u for u in self.urls if is_local(u) and not os.path.isfile(local_path(u))}
+        if on_error == "skip" and len(missing) < len(self.urls):
+            check_shards_openable([u for u in self.urls if u not in missing])  # missing ones are skipped, counted
+        else:
+            check_shards_openable(self.urls)
+        self._ledger = SkipLedger()
+        counts = shard_sample_counts(self.urls, sample_counts, required=equal_steps is not None)
+        self.planner = EpochPlanner(len(self.urls), counts, shuffle_shards=bool(shuffle_shards),
+                                    equal_steps=equal_steps, resampled=bool(resampled), epoch_samples=epoch_samples)
+        here = StreamContext.detect(seed=0, epoch=0)
+        self.planner.check_layout(here.world_size)
+        log_summary(self.planner, here.world_size, here.rank)
         if mel_dtype not in MEL_DTYPES:
             raise ValueError(f"mel_dtype must be one of {sorted(MEL_DTYPES)} (got {mel_dtype!r})")
         self.shuffle_shards = bool(shuffle_shards)
@@ -51,6 +78,17 @@ class ShardSource(Stage):
 
     def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
         return _ShardReader(self, ctx)
+
+    def samples_per_rank(self, world_size: int | None = None) -> int | None:
+        """Samples each rank yields per epoch (equal steps or resampled; else ``None``).
+
+        ``world_size`` defaults to the calling process's (``torch.distributed`` or ``WORLD_SIZE``).
+        """
+        return self.planner.samples_per_rank(world_size or StreamContext.detect(seed=0, epoch=0).world_size)
+
+    def skip_report(self) -> SkipReport:
+        """What this source's passes read, yielded and skipped so far (see :mod:`streams.skips`)."""
+        return self._ledger.report()
 
     def decode(self, record: Record, shard: int) -> Sample:
         """The checked sample of ``record``, read from shard number ``shard``."""
@@ -64,7 +102,7 @@ class ShardSource(Stage):
         url = self.urls[shard]
         try:
             yield from iter_records(url)
-        except SampleError:
+        except (SampleError, ShardReadError):
             raise
         except Exception as err:
             raise ShardReadError(f"shard {url}: cannot read it ({type(err).__name__}: {err}); check that the "
@@ -73,45 +111,113 @@ class ShardSource(Stage):
 
 
 class _ShardReader(Node):
+    """Reads the spans of its :class:`~streams.epoch_plan.ReaderPlan` until they end or the budget is met."""
+
     def __init__(self, source: ShardSource, ctx: StreamContext):
         self.source = source
-        order = epoch_shard_order(len(source.urls), ctx.seed, ctx.epoch, source.shuffle_shards)
-        self.shards = shards_for_reader(order, ctx.global_worker, ctx.total_workers)
-        self.position = 0  # index into self.shards of the shard being read
-        self.next_record = 0  # index of the next record to yield in that shard
+        self.where = f"rank {ctx.rank} worker {ctx.worker}"
+        self.plan = source.planner.reader_plan(seed=ctx.seed, epoch=ctx.epoch, rank=ctx.rank,
+                                               world_size=ctx.world_size, worker=ctx.worker,
+                                               num_workers=ctx.num_workers)
+        self.position = 0  # index of the plan's span being read
+        self.next_record = 0  # index of the next record to yield in that span's shard
         self.yielded = 0
+        self.repeated = 0  # yielded samples planned earlier in the epoch (equal steps' wrap-around)
+        self.refilled = 0  # yielded samples from past this reader's block (standing in for missing ones)
+        self.idle_spans = 0  # spans ended since the last yielded sample
+        self.opened = 0
         self._samples: Iterator[Sample] | None = None
+        self.tally = source._ledger.open_pass(epoch=ctx.epoch, rank=ctx.rank, worker=ctx.worker)
 
     def __next__(self) -> Sample:
-        while self.position < len(self.shards):
+        budget = self.plan.budget
+        while budget is None or self.yielded < budget:
+            span = self.plan.span(self.position)
+            if span is None:
+                break
             if self._samples is None:
-                self._samples = self._read(self.shards[self.position], skip=self.next_record)
+                self._samples = self._read(span.shard, skip=max(self.next_record, span.start), stop=span.stop)
+                self.opened += 1
             try:
                 sample = next(self._samples)
             except StopIteration:
-                self.position += 1
-                self.next_record = 0
-                self._samples = None
+                self._end_span()
                 continue
-            self.next_record = sample.origin[2] + 1
+            record = sample.origin[2]
+            self.next_record = record + 1
             self.yielded += 1
+            self.tally.add_yield()
+            self.idle_spans = 0
+            position = None if span.position is None else span.position + record
+            self.repeated += self.plan.is_repeat(position)
+            self.refilled += self.plan.is_refill(position)
             return sample
+        self.close()
+        self.tally.finish()
         raise StopIteration
 
-    def _read(self, shard: int, skip: int) -> Iterator[Sample]:
-        for record in self.source.records(shard):
+    def _end_span(self) -> None:
+        self.idle_spans += 1
+        limit = self.plan.max_idle_spans
+        if limit is not None and self.idle_spans > limit:
+            url = self.source.urls[self.plan.span(self.position).shard]
+            raise RuntimeError(f"{self.where}: {self.idle_spans} shards in a row gave no usable sample (last: {url}), "
+                               "so its sample budget cannot be met; check the shards with `python -m pipelines check`")
+        self.position += 1
+        self.next_record = 0
+        self._samples = None
+
+    def _read(self, shard: int, skip: int, stop: int | None = None) -> Iterator[Sample]:
+        seen = 0
+        for record in self._records(shard, skip):
+            seen = record.index + 1
+            if stop is not None and record.index >= stop:
+                warn_once(f"long:{shard}", f"shard {self.source.urls[shard]} holds more than the {stop} samples its "
+                                           "count says; the extra ones are not read; re-run pack or fix sample_counts")
+                return
             if record.index >= skip:  # records before a resume point are passed over undecoded
-                yield self.source.decode(record, shard)
+                self.tally.add_read()
+                try:
+                    sample = self.source.decode(record, shard)
+                except SampleError as err:
+                    self._skip(SkipEvent(err.reason, record.url, record.key, err.member, str(err), 1, False), err)
+                    self.next_record = record.index + 1  # a resumed pass does not count it again
+                    continue
+                yield sample
+        if stop is not None and seen < stop:
+            warn_once(f"short:{shard}", f"shard {self.source.urls[shard]} ended after {seen} of the {stop} samples "
+                                        "its count says; the budget is kept by reading on; re-run pack or fix "
+                                        "sample_counts")
+
+    def _records(self, shard: int, skip: int) -> Iterator[Record]:
+        """The shard's records; a damaged shard raises, or under on_error="skip" ends early, counted."""
+        try:
+            yield from self.source.records(shard)
+        except ShardReadError as err:
+            lost = err.lost_samples if err.complete_records >= skip else 0
+            self.tally.add_read(lost)  # the record the damage cut, if any, was read in part
+            self._skip(SkipEvent(err.reason, self.source.urls[shard], err.key, err.member, str(err), lost, True), err)
+
+    def _skip(self, event: SkipEvent, err: Exception) -> None:
+        """Raise ``err`` (on_error="raise"), or count ``event`` and warn once for its shard."""
+        if self.source.on_error == "raise":
+            raise err
+        self.tally.add_skip(event)
+        self.source._ledger.warn_once(event)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"shards": list(self.shards), "position": self.position, "next_record": self.next_record,
-                "yielded": self.yielded}
+        return {"plan": self.plan.describe(), "position": self.position, "next_record": self.next_record,
+                "yielded": self.yielded, "repeated": self.repeated, "refilled": self.refilled,
+                "idle_spans": self.idle_spans, "accounting": self.tally.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if list(state["shards"]) != self.shards:
-            raise ValueError("the saved shard order differs from this run's; resume with the same shard list, "
-                             "seed and epoch")
+        if state["plan"] != self.plan.describe():
+            raise ValueError("the saved reading plan differs from this run's; resume with the same shard list, "
+                             "sample counts, seed, epoch and source options")
         self.position, self.next_record, self.yielded = state["position"], state["next_record"], state["yielded"]
+        self.repeated, self.refilled, self.idle_spans = state["repeated"], state["refilled"], state["idle_spans"]
+        if "accounting" in state:  # states saved before skip accounting existed start counting afresh
+            self.tally.load_state_dict(state["accounting"])
 
     def replay(self, origins: list[Origin]) -> Iterator[Sample]:
         wanted: dict[int, set[int]] = {}
@@ -122,19 +228,33 @@ class _ShardReader(Node):
         found: dict[tuple[int, int], Sample] = {}
         for shard in sorted(wanted):
             needed = wanted[shard]
-            for record in self.source.records(shard):
-                if record.index in needed:
-                    found[(shard, record.index)] = self.source.decode(record, shard)
-                    needed.discard(record.index)
-                    if not needed:
-                        break
+            try:  # replayed samples were good when first read: failing now raises whatever on_error says
+                for record in self.source.records(shard):
+                    if record.index in needed:
+                        found[(shard, record.index)] = self.source.decode(record, shard)
+                        needed.discard(record.index)
+                        if not needed:
+                            break
+            except (SampleError, ShardReadError) as err:
+                raise type(err)(f"{err} [while re-reading buffered samples to resume: they were good when first "
+                                "read, so the shards changed since the state was saved; restore them, or restart "
+                                "the epoch with load_state_dict(state, restart_epoch=True)]", reason=err.reason,
+                                url=err.url, key=err.key, member=err.member) from err
             if needed:
                 raise ValueError(f"shard {self.source.urls[shard]} no longer holds records {sorted(needed)}; "
                                  "the shards changed since the state was saved")
         return (found[(origin[1], origin[2])] for origin in origins)
 
     def stats(self) -> dict[str, Any]:
-        return {"shards": len(self.shards), "yielded": self.yielded}
+        counts = {"shards_opened": self.opened, "yielded": self.yielded}
+        if self.plan.budget is not None:
+            counts.update(budget=self.plan.budget, repeated=self.repeated, refilled=self.refilled)
+        return counts
+
+    def close(self) -> None:
+        if self._samples is not None:
+            self._samples.close()
+            self._samples = None
 
 
 class MemorySource(Stage):
