@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
-from typing import Any
 
 from torch.utils.data import DataLoader
 from tqdm import tqdm

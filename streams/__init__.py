@@ -7,6 +7,7 @@ from .channel_dropout import ChannelDropoutStage
 from .chunk_shuffle import ChunkShuffleStage, shuffle_chunks
 from .collate import IGNORE_INDEX, Batch, collate_samples
 from .crop import CropStage, crop_sample, cut_sample
+from .epoch_plan import batches_per_rank
 from .gain import GainStage
 from .noise import NoiseStage
 from .pairing import PairStage, concatenate_samples
@@ -15,6 +16,7 @@ from .sample import Origin, Sample, SampleError, check_sample
 from .schedule import ProbabilitySchedule
 from .seeding import derive_seed, order_rng, sample_generator
 from .shuffle import ShuffleStage
+from .skips import SkipReport
 from .source import MemorySource, ShardReadError, ShardSource
 from .spec_augment import SpecAugmentStage
 
@@ -43,9 +45,11 @@ __all__ = [
     "ShardReadError",
     "ShardSource",
     "ShuffleStage",
+    "SkipReport",
     "SpecAugmentStage",
     "Stage",
     "StreamContext",
+    "batches_per_rank",
     "check_sample",
     "collate_samples",
     "concatenate_samples",

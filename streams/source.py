@@ -161,8 +161,9 @@ class _ShardReader(Node):
         limit = self.plan.max_idle_spans
         if limit is not None and self.idle_spans > limit:
             url = self.source.urls[self.plan.span(self.position).shard]
-            raise RuntimeError(f"{self.where}: {self.idle_spans} shards in a row gave no usable sample (last: {url}), "
-                               "so its sample budget cannot be met; check the shards with `python -m pipelines check`")
+            raise ShardReadError(f"{self.where}: {self.idle_spans} shards in a row gave no usable sample (last: {url}), "
+                                 "so its sample budget cannot be met; check the shards with `python -m pipelines check`",
+                                 reason="no_usable_samples", url=url)
         self.position += 1
         self.next_record = 0
         self._samples = None

@@ -52,8 +52,8 @@ __all__ = [
 REQUIRED_MEMBERS = ("raw_mel.npy", "edit_mel.npy", "pointers.npy")
 """The members every sample needs; ``meta.json`` is optional, other suffixes are ignored."""
 
-SHARD_REASONS = ("corrupt_shard", "empty_shard", "missing_shard", "not_a_tar", "truncated_shard",
-                 "unreadable_shard")
+SHARD_REASONS = ("corrupt_shard", "empty_shard", "missing_shard", "no_usable_samples", "not_a_tar",
+                 "truncated_shard", "unreadable_shard")
 """Reasons of :class:`ShardReadError`: what went wrong with a whole shard (or its tail)."""
 
 _MEMBER_NAME = re.compile(r"^((?:.*/|)[^./]+)\.([^/]+)$")

@@ -101,3 +101,17 @@ def test_missing_and_malformed_config_files(tmp_path):
     bad.write_text("{ not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_config(bad)
+
+
+def test_schedule_block_reaches_every_augmentation_stage():
+    config = load_config({"source": {"urls": DEMO_URLS}, "augmentation": {
+        "enabled": True, "warmup_epochs": 1,
+        "schedule": {"kind": "linear", "decay_epochs": 2, "start_factor": 0.5, "end_factor": 1.0},
+        "noise": {"enabled": True, "probability": 0.8}, "crop": {"enabled": True, "probability": 0.4}}})
+    stages = build_pipe(config).stages[1:]
+    assert [s.name for s in stages] == ["crop", "noise"]
+    for stage in stages:
+        ramp = [stage.probability_at(epoch) / stage.probability for epoch in range(5)]
+        assert ramp == pytest.approx([0.0, 0.5, 0.75, 1.0, 1.0])
+    with pytest.raises(ConfigError, match=r"^augmentation\.schedule\.start_factor: .*1\.5"):
+        load_config({"source": {"urls": DEMO_URLS}, "augmentation": {"schedule": {"start_factor": 1.5}}})
