@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import numpy as np
 import torch
 
 from .checks import check_float, check_ordered
@@ -121,12 +122,17 @@ def table_noise(n_mels: int, frames: int, *, offset: int, row_stride: int, sign_
 
 def mel_std(mel: torch.Tensor) -> float:
     """Population std of ``mel``'s values, estimated from at most :data:`STD_SAMPLE_ELEMENTS` of
-    them (every k-th frame); 0.0 for an empty mel."""
+    them (every k-th frame); 0.0 for an empty mel.
+
+    Computed by numpy in float64 (pairwise summation in one thread): torch's reductions split
+    the work by thread count, so a DataLoader worker (one thread) and the main process would
+    round differently and the noise would not be bit-identical across worker counts.
+    """
     n_mels, frames = mel.shape
     if n_mels * frames == 0:
         return 0.0
     step = -(-n_mels * frames // STD_SAMPLE_ELEMENTS)
-    return float(mel[:, ::step].double().std(correction=0))
+    return float(mel[:, ::step].numpy().astype(np.float64).std())
 
 
 def add_table_noise(mel: torch.Tensor, *, level: float, mel_std: float, offset: int, row_stride: int,

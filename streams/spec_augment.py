@@ -34,6 +34,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from .checks import check_choice, check_float, check_int, check_int_range
@@ -210,7 +211,9 @@ class SpecAugmentStage(SpectralAugmentStage):
         time_starts, time_widths = draw_spans(frames, *self.time_ranges(frames), generator)
         fill_value = 0.0
         if self.fill == "mean" and mel.numel():
-            mean = mel.mean(dtype=torch.float32)
+            # numpy's float64 pairwise sum is the same in every process; torch's reduction order
+            # depends on the thread count (workers run one thread), so it would not be
+            mean = torch.tensor(float(np.mean(mel.numpy(), dtype=np.float64)), dtype=torch.float32)
             fill_value = float(mean.to(mel.dtype))  # representable in the mel's dtype: every write is exact
         return {"freq_starts": freq_starts, "freq_widths": freq_widths, "time_starts": time_starts,
                 "time_widths": time_widths, "fill_value": fill_value}

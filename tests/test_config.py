@@ -15,15 +15,22 @@ from streams import Pipe
 from .conftest import DEMO_URLS, REPO
 
 PLAN = os.path.join(os.path.dirname(REPO), "shared", "reference", "augmentation-plan.md")
+PLAN_EXAMPLE = os.path.join(REPO, "tests", "data", "plan_example.json")
 CONFIGS = os.path.join(REPO, "pipelines", "configs")
 
 
 def plan_example() -> dict:
-    """The JSON block of the plan's "Configuration Example" section, verbatim."""
+    """The plan's configuration example, as copied verbatim into ``tests/data/plan_example.json``."""
+    with open(PLAN_EXAMPLE) as f:
+        return json.load(f)
+
+
+@pytest.mark.skipif(not os.path.exists(PLAN), reason="the plan (shared/reference) is not beside this clone")
+def test_the_copied_example_is_the_plans_verbatim():
     with open(PLAN) as f:
-        text = f.read()
-    section = text.split("## Configuration Example", 1)[1]
-    return json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+        section = f.read().split("## Configuration Example", 1)[1]
+    with open(PLAN_EXAMPLE) as f:
+        assert f.read() == re.search(r"```json\n(.*?)```", section, re.S).group(1)
 
 
 def test_plan_example_loads_unchanged():
