@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch.utils.data import get_worker_info
 
 from .sample import Origin, Sample
 
@@ -80,10 +82,21 @@ class Batch:
         return self._map_tensors(torch.Tensor.pin_memory)
 
 
+def _new_batch_tensor(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """An uninitialised tensor of ``like``'s dtype. In a DataLoader worker it is made in shared
+    memory, as ``default_collate`` does, so reaching the main process costs no second copy."""
+    if get_worker_info() is None:
+        return like.new_empty(shape)
+    storage = like._typed_storage()._new_shared(math.prod(shape), device=like.device)
+    return like.new(storage).view(shape)
+
+
 def _pad_stack(tensors: Sequence[torch.Tensor], length: int, fill: float | int) -> torch.Tensor:
-    out = tensors[0].new_full((len(tensors), *tensors[0].shape[:-1], length), fill)
-    for row, tensor in zip(out, tensors):
-        row[..., : tensor.shape[-1]] = tensor
+    out = _new_batch_tensor(tensors[0], (len(tensors), *tensors[0].shape[:-1], length))
+    for row, tensor in zip(out, tensors):  # one copy per sample; each byte is written once
+        frames = tensor.shape[-1]
+        row[..., :frames] = tensor
+        row[..., frames:] = fill
     return out
 
 
