@@ -36,9 +36,9 @@ in the pipe or in the DataLoader (``drop_last`` or not) gives every rank exactly
 concatenation (pairing), filters, and batching by frame budget; with them, run the loop under
 DDP's ``model.join()`` (uneven inputs), or agree on a step count with an all_reduce. Costs and
 edges: readers whose block starts inside a shard read that shard's earlier records and pass
-over them (about one shard per reader per epoch of extra reading); a repeated sample has the
-same key, so it gets the same augmentation as its first reading that epoch (also for repeated
-draws in resampled mode); with ``shuffle_shards=False`` the same samples are repeated or
+over them (about one shard per reader per epoch of extra reading); a sample read again in an
+epoch (a repeat, or a later draw in resampled mode) carries its reading's ``occurrence`` in its
+origin and so gets fresh augmentations; with ``shuffle_shards=False`` the same samples are repeated or
 dropped every epoch.
 """
 
@@ -131,13 +131,17 @@ class Span:
     """Records ``[start, stop)`` of shard number ``shard`` (``stop=None``: to the shard's end).
 
     ``position`` is where the shard's record 0 lies in the epoch's sample sequence, counting
-    repeated passes on (equal steps only; ``None`` otherwise).
+    repeated passes on (equal steps only; ``None`` otherwise). ``occurrence`` tells readings of
+    the same records apart within an epoch: 0 for a first reading, then the pass number (equal
+    steps' wrap-around) or the draw number (resampled); the source puts it into the samples'
+    origins, so that a sample read again gets fresh augmentations.
     """
 
     shard: int
     start: int = 0
     stop: int | None = None
     position: int | None = None
+    occurrence: int = 0
 
 
 class ReaderPlan:
@@ -206,7 +210,7 @@ class CyclicPlan(ReaderPlan):
         turns, index = divmod(first + k, len(self.sequence))
         shard = self.sequence[index]
         return Span(shard, first_record if k == 0 else 0, self.counts[shard],
-                    (cycle + turns) * self.total + self.offsets[index])
+                    (cycle + turns) * self.total + self.offsets[index], occurrence=cycle + turns)
 
     def describe(self) -> dict[str, Any]:
         return {"mode": "equal_steps", "block_start": self.block_start, "budget": self.budget, "total": self.total,
@@ -240,7 +244,7 @@ class ResampledPlan(ReaderPlan):
         draw = np.random.Generator(np.random.PCG64(derive_seed("resample", *self.key, k))).random()
         shard = int(np.searchsorted(self.cumulative, draw * self.cumulative[-1], side="right"))
         shard = min(shard, len(self.cumulative) - 1)
-        span = Span(shard, 0, self.counts[shard] if self.counts is not None else None)
+        span = Span(shard, 0, self.counts[shard] if self.counts is not None else None, occurrence=k)
         self._last = (k, span)
         return span
 

@@ -13,7 +13,9 @@ Origin = tuple
 """Where an item came from, enough to read it again on resume.
 
 A sample read from a shard has ``("shard", shard_index, record_index)``: the shard's index in the
-pipe's shard list and the sample's position in that shard. A concatenated pair has
+pipe's shard list and the sample's position in that shard; a record read again within an epoch
+(equal steps' repeats, resampled draws) adds a fourth element, the reading's occurrence, which
+also enters the seed of its augmentations. A concatenated pair has
 ``("pair", origin_a, origin_b)``. Origins are plain tuples of ints and strings, so they fit in a
 state dict.
 """

@@ -44,7 +44,9 @@ class ShardSource(Stage):
 
     Shards are split across distributed ranks and DataLoader workers by an
     :class:`~streams.epoch_plan.EpochPlanner` (modes and guarantees in :mod:`streams.epoch_plan`);
-    each sample's ``origin`` is ``("shard", shard_index, record_index)``. Fails at construction
+    each sample's ``origin`` is ``("shard", shard_index, record_index)``, with a fourth element,
+    the reading's occurrence, when a record is read again in an epoch (equal steps' repeats,
+    resampled draws). Fails at construction
     (``ValueError``) for local shards that do not exist, URL schemes that cannot be opened, and
     layouts where a rank of the current ``WORLD_SIZE`` would get no data.
     """
@@ -136,7 +138,8 @@ class _ShardReader(Node):
             if span is None:
                 break
             if self._samples is None:
-                self._samples = self._read(span.shard, skip=max(self.next_record, span.start), stop=span.stop)
+                self._samples = self._read(span.shard, skip=max(self.next_record, span.start), stop=span.stop,
+                                           occurrence=span.occurrence)
                 self.opened += 1
             try:
                 sample = next(self._samples)
@@ -168,7 +171,7 @@ class _ShardReader(Node):
         self.next_record = 0
         self._samples = None
 
-    def _read(self, shard: int, skip: int, stop: int | None = None) -> Iterator[Sample]:
+    def _read(self, shard: int, skip: int, stop: int | None = None, occurrence: int = 0) -> Iterator[Sample]:
         seen = 0
         for record in self._records(shard, skip):
             seen = record.index + 1
@@ -184,7 +187,7 @@ class _ShardReader(Node):
                     self._skip(SkipEvent(err.reason, record.url, record.key, err.member, str(err), 1, False), err)
                     self.next_record = record.index + 1  # a resumed pass does not count it again
                     continue
-                yield sample
+                yield sample.replace(origin=(*sample.origin, occurrence)) if occurrence else sample
         if stop is not None and seen < stop:
             warn_once(f"short:{shard}", f"shard {self.source.urls[shard]} ended after {seen} of the {stop} samples "
                                         "its count says; the budget is kept by reading on; re-run pack or fix "
@@ -244,7 +247,7 @@ class _ShardReader(Node):
             if needed:
                 raise ValueError(f"shard {self.source.urls[shard]} no longer holds records {sorted(needed)}; "
                                  "the shards changed since the state was saved")
-        return (found[(origin[1], origin[2])] for origin in origins)
+        return (found[(origin[1], origin[2])].replace(origin=tuple(origin)) for origin in origins)
 
     def stats(self) -> dict[str, Any]:
         counts = {"shards_opened": self.opened, "yielded": self.yielded}
