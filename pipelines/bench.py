@@ -10,7 +10,9 @@ Parts (``BenchSettings.parts``):
 
 ``stage``
     Each augmentation stage, built by ``build_stages`` from the plan's config example with only
-    its block enabled and probability 1 (so it always fires), on simulated-editor samples (by
+    its block enabled and probability 1 (so it always fires), plus rows for the non-default
+    settings users pick (:data:`STAGE_VARIANTS`: noise in shared mode, SpecAugment with the mean
+    fill), on simulated-editor samples (by
     default 128 mels with 30,000 raw / 20,000 edit frames, and 80 mels with 2,000 / 1,333): ms
     per sample, and the ratio to the floor, a ``clone()`` of the tensors the stage is given
     (raw mel, edit mel, pointers; both samples of a pair for concatenation). Every call uses a
@@ -78,6 +80,8 @@ from .config import Config, load_config
 __all__ = [
     "AUGMENTATION_BLOCKS",
     "PARTS",
+    "STAGE_ROWS",
+    "STAGE_VARIANTS",
     "BenchSettings",
     "ShardSet",
     "StageShape",
@@ -97,6 +101,14 @@ __all__ = [
 PARTS = ("stage", "reference", "e2e", "memory", "first-batch")
 AUGMENTATION_BLOCKS = ("crop", "chunk_shuffle", "gain", "channel_dropout", "spec_augment", "noise", "concatenation")
 """The plan's augmentation blocks, in pipeline order (concatenation is the pairing stage)."""
+STAGE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "spec_augment fill=mean": ("spec_augment", {"fill": "mean"}),
+    "noise mode=shared": ("noise", {"mode": "shared"}),
+}
+"""Extra per-stage rows: a block with non-default config fields users pick, by row name."""
+STAGE_ROWS = ("crop", "chunk_shuffle", "gain", "channel_dropout", "spec_augment", "spec_augment fill=mean", "noise",
+              "noise mode=shared", "concatenation")
+"""The per-stage rows, in report order: every block, each variant after its block."""
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DEMO_CONFIG = os.path.join(CONFIG_DIR, "full.json")
@@ -336,12 +348,14 @@ def _plan_config() -> dict[str, Any]:
         return json.load(f)
 
 
-def augmentation_stage(block: str, *, probability: float = 1.0, mel_dtype: str = "float32") -> Stage:
+def augmentation_stage(block: str, *, probability: float = 1.0, mel_dtype: str = "float32",
+                       fields: dict[str, Any] | None = None) -> Stage:
     """The stage ``build_stages`` makes for augmentation ``block`` of the plan's config example.
 
-    Only that block is enabled, with ``probability`` (1 by default, so it always fires); the
-    other fields keep the example's values. ``concatenation`` gives the pairing stage with a
-    buffer of 2. The config's source (the demo shards) is never opened.
+    Only that block is enabled, with ``probability`` (1 by default, so it always fires) and the
+    config ``fields`` given (``{"mode": "shared"}``); the other fields keep the example's values.
+    ``concatenation`` gives the pairing stage with a buffer of 2. The config's source (the demo
+    shards) is never opened.
     """
     if block not in AUGMENTATION_BLOCKS:
         raise ValueError(f"augmentation block must be one of {', '.join(AUGMENTATION_BLOCKS)} ({block!r} given)")
@@ -353,6 +367,7 @@ def augmentation_stage(block: str, *, probability: float = 1.0, mel_dtype: str =
     augmentation = data["augmentation"]
     for name in AUGMENTATION_BLOCKS:
         augmentation.setdefault(name, {})["enabled"] = name == block
+    augmentation[block].update(fields or {})
     augmentation[block]["probability"] = probability
     if block == "concatenation":
         augmentation[block]["buffer_size"] = 2
@@ -541,9 +556,11 @@ def bench_stages(settings: BenchSettings, *, with_reference: bool = True) -> dic
 
     Timed on one torch thread (as in a DataLoader worker) in process CPU time, which other jobs
     on a shared machine do not inflate the way they inflate wall time (kept as ``wall``).
-    Returns ``{"stage": [rows], "reference": [rows]}``; each row names the shape and block.
+    Returns ``{"stage": [rows], "reference": [rows]}``; each row names the shape and the block
+    (a :data:`STAGE_ROWS` name: stage rows include the :data:`STAGE_VARIANTS`).
     """
-    stages = {block: augmentation_stage(block) for block in AUGMENTATION_BLOCKS}
+    variants = {row: STAGE_VARIANTS.get(row, (row, {})) for row in STAGE_ROWS}  # row -> (block, fields)
+    stages = {row: augmentation_stage(block, fields=fields) for row, (block, fields) in variants.items()}
     stage_rows: list[dict[str, Any]] = []
     reference_rows: list[dict[str, Any]] = []
     threads = torch.get_num_threads()
@@ -558,31 +575,31 @@ def bench_stages(settings: BenchSettings, *, with_reference: bool = True) -> dic
                 "floor_pair": _clone_measure([*_sample_tensors(sample), *_sample_tensors(partner)], calls),
             }
             failures: dict[str, str] = {}
-            for block, stage in stages.items():
-                measures[f"ours:{block}"] = _stage_measure(stage, block, sample, partner, calls, seed)
-                if with_reference:
-                    failure = _reference_failure(block, sample, seed)
-                    if failure is None:
-                        measures[f"reference:{block}"] = _reference_measure(block, sample, partner, calls, seed)
-                    else:
-                        failures[block] = failure
+            for name, stage in stages.items():
+                measures[f"ours:{name}"] = _stage_measure(stage, variants[name][0], sample, partner, calls, seed)
+            for block in AUGMENTATION_BLOCKS if with_reference else ():
+                failure = _reference_failure(block, sample, seed)
+                if failure is None:
+                    measures[f"reference:{block}"] = _reference_measure(block, sample, partner, calls, seed)
+                else:
+                    failures[block] = failure
             with _bar(settings, len(measures) * settings.repeats, f"bench: stages {shape.label}", "run") as bar:
                 times = _interleaved(measures, settings.repeats, bar)
             cpu = {name: [t.cpu for t in timings] for name, timings in times.items()}
-            for block in stages:
-                floor = "floor_pair" if block == "concatenation" else "floor"
-                common = {"shape": shape.label, "long": shape_index == 0, "stage": block, "calls": calls}
-                stage_rows.append({**common, "per": "pair" if block == "concatenation" else "sample",
-                                   "ms": _figures(times[f"ours:{block}"]), "floor_ms": _figures(times[floor]),
-                                   "ratio": _ratio_spread(cpu[f"ours:{block}"], cpu[floor])})
-                if not with_reference:
+            for name in stages:  # a block, or a variant of one (compared with the plan's code only as a block)
+                floor = "floor_pair" if name == "concatenation" else "floor"
+                common = {"shape": shape.label, "long": shape_index == 0, "stage": name, "calls": calls}
+                stage_rows.append({**common, "per": "pair" if name == "concatenation" else "sample",
+                                   "ms": _figures(times[f"ours:{name}"]), "floor_ms": _figures(times[floor]),
+                                   "ratio": _ratio_spread(cpu[f"ours:{name}"], cpu[floor])})
+                if not with_reference or name not in AUGMENTATION_BLOCKS:
                     continue
-                row: dict[str, Any] = {**common, "ours_ms": _figures(times[f"ours:{block}"])}
-                if block in failures:
-                    row.update(reference_ms=None, speedup=None, reference_error=failures[block])
+                row: dict[str, Any] = {**common, "ours_ms": _figures(times[f"ours:{name}"])}
+                if name in failures:
+                    row.update(reference_ms=None, speedup=None, reference_error=failures[name])
                 else:
-                    row.update(reference_ms=_figures(times[f"reference:{block}"]),
-                               speedup=_ratio_spread(cpu[f"reference:{block}"], cpu[f"ours:{block}"]))
+                    row.update(reference_ms=_figures(times[f"reference:{name}"]),
+                               speedup=_ratio_spread(cpu[f"reference:{name}"], cpu[f"ours:{name}"]))
                 reference_rows.append(row)
     finally:
         torch.set_num_threads(threads)

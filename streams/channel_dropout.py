@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from .checks import check_float
 from .pipe import pipe_method
+from .sample import Sample
 from .schedule import ProbabilitySchedule
 from .spectral import SpectralAugmentStage
 
@@ -26,13 +28,18 @@ def drop_channels(mel: torch.Tensor, channels: Sequence[int]) -> torch.Tensor:
             [0., 0.],
             [1., 1.]])
     """
-    if len(channels) == 0:
-        return mel
-    index = torch.as_tensor(channels, dtype=torch.int64)
-    if int(index.min()) < 0 or int(index.max()) >= mel.shape[0]:
-        raise ValueError(f"channels {list(channels)} must lie in [0, {mel.shape[0]}) for a mel with "
-                         f"{mel.shape[0]} bins")
-    return mel.index_fill(0, index, 0.0)
+    index = _channel_index(channels, mel.shape[0])
+    return mel if index is None else mel.index_fill(0, index, 0.0)
+
+
+def _channel_index(channels: Sequence[int], n_mels: int) -> torch.Tensor | None:
+    """``channels`` as an int64 index tensor after checking the range; ``None`` when empty."""
+    channels = [int(channel) for channel in channels]
+    if not channels:
+        return None
+    if min(channels) < 0 or max(channels) >= n_mels:
+        raise ValueError(f"channels {channels} must lie in [0, {n_mels}) for a mel with {n_mels} bins")
+    return torch.tensor(channels, dtype=torch.int64)
 
 
 @pipe_method("channel_dropout")
@@ -51,6 +58,7 @@ class ChannelDropoutStage(SpectralAugmentStage):
     Params recorded: ``{"mode": "shared", "channels": [dropped indices]}`` (or per mel under
     ``"raw"``/``"edit"``). Cost: about one copy per mel, none when no channel is dropped.
 
+    >>> from streams.channel_dropout import ChannelDropoutStage
     >>> from streams.sample import Sample
     >>> s = Sample("a", torch.ones(2, 3), torch.ones(2, 2), torch.tensor([0, 2]))
     >>> out = ChannelDropoutStage(probability=1.0, dropout_rate=1.0).augment(s)
@@ -65,9 +73,16 @@ class ChannelDropoutStage(SpectralAugmentStage):
         super().__init__(probability=probability, mode=mode, schedule=schedule)
         self.dropout_rate = check_float(dropout_rate, "dropout_rate", maximum=1.0)
 
-    def draw_mel(self, mel: torch.Tensor, generator: torch.Generator) -> dict[str, Any]:
-        dropped = torch.rand(mel.shape[0], generator=generator, dtype=torch.float64) < self.dropout_rate
-        return {"channels": dropped.nonzero().squeeze(1).tolist()}
+    def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
+        dropped = generator.random(mel.shape[0]) < self.dropout_rate
+        return {"channels": np.flatnonzero(dropped).tolist()}
 
     def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any]) -> torch.Tensor:
         return drop_channels(mel, decision["channels"])
+
+    def apply_shared(self, sample: Sample, decision: dict[str, Any]) -> Sample:
+        index = _channel_index(decision["channels"], sample.n_mels)  # checked and built once for both mels
+        if index is None:
+            return sample
+        return sample.replace(raw_mel=sample.raw_mel.index_fill(0, index, 0.0),
+                              edit_mel=sample.edit_mel.index_fill(0, index, 0.0))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from .augment import AugmentStage
@@ -20,6 +21,7 @@ from .checks import check_int
 from .pipe import pipe_method
 from .sample import Sample
 from .schedule import ProbabilitySchedule
+from .seeding import sample_rng
 from .spectral import gather_frames
 
 __all__ = ["CAT_MAX_CHUNKS", "ChunkShuffleStage", "chunk_count", "shuffle_chunks"]
@@ -54,25 +56,28 @@ def shuffle_chunks(sample: Sample, order: Sequence[int], chunk_size: int) -> Sam
     check_int(chunk_size, "chunk_size", minimum=1)
     raw_frames = sample.raw_frames
     n_chunks = chunk_count(raw_frames, chunk_size)
-    order_index = torch.as_tensor(list(order), dtype=torch.int64)
-    if order_index.numel() != n_chunks or not torch.equal(order_index.sort().values, torch.arange(n_chunks)):
+    order_index = np.asarray(order, dtype=np.int64)
+    every_chunk = np.arange(n_chunks)
+    if order_index.shape != (n_chunks,) or not np.array_equal(np.sort(order_index), every_chunk):
         raise ValueError(f"order must be a permutation of range({n_chunks}) for {raw_frames} raw frames in chunks "
                          f"of {chunk_size} ({list(order)} given)")
-    if torch.equal(order_index, torch.arange(n_chunks)):
+    if np.array_equal(order_index, every_chunk):
         return sample
-    old_starts = torch.arange(n_chunks) * chunk_size
-    lengths = (raw_frames - old_starts).clamp_(max=chunk_size)
+    # chunk bookkeeping (a few values) in numpy; the per-frame work is three tensor ops on pointers
+    old_starts = every_chunk * chunk_size
+    lengths = np.minimum(raw_frames - old_starts, chunk_size)
     placed_lengths = lengths[order_index]
-    new_start = torch.empty(n_chunks, dtype=torch.int64)
-    new_start[order_index] = placed_lengths.cumsum(0) - placed_lengths  # old chunk -> its new first frame
-    chunk = torch.div(sample.pointers, chunk_size, rounding_mode="floor")
-    pointers = new_start[chunk] + (sample.pointers - chunk * chunk_size)
+    new_starts = np.empty(n_chunks, dtype=np.int64)
+    new_starts[order_index] = np.cumsum(placed_lengths) - placed_lengths  # old chunk -> its new first frame
+    shifts = torch.from_numpy(new_starts - old_starts)  # old chunk -> how far its frames move
+    chunks = torch.div(sample.pointers, chunk_size, rounding_mode="floor")
+    pointers = sample.pointers + shifts.index_select(0, chunks)
     if n_chunks <= CAT_MAX_CHUNKS:
         raw = sample.raw_mel
         raw_mel = torch.cat([raw[:, start:start + chunk_size] for start in old_starts[order_index].tolist()], dim=1)
     else:
-        source_frames = torch.repeat_interleave(old_starts[order_index] - new_start[order_index], placed_lengths)
-        raw_mel = gather_frames(sample.raw_mel, source_frames + torch.arange(raw_frames))
+        source_frames = np.repeat(old_starts[order_index] - new_starts[order_index], placed_lengths)
+        raw_mel = gather_frames(sample.raw_mel, torch.from_numpy(source_frames + np.arange(raw_frames)))
     return sample.replace(raw_mel=raw_mel, pointers=pointers)
 
 
@@ -90,6 +95,8 @@ class ChunkShuffleStage(AugmentStage):
     ``{"chunk_size": n, "order": [old chunk index at each new position]}``. Cost: one copy of the
     raw mel plus index arithmetic on the pointers.
 
+    >>> from streams.chunk_shuffle import ChunkShuffleStage
+    >>> from streams.sample import Sample
     >>> raw = torch.arange(6.0).view(1, 6)
     >>> s = Sample("a", raw, raw[:, [5, 0]], torch.tensor([5, 0]))
     >>> out = ChunkShuffleStage(probability=1.0, chunk_size=2).augment(s, seed=4)
@@ -98,15 +105,16 @@ class ChunkShuffleStage(AugmentStage):
     """
 
     name = "chunk_shuffle"
+    keyed_generator = staticmethod(sample_rng)
 
     def __init__(self, *, probability: float = 0.3, chunk_size: int = 1000,
                  schedule: ProbabilitySchedule | None = None):
         super().__init__(probability=probability, schedule=schedule)
         self.chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
 
-    def draw(self, sample: Sample, generator: torch.Generator) -> dict[str, Any]:
+    def draw(self, sample: Sample, generator: np.random.Generator) -> dict[str, Any]:
         n_chunks = chunk_count(sample.raw_frames, self.chunk_size)
-        return {"chunk_size": self.chunk_size, "order": torch.randperm(n_chunks, generator=generator).tolist()}
+        return {"chunk_size": self.chunk_size, "order": generator.permutation(n_chunks).tolist()}
 
     def apply(self, sample: Sample, params: dict[str, Any]) -> Sample:
         return shuffle_chunks(sample, params["order"], params["chunk_size"])

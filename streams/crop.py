@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from .augment import AugmentStage
@@ -18,6 +19,7 @@ from .checks import check_int, check_ordered
 from .pipe import pipe_method
 from .sample import Sample
 from .schedule import ProbabilitySchedule
+from .seeding import sample_rng
 
 __all__ = ["CropStage", "crop_bounds", "crop_sample", "cut_sample"]
 
@@ -38,9 +40,9 @@ def crop_bounds(sample: Sample, start: int, length: int, context: int) -> dict[s
     length = min(length, edit_frames - start)
     if length == 0:
         return {"edit_start": start, "edit_length": 0, "raw_start": 0, "raw_end": sample.raw_frames}
-    window = sample.pointers[start:start + length]
-    raw_start = max(0, int(window.min()) - context)
-    raw_end = min(sample.raw_frames, int(window.max()) + context + 1)
+    lowest, highest = (int(end) for end in torch.aminmax(sample.pointers[start:start + length]))
+    raw_start = max(0, lowest - context)
+    raw_end = min(sample.raw_frames, highest + context + 1)
     return {"edit_start": start, "edit_length": length, "raw_start": raw_start, "raw_end": raw_end}
 
 
@@ -66,9 +68,11 @@ def cut_sample(sample: Sample, edit_start: int, edit_length: int, raw_start: int
         raise ValueError(f"raw range [{raw_start}, {raw_end}) must be non-empty and inside the raw mel's "
                          f"{raw_frames} frames")
     pointers = sample.pointers[edit_start:edit_start + edit_length]
-    if pointers.numel() and (int(pointers.min()) < raw_start or int(pointers.max()) >= raw_end):
-        raise ValueError(f"raw range [{raw_start}, {raw_end}) drops frames the edit window points to "
-                         f"(pointers span [{int(pointers.min())}, {int(pointers.max())}]); widen the raw range")
+    if pointers.numel():
+        lowest, highest = (int(end) for end in torch.aminmax(pointers))
+        if lowest < raw_start or highest >= raw_end:
+            raise ValueError(f"raw range [{raw_start}, {raw_end}) drops frames the edit window points to "
+                             f"(pointers span [{lowest}, {highest}]); widen the raw range")
     if edit_length == edit_frames and raw_start == 0 and raw_end == raw_frames:
         return sample
     return sample.replace(raw_mel=sample.raw_mel[:, raw_start:raw_end].clone(),
@@ -105,6 +109,8 @@ class CropStage(AugmentStage):
     Params recorded:
     ``{"edit_start", "edit_length", "raw_start", "raw_end"}``; cost: one copy of the kept frames.
 
+    >>> from streams.crop import CropStage
+    >>> from streams.sample import Sample
     >>> raw = torch.arange(50.0).view(1, 50)
     >>> s = Sample("a", raw, raw[:, 10:40], torch.arange(10, 40))
     >>> out = CropStage(probability=1.0, min_len=5, max_len=5, context=2).augment(s)
@@ -113,6 +119,7 @@ class CropStage(AugmentStage):
     """
 
     name = "crop"
+    keyed_generator = staticmethod(sample_rng)
 
     def __init__(self, *, probability: float = 0.5, min_len: int = 500, max_len: int = 5000,
                  context: int = 100, schedule: ProbabilitySchedule | None = None):
@@ -122,12 +129,13 @@ class CropStage(AugmentStage):
         check_ordered(self.min_len, self.max_len, "min_len", "max_len")
         self.context = check_int(context, "context")
 
-    def draw(self, sample: Sample, generator: torch.Generator) -> dict[str, Any]:
+    def draw(self, sample: Sample, generator: np.random.Generator) -> dict[str, Any]:
         edit_frames = sample.edit_frames
         if edit_frames <= self.min_len:
             return {"edit_start": 0, "edit_length": edit_frames, "raw_start": 0, "raw_end": sample.raw_frames}
-        length = int(torch.randint(self.min_len, min(self.max_len, edit_frames) + 1, (), generator=generator))
-        start = int(torch.randint(0, edit_frames - length + 1, (), generator=generator))
+        length_fraction, start_fraction = generator.random(2).tolist()  # both in one draw (53-bit uniforms)
+        length = self.min_len + int(length_fraction * (min(self.max_len, edit_frames) - self.min_len + 1))
+        start = int(start_fraction * (edit_frames - length + 1))
         return crop_bounds(sample, start, length, self.context)
 
     def apply(self, sample: Sample, params: dict[str, Any]) -> Sample:

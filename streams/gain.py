@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from .checks import check_float, check_ordered
@@ -42,6 +43,7 @@ class GainStage(SpectralAugmentStage):
     Params recorded: ``{"mode": "shared", "scale": s}`` or ``{"mode": "independent", "raw":
     {"scale": s}, "edit": {"scale": s}}``. Cost: one multiply per mel, about one copy.
 
+    >>> from streams.gain import GainStage
     >>> from streams.sample import Sample
     >>> s = Sample("a", torch.ones(2, 3), torch.ones(2, 2), torch.tensor([0, 2]))
     >>> out = GainStage(probability=1.0, scale_min=2.0, scale_max=2.0).augment(s)
@@ -58,8 +60,8 @@ class GainStage(SpectralAugmentStage):
         self.scale_max = check_float(scale_max, "scale_max")
         check_ordered(self.scale_min, self.scale_max, "scale_min", "scale_max")
 
-    def draw_mel(self, mel: torch.Tensor, generator: torch.Generator) -> dict[str, Any]:
-        fraction = float(torch.rand((), generator=generator, dtype=torch.float64))
+    def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
+        fraction = float(generator.random())
         return {"scale": self.scale_min + (self.scale_max - self.scale_min) * fraction}
 
     def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any]) -> torch.Tensor:

@@ -19,7 +19,6 @@ from matplotlib.figure import Figure
 
 from .augment import AugmentStage
 from .sample import Sample
-from .seeding import sample_generator
 
 __all__ = ["render_preview"]
 
@@ -59,7 +58,7 @@ def render_preview(sample: Sample, stages: Sequence[tuple[str, AugmentStage]], o
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for index, (name, stage) in enumerate(stages):
-        params = stage.draw(sample, sample_generator(seed, 0, name, sample.key))
+        params = stage.draw(sample, stage.keyed_generator(seed, 0, name, sample.key))
         after = stage.apply(sample, params)
         figure = Figure(figsize=(12, 9), layout="constrained")
         FigureCanvasAgg(figure)

@@ -22,14 +22,19 @@ How masks are drawn (the plan's config keys ``freq_masks``, ``freq_width``, ``ti
   linearly with length; the budget still caps the masked fraction.
 
 Masked values become ``fill``: ``"zero"`` (the plan) or ``"mean"`` (the mel's mean, rounded to
-its dtype). In shared mode every choice is drawn on the raw mel: bands are the same in both mels,
-time masks lie on raw frames and an edit frame is masked exactly when the raw frame it points to
-is, and ``"mean"`` is the raw mel's mean for both, so a masked edit frame still equals its raw
-frame (the pointer content invariant holds for both fills).
+its dtype; :func:`mel_mean`, the same whatever the thread count). In shared mode every choice is
+drawn on the raw mel: bands are the same in both mels, time masks lie on raw frames and an edit
+frame is masked exactly when the raw frame it points to is, and ``"mean"`` is the raw mel's mean
+for both, so a masked edit frame still equals its raw frame (the pointer content invariant holds
+for both fills).
+
+Cost: the masks are a few values, drawn and written in numpy (no tensor op per mask); each mel
+is then masked in one pass (one ``addcmul`` for the frames) plus a slice write per band.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -43,51 +48,225 @@ from .sample import Sample
 from .schedule import ProbabilitySchedule
 from .spectral import SpectralAugmentStage
 
-__all__ = ["FILLS", "SpecAugmentStage", "draw_spans", "mask_mel", "span_mask"]
+__all__ = ["FILLS", "MEAN_BLOCK", "SpecAugmentStage", "draw_spans", "mask_mel", "mel_mean", "span_mask"]
 
 FILLS = ("zero", "mean")
+
+MEAN_BLOCK = 4096
+"""Values per block in :func:`mel_mean` (for a one-row or non-contiguous mel): below torch's
+parallel grain (32,768), so a block sum is always computed by one thread."""
+
+_NUMPY_DTYPES = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+
+_LOOP_MAX_SPANS = 8
+"""Up to this many spans a mask is written span by span (slice writes, about 0.3 us each);
+beyond it, by one vectorised pass over the axis (about 10 us whatever the span count)."""
+
+
+def _check_spans(length: int, starts: Sequence[int], widths: Sequence[int]) -> None:
+    """``ValueError`` unless there is one width per start and every span lies inside ``[0, length]``."""
+    if len(starts) != len(widths):
+        raise ValueError(f"got {len(starts)} span starts but {len(widths)} widths; give one width per start")
+    if len(starts) <= _LOOP_MAX_SPANS:
+        inside = all(0 <= start and 0 <= width and start + width <= length for start, width in zip(starts, widths))
+    else:
+        first = np.asarray(starts, dtype=np.int64)
+        end = first + np.asarray(widths, dtype=np.int64)
+        inside = int(first.min()) >= 0 and not bool((end < first).any()) and int(end.max()) <= length
+    if not inside:
+        raise ValueError(f"spans (starts {list(starts)}, widths {list(widths)}) must lie inside [0, {length}]")
+
+
+def _covered(length: int, starts: Sequence[int], widths: Sequence[int]) -> np.ndarray:
+    """``(length,)`` numpy bools, true inside any span (checked by :func:`_check_spans`)."""
+    _check_spans(length, starts, widths)
+    if len(starts) <= _LOOP_MAX_SPANS:
+        covered = np.zeros(length, dtype=bool)
+        for start, width in zip(starts, widths):
+            covered[start:start + width] = True
+        return covered
+    first = np.asarray(starts, dtype=np.int64)
+    edges = np.bincount(first, minlength=length + 1) - np.bincount(first + widths, minlength=length + 1)
+    return np.cumsum(edges[:length]) > 0
 
 
 def span_mask(length: int, starts: Sequence[int], widths: Sequence[int]) -> torch.Tensor:
     """``(length,)`` bool tensor, true inside any span ``[starts[k], starts[k] + widths[k])``.
 
     Spans must lie inside ``[0, length]`` (``ValueError`` otherwise); empty spans mark nothing.
+    A few spans are written as slices; many (as adaptive masking draws on long mels) in one
+    vectorised pass, with the same result.
 
     >>> span_mask(6, [1, 4], [2, 1]).tolist()
     [False, True, True, False, True, False]
+    >>> starts = list(range(0, 40, 2))  # 20 one-frame spans: the vectorised pass
+    >>> span_mask(50, starts, [1] * 20).tolist() == [t < 40 and t % 2 == 0 for t in range(50)]
+    True
     """
-    if len(starts) != len(widths):
-        raise ValueError(f"got {len(starts)} span starts but {len(widths)} widths; give one width per start")
-    edges = torch.zeros(length + 1, dtype=torch.int64)
-    if len(starts):
-        first = torch.as_tensor(starts, dtype=torch.int64)
-        width = torch.as_tensor(widths, dtype=torch.int64)
-        end = first + width
-        if bool((first < 0).any() | (width < 0).any() | (end > length).any()):
-            raise ValueError(f"spans (starts {list(starts)}, widths {list(widths)}) must lie inside [0, {length}]")
-        edges.index_add_(0, first, torch.ones_like(first))
-        edges.index_add_(0, end, -torch.ones_like(end))
-    return edges.cumsum(0)[:length] > 0
+    return torch.from_numpy(_covered(length, starts, widths))
+
+
+def _spans_from_fractions(length: int, fractions: np.ndarray, width_range: tuple[int, int], budget: int,
+                          *, vectorised: bool) -> tuple[list[int], list[int]]:
+    """The spans of :func:`draw_spans` from its ``2 * count`` uniform draws (widths, then starts),
+    span by span in Python (fast for a few) or vectorised in numpy (for many); both compute the
+    same values.
+
+    >>> fractions = np.random.default_rng(0).random(60)
+    >>> loop = _spans_from_fractions(500, fractions, (5, 40), 300, vectorised=False)
+    >>> loop == _spans_from_fractions(500, fractions, (5, 40), 300, vectorised=True), sum(loop[1])
+    (True, 300)
+    """
+    count = fractions.size // 2
+    low, choices = width_range[0], width_range[1] - width_range[0] + 1
+    if vectorised:
+        widths = np.minimum(low + (fractions[:count] * choices).astype(np.int64), length)
+        used_before = np.cumsum(widths) - widths
+        widths = np.minimum(widths, np.maximum(budget - used_before, 0))
+        kept = widths > 0
+        widths = widths[kept]
+        starts = (fractions[count:][kept] * (length - widths + 1)).astype(np.int64)
+        return starts.tolist(), widths.tolist()
+    values = fractions.tolist()
+    starts_list: list[int] = []
+    widths_list: list[int] = []
+    used = 0
+    for width_fraction, start_fraction in zip(values[:count], values[count:]):
+        width = min(low + int(width_fraction * choices), length, budget - used)
+        if width > 0:
+            starts_list.append(int(start_fraction * (length - width + 1)))
+            widths_list.append(width)
+            used += width
+    return starts_list, widths_list
 
 
 def draw_spans(length: int, count_range: tuple[int, int], width_range: tuple[int, int], budget: int,
-               generator: torch.Generator) -> tuple[list[int], list[int]]:
+               generator: np.random.Generator) -> tuple[list[int], list[int]]:
     """Random spans on an axis of ``length``: ``(starts, widths)`` lists.
 
-    The count is uniform in ``count_range``, each width uniform in ``width_range`` then cut to
-    ``length``; widths are then shortened in order so they sum to at most ``budget``, and empty
-    spans dropped. Starts are uniform in ``[0, length - width]``. Vectorised: no loop over masks.
+    The count is uniform in ``count_range`` (not drawn when the range is one value), each width
+    uniform in ``width_range`` then cut to ``length``; widths are then shortened in order so they
+    sum to at most ``budget``, and empty spans dropped. Starts are uniform in ``[0, length -
+    width]``. One draw of ``2 * count`` uniform floats (53-bit, scaled to each range) gives all
+    widths and starts; a few spans are then computed in Python, many (adaptive masks on long mels)
+    vectorised, with equal results.
+
+    >>> starts, widths = draw_spans(100, (2, 2), (5, 5), 100, np.random.default_rng(0))
+    >>> widths, all(0 <= s <= 95 for s in starts)
+    ([5, 5], True)
     """
-    count = int(torch.randint(count_range[0], count_range[1] + 1, (), generator=generator))
+    low, high = count_range
+    count = low if low == high else int(generator.integers(low, high, endpoint=True))
     if count == 0 or length == 0:
         return [], []
-    widths = torch.randint(width_range[0], width_range[1] + 1, (count,), generator=generator).clamp_(max=length)
-    used_before = widths.cumsum(0) - widths
-    widths = torch.minimum(widths, (budget - used_before).clamp(min=0))
-    widths = widths[widths > 0]
-    fractions = torch.rand(widths.shape[0], generator=generator, dtype=torch.float64)
-    starts = (fractions * (length - widths + 1)).long()
-    return starts.tolist(), widths.tolist()
+    return _spans_from_fractions(length, generator.random(2 * count), width_range, budget,
+                                 vectorised=count > _LOOP_MAX_SPANS)
+
+
+def mel_mean(mel: torch.Tensor) -> float:
+    """Mean of ``mel``'s (``(n_mels, frames)``) values (0.0 when empty), the same whatever the
+    thread count.
+
+    Partial sums are torch float32 cascade sums, each the one output of a row-wise reduction: torch
+    splits such a reduction between threads by output, so one thread sums each partial in the same
+    order whatever the thread count. They are the mel's rows when there are several and each is
+    contiguous, else blocks of :data:`MEAN_BLOCK` values in row-major order (a block sum runs on
+    one thread anyway: it is below torch's parallel grain). The partial sums are added in float64
+    by numpy. A plain ``mel.sum()`` splits its one output across threads and rounds differently
+    with 1 or 2 threads; a numpy float64 pass costs 3x a copy (this costs about half of one).
+
+    >>> mel_mean(torch.arange(10000.0).view(2, 5000)), mel_mean(torch.arange(10000.0).view(1, 10000))
+    (4999.5, 4999.5)
+    """
+    count = mel.numel()
+    if count == 0:
+        return 0.0
+    sum_dtype = torch.promote_types(mel.dtype, torch.float32)
+    if mel.shape[0] > 1 and mel.stride(1) == 1:
+        partial_sums = mel.sum(dim=1, dtype=sum_dtype)
+        return float(np.add.reduce(partial_sums.numpy().astype(np.float64))) / count
+    values = mel.reshape(-1)
+    body = count - count % MEAN_BLOCK
+    total = 0.0
+    if body:
+        block_sums = values[:body].view(-1, MEAN_BLOCK).sum(dim=1, dtype=sum_dtype)
+        total = float(np.add.reduce(block_sums.numpy().astype(np.float64)))
+    if count > body:
+        total += float(values[body:].sum(dtype=sum_dtype))
+    return total / count
+
+
+@functools.lru_cache(maxsize=8)
+def _zero(dtype: torch.dtype) -> torch.Tensor:
+    """A shared 0-d zero of ``dtype`` (read-only)."""
+    return torch.zeros((), dtype=dtype)
+
+
+def _time_rows(length: int, starts: Sequence[int], widths: Sequence[int], dtype: torch.dtype,
+               fill_value: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(keep, fill)`` for masking the frames inside the spans (checked) as ``fill + mel *
+    keep``: ``keep`` is ``(length,)`` 0/1 of ``dtype``; ``fill`` is ``fill_value`` where masked,
+    else 0 (a shared 0-d zero when the fill is 0). ``None`` when no frame is masked. Built in
+    numpy and handed to torch without a copy: a few calls, none of them a tensor op."""
+    if not any(widths):
+        _check_spans(length, starts, widths)
+        return None
+    masked = _covered(length, starts, widths)
+    numpy_dtype = _NUMPY_DTYPES.get(dtype, np.float32)
+    keep = _as_tensor((~masked).astype(numpy_dtype), dtype)
+    if fill_value == 0.0:
+        return keep, _zero(dtype)
+    return keep, _as_tensor(np.where(masked, numpy_dtype(fill_value), numpy_dtype(0.0)), dtype)
+
+
+def _rounded(value: float, dtype: torch.dtype) -> float:
+    """``value`` rounded to ``dtype`` (by numpy when it has the dtype: no tensor op)."""
+    numpy_dtype = _NUMPY_DTYPES.get(dtype)
+    if numpy_dtype is None:
+        return float(torch.tensor(value, dtype=torch.float32).to(dtype))
+    return float(numpy_dtype(value))
+
+
+def _as_tensor(values: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """A numpy row as a tensor of ``dtype``, shared when it already has it (bfloat16: converted)."""
+    row = torch.from_numpy(values)
+    return row if row.dtype == dtype else row.to(dtype)
+
+
+def _fill_rows(out: torch.Tensor, starts: Sequence[int], widths: Sequence[int], fill_value: float) -> None:
+    """Set the rows of ``out`` inside the (checked) spans to ``fill_value``, in place: a slice write
+    per span for a few spans, one ``index_fill_`` of the covered rows for many."""
+    if len(starts) <= _LOOP_MAX_SPANS:
+        for start, width in zip(starts, widths):
+            if width:
+                out[start:start + width] = fill_value
+    else:
+        out.index_fill_(0, torch.from_numpy(np.flatnonzero(_covered(out.shape[0], starts, widths))), fill_value)
+
+
+def _masked(mel: torch.Tensor, freq_spans: tuple[Sequence[int], Sequence[int]],
+            time_rows: tuple[torch.Tensor, torch.Tensor] | None, fill_value: float) -> torch.Tensor:
+    """``mel`` with frames masked by ``time_rows`` (``None``: none) and the rows inside
+    ``freq_spans`` (``(starts, widths)``, already checked) set to ``fill_value``; ``mel`` itself
+    when nothing is masked.
+
+    Frames are masked in one pass as ``fill + mel * keep`` (one ``addcmul``): every product is
+    exact and only one term is nonzero, so a kept value is unchanged bit for bit and a masked one
+    is the fill (a masked-fill or ``where`` with a broadcast mask is several times slower on CPU).
+    Rows are then filled in place.
+    """
+    starts, widths = freq_spans
+    masks_rows = any(widths)
+    if time_rows is not None:
+        keep, fill = time_rows
+        out = torch.addcmul(fill, mel, keep)
+    elif masks_rows:
+        out = mel.clone()
+    else:
+        return mel
+    if masks_rows:
+        _fill_rows(out, starts, widths, fill_value)
+    return out
 
 
 def mask_mel(mel: torch.Tensor, freq_mask: torch.Tensor, time_mask: torch.Tensor, fill_value: float) -> torch.Tensor:
@@ -97,23 +276,20 @@ def mask_mel(mel: torch.Tensor, freq_mask: torch.Tensor, time_mask: torch.Tensor
 
     Frames are masked in one pass as ``fill_row + mel * keep_row`` with 0/1 ``keep_row``: every
     product is exact, so a kept value is unchanged bit for bit (a masked-fill with a broadcast
-    mask is several times slower on CPU).
+    mask is several times slower on CPU); masked bins are then filled in place. Masks of other
+    lengths than the mel's axes raise ``ValueError``.
 
     >>> mask_mel(torch.ones(2, 3), torch.tensor([False, True]), torch.tensor([True, False, False]), 0.5)
     tensor([[0.5000, 1.0000, 1.0000],
             [0.5000, 0.5000, 0.5000]])
     """
-    masked_frames = bool(time_mask.any())
-    masked_bins = freq_mask.nonzero().squeeze(1)
-    if not masked_frames and masked_bins.numel() == 0:
-        return mel
-    if masked_frames:
-        keep_row = (~time_mask).to(mel.dtype).unsqueeze(0)
-        fill_row = time_mask.to(mel.dtype).mul_(fill_value).unsqueeze(0)
-        out = torch.addcmul(fill_row, mel, keep_row)
-    else:
-        out = mel.clone()
-    return out.index_fill_(0, masked_bins, fill_value)
+    if tuple(freq_mask.shape) != (mel.shape[0],) or tuple(time_mask.shape) != (mel.shape[1],):
+        raise ValueError(f"masks of shapes {tuple(freq_mask.shape)} and {tuple(time_mask.shape)} do not fit a mel of "
+                         f"shape {tuple(mel.shape)}; give one bool per mel bin and one per frame")
+    frames = np.flatnonzero(time_mask.numpy()).tolist()
+    bins = np.flatnonzero(freq_mask.numpy()).tolist()
+    time_rows = _time_rows(mel.shape[1], frames, [1] * len(frames), mel.dtype, fill_value)
+    return _masked(mel, (bins, [1] * len(bins)), time_rows, fill_value)
 
 
 def _count_range(value: object, field: str) -> tuple[int, int]:
@@ -158,9 +334,11 @@ class SpecAugmentStage(SpectralAugmentStage):
 
     Params recorded: ``{"mode": "shared", "freq_starts", "freq_widths", "time_starts",
     "time_widths", "fill_value"}`` (lists of ints and a float; per mel under ``"raw"``/``"edit"`` in
-    independent mode). Cost: about one copy per mel.
+    independent mode). Cost: about one copy per mel (plus half a copy of each mel whose mean is
+    the fill); masks are built in numpy with slice writes, applied in one pass per mel.
 
     >>> from streams.sample import Sample
+    >>> from streams.spec_augment import SpecAugmentStage
     >>> raw = torch.ones(4, 100)
     >>> s = Sample("a", raw, raw[:, :10], torch.arange(10))
     >>> stage = SpecAugmentStage(probability=1.0, freq_masks=1, freq_width=(2, 2), time_masks=0)
@@ -205,28 +383,33 @@ class SpecAugmentStage(SpectralAugmentStage):
             widths = (min(1, widest), widest)
         return counts, widths, math.floor(self.max_time_fraction * frames)
 
-    def draw_mel(self, mel: torch.Tensor, generator: torch.Generator) -> dict[str, Any]:
+    def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
         n_mels, frames = mel.shape
         freq_starts, freq_widths = draw_spans(n_mels, self._freq_counts, self._freq_widths, n_mels, generator)
         time_starts, time_widths = draw_spans(frames, *self.time_ranges(frames), generator)
         fill_value = 0.0
         if self.fill == "mean" and mel.numel():
-            # numpy's float64 pairwise sum is the same in every process; torch's reduction order
-            # depends on the thread count (workers run one thread), so it would not be
-            mean = torch.tensor(float(np.mean(mel.numpy(), dtype=np.float64)), dtype=torch.float32)
-            fill_value = float(mean.to(mel.dtype))  # representable in the mel's dtype: every write is exact
+            fill_value = _rounded(mel_mean(mel), mel.dtype)  # representable in the mel's dtype: every write is exact
         return {"freq_starts": freq_starts, "freq_widths": freq_widths, "time_starts": time_starts,
                 "time_widths": time_widths, "fill_value": fill_value}
 
     def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any]) -> torch.Tensor:
-        freq_mask = span_mask(mel.shape[0], decision["freq_starts"], decision["freq_widths"])
-        time_mask = span_mask(mel.shape[1], decision["time_starts"], decision["time_widths"])
-        return mask_mel(mel, freq_mask, time_mask, decision["fill_value"])
+        fill_value = decision["fill_value"]
+        freq_spans = decision["freq_starts"], decision["freq_widths"]
+        _check_spans(mel.shape[0], *freq_spans)
+        time_rows = _time_rows(mel.shape[1], decision["time_starts"], decision["time_widths"], mel.dtype, fill_value)
+        return _masked(mel, freq_spans, time_rows, fill_value)
 
     def apply_shared(self, sample: Sample, decision: dict[str, Any]) -> Sample:
-        freq_mask = span_mask(sample.n_mels, decision["freq_starts"], decision["freq_widths"])
-        raw_time_mask = span_mask(sample.raw_frames, decision["time_starts"], decision["time_widths"])
-        edit_time_mask = raw_time_mask.index_select(0, sample.pointers)
         fill_value = decision["fill_value"]
-        return sample.replace(raw_mel=mask_mel(sample.raw_mel, freq_mask, raw_time_mask, fill_value),
-                              edit_mel=mask_mel(sample.edit_mel, freq_mask, edit_time_mask, fill_value))
+        freq_spans = decision["freq_starts"], decision["freq_widths"]
+        _check_spans(sample.n_mels, *freq_spans)
+        raw_rows = _time_rows(sample.raw_frames, decision["time_starts"], decision["time_widths"],
+                              sample.raw_mel.dtype, fill_value)
+        edit_rows = None
+        if raw_rows is not None:  # an edit frame is masked exactly when the raw frame it points to is
+            keep, fill = raw_rows
+            edit_rows = (keep.index_select(0, sample.pointers),
+                         fill if fill.ndim == 0 else fill.index_select(0, sample.pointers))
+        return sample.replace(raw_mel=_masked(sample.raw_mel, freq_spans, raw_rows, fill_value),
+                              edit_mel=_masked(sample.edit_mel, freq_spans, edit_rows, fill_value))

@@ -11,7 +11,8 @@ two modes:
 * ``"independent"``: raw and edit get decisions of their own, each drawn on its own mel, as if
   they were recorded under different conditions.
 
-Subclasses define ``draw_mel(mel, generator) -> decision`` (JSON-friendly dict), ``apply_mel(mel,
+Subclasses define ``draw_mel(mel, generator) -> decision`` (JSON-friendly dict; ``generator`` is
+the sample's numpy ``Generator``, :func:`streams.seeding.sample_rng`), ``apply_mel(mel,
 decision) -> mel`` and, when a decision has a time side, ``apply_shared(sample, decision)``.
 The params recorded are ``{"mode": "shared", **decision}`` or ``{"mode": "independent", "raw":
 decision, "edit": decision}``; ``apply`` follows the mode in the params, so a record replays the
@@ -22,12 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from .augment import AugmentStage
 from .checks import check_choice
 from .sample import Sample
 from .schedule import ProbabilitySchedule
+from .seeding import sample_rng
 
 __all__ = ["MODES", "SpectralAugmentStage", "gather_frames"]
 
@@ -61,11 +64,13 @@ class SpectralAugmentStage(AugmentStage):
     sources reject but the functions accept).
     """
 
+    keyed_generator = staticmethod(sample_rng)
+
     def __init__(self, *, probability: float, mode: str, schedule: ProbabilitySchedule | None = None):
         super().__init__(probability=probability, schedule=schedule)
         self.mode = check_choice(mode, "mode", MODES)
 
-    def draw_mel(self, mel: torch.Tensor, generator: torch.Generator) -> dict[str, Any]:
+    def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
         """The decision for one ``(n_mels, frames)`` mel (the raw one, in shared mode)."""
         raise TypeError(f"{type(self).__name__} must define draw_mel()")
 
@@ -79,7 +84,7 @@ class SpectralAugmentStage(AugmentStage):
         return sample.replace(raw_mel=self.apply_mel(sample.raw_mel, decision),
                               edit_mel=self.apply_mel(sample.edit_mel, decision))
 
-    def draw(self, sample: Sample, generator: torch.Generator) -> dict[str, Any]:
+    def draw(self, sample: Sample, generator: np.random.Generator) -> dict[str, Any]:
         if self.mode == "shared":
             return {"mode": "shared", **self.draw_mel(sample.raw_mel, generator)}
         return {"mode": "independent", "raw": self.draw_mel(sample.raw_mel, generator),

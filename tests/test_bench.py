@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from pipelines.bench import AUGMENTATION_BLOCKS, PARTS, BenchSettings, StageShape, bench_sample
+from pipelines.bench import PARTS, STAGE_ROWS, BenchSettings, StageShape, bench_sample
 from pipelines.bench_reference import REFERENCE_AUGMENTATIONS, concatenate_samples, reference_augment
 from pipelines.cli import main
 from streams.invariants import make_tagged_sample
@@ -28,7 +28,7 @@ def test_quick_bench_runs_every_part_and_writes_the_figures(tmp_path, capsys):
     settings = BenchSettings.quick()
     shapes = [shape.label for shape in settings.stage_shapes]
     assert [(row["shape"], row["stage"]) for row in result["stage"]] == [
-        (shape, block) for shape in shapes for block in AUGMENTATION_BLOCKS]
+        (shape, row) for shape in shapes for row in STAGE_ROWS]
     for row in result["stage"]:
         assert row["ms"]["median"] > 0 and row["floor_ms"]["median"] > 0 and row["ratio"]["median"] > 0
     for row in result["reference"]:  # the plan's code fails on the tiny shapes' edges: reported, not raised
