@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 
 import numpy as np
 import torch
@@ -20,24 +21,26 @@ __all__ = ["DECODE_REASONS", "MEL_DTYPES", "META_MEMBER", "REQUIRED_MEMBERS", "d
 
 META_MEMBER = "meta.json"
 MEL_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
 DECODE_REASONS = ("bad_dtype", "bad_meta", "bad_npy", "missing_member", "pointer_out_of_range")
 """Reasons :func:`decode_record` raises (besides the grouping problems a record carries)."""
 
 
-def _npy_layout(data: bytes) -> tuple[tuple[int, ...], np.dtype, int]:
-    """``(shape, dtype, header bytes)`` from the header of ``.npy`` bytes."""
+def _npy_layout(data: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """``(shape, fortran order, dtype, header bytes)`` from the header of ``.npy`` bytes."""
     stream = io.BytesIO(data)
     major, _ = np.lib.format.read_magic(stream)
     if major not in (1, 2, 3):
         raise ValueError(f".npy format version {major} is unknown")
     read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-    shape, _, dtype = read_header(stream)
-    return shape, dtype, stream.tell()
+    shape, fortran_order, dtype = read_header(stream)
+    return shape, fortran_order, dtype, stream.tell()
 
 
 def decode_npy(data: bytes, *, what: str) -> np.ndarray:
     """Parse ``.npy`` bytes (no pickles); ``what`` names the member in the error.
 
+    Returns a read-only view of ``data`` (no copy; the caller's dtype conversion is the one copy).
     The header is checked against the data length first, so a cut or padded member is reported
     as such (and a header claiming a huge shape allocates nothing).
 
@@ -50,26 +53,34 @@ def decode_npy(data: bytes, *, what: str) -> np.ndarray:
     streams.sample.SampleError: x: 20 bytes of array data but its header declares shape (3,) of int64 (24 bytes), so it is cut short or padded; re-write it with numpy.save
     """
     try:
-        shape, dtype, header_bytes = _npy_layout(data)
+        shape, fortran_order, dtype, header_bytes = _npy_layout(data)
     except Exception as err:  # numpy raises ValueError, EOFError, SyntaxError... for a bad header
         raise SampleError(f"{what}: not a valid .npy file ({type(err).__name__}: {err}); "
                           "write it with numpy.save", reason="bad_npy") from err
-    if not dtype.hasobject:
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if len(data) - header_bytes != expected:
-            raise SampleError(f"{what}: {len(data) - header_bytes} bytes of array data but its header declares "
-                              f"shape {shape} of {dtype} ({expected} bytes), so it is cut short or padded; "
-                              "re-write it with numpy.save", reason="bad_npy")
-    try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as err:  # object arrays (pickles), and anything the header check let pass
-        raise SampleError(f"{what}: not a valid .npy file ({type(err).__name__}: {err}); "
-                          "write it with numpy.save (numeric arrays, no pickles)", reason="bad_npy") from err
+    if dtype.hasobject:
+        raise SampleError(f"{what}: holds Python objects (a pickle); write numeric arrays with numpy.save",
+                          reason="bad_npy")
+    count = int(np.prod(shape, dtype=np.int64))
+    expected = count * dtype.itemsize
+    if len(data) - header_bytes != expected:
+        raise SampleError(f"{what}: {len(data) - header_bytes} bytes of array data but its header declares "
+                          f"shape {shape} of {dtype} ({expected} bytes), so it is cut short or padded; "
+                          "re-write it with numpy.save", reason="bad_npy")
+    flat = np.frombuffer(data, dtype=dtype, count=count, offset=header_bytes)
+    return flat.reshape(shape, order="F" if fortran_order else "C")
 
 
-def _native(array: np.ndarray) -> np.ndarray:
-    """``array`` in native byte order and C order (torch.from_numpy takes no other)."""
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+def _owned(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """A tensor owning a C-ordered, native-endian copy of ``array`` converted to ``dtype`` (one pass).
+
+    Values too large for ``dtype`` become inf, which the sample check then reports as not finite.
+    """
+    if array.dtype.isnative and array.flags.c_contiguous:  # the usual layout: torch converts fastest
+        with warnings.catch_warnings():  # the view of the tar bytes is read-only; it is copied here
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(array).to(dtype, copy=True)
+    with np.errstate(over="ignore"):
+        return torch.from_numpy(array.astype(_NUMPY_DTYPES[dtype], order="C"))
 
 
 def decode_record(record: Record, *, mel_dtype: str = "float32") -> Sample:
@@ -110,10 +121,10 @@ def decode_record(record: Record, *, mel_dtype: str = "float32") -> Sample:
     mels = []
     for member in ("raw_mel.npy", "edit_mel.npy"):
         array = arrays[member]
-        if array.dtype.kind != "f":
-            raise fail("bad_dtype", member, f"dtype {array.dtype}; mels must be float16 or float32 "
+        if array.dtype.kind != "f" or array.dtype.itemsize not in (2, 4, 8):
+            raise fail("bad_dtype", member, f"dtype {array.dtype}; mels must be float16, float32 or float64 "
                                             "(re-export the mel as floats)")
-        mels.append(torch.from_numpy(_native(array)).to(MEL_DTYPES[mel_dtype]))
+        mels.append(_owned(array, MEL_DTYPES[mel_dtype]))
     pointer_array = arrays["pointers.npy"]
     if pointer_array.dtype.kind not in "iu":
         raise fail("bad_dtype", "pointers.npy", f"dtype {pointer_array.dtype}; store pointers as integers "
@@ -121,7 +132,7 @@ def decode_record(record: Record, *, mel_dtype: str = "float32") -> Sample:
     if pointer_array.dtype.kind == "u" and pointer_array.size and int(pointer_array.max()) > np.iinfo(np.int64).max:
         raise fail("pointer_out_of_range", "pointers.npy", f"pointer {int(pointer_array.max())} exceeds int64; "
                                                            "pointers must be raw frame indices in [0, T_raw)")
-    pointers = torch.from_numpy(np.ascontiguousarray(pointer_array, dtype=np.int64))
+    pointers = _owned(pointer_array, torch.int64)
     meta = {}
     if META_MEMBER in record.members:
         try:

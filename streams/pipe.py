@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 STATE_VERSION = 1
+_STATE_KEYS = ("version", "epoch", "seed", "layout", "finished", "stages")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,8 +276,10 @@ class Pipe(IterableDataset):
 
     Resuming: ``state_dict()`` describes the live pass in this process (or in a worker, as
     ``StatefulDataLoader`` collects it); ``load_state_dict(state)`` makes the next ``iter()`` resume
-    there. A state from another layout (world size, workers) is refused unless
-    ``load_state_dict(state, restart_epoch=True)``, which restarts that epoch from its start.
+    there. A state from another layout (world size, workers), seed, pipe or library version is
+    refused with a message; ``load_state_dict(state, restart_epoch=True)`` restarts the saved epoch
+    from its start instead. Pipes made from one another by fluent calls share one epoch cell.
+    ``close()`` (or finishing the pass) releases the live pass's open shards.
     """
 
     def __init__(self, stages: Iterable[Stage], *, seed: int = 0, _epoch_cell: torch.Tensor | None = None):
@@ -336,9 +339,14 @@ class Pipe(IterableDataset):
         return int(self._epoch_cell.item())
 
     def set_epoch(self, epoch: int) -> None:
-        """Use ``epoch`` for the next pass (in this process and in DataLoader workers)."""
+        """Use ``epoch`` for the next pass (in this process and in DataLoader workers).
+
+        A state loaded for another epoch is dropped: the user has moved on from it.
+        """
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative int (got {epoch!r})")
+        if self._pending_state is not None and int(self._pending_state["epoch"]) != epoch:
+            self._pending_state = None
         self._epoch_cell.fill_(epoch)
 
     # iteration --------------------------------------------------------------------------------
@@ -346,27 +354,30 @@ class Pipe(IterableDataset):
         state, self._pending_state = self._pending_state, None
         epoch = int(state["epoch"]) if state is not None else self.epoch
         ctx = StreamContext.detect(self.seed, epoch)
-        if state is not None and not state.get("fresh"):
+        if state is not None and (state.get("fresh") or self._restart_epoch):
+            state = None  # a state before any item, or the user asked to restart the saved epoch
+        self._restart_epoch = False
+        if state is not None:
             state = self._checked_state(state, ctx)
-        else:
-            state = None
+        if self._live is not None:
+            self._live.close()  # a pass abandoned mid-way must not keep its shards open
         self._live = PipeIterator(self, ctx, state)
         return self._live
 
-    def _checked_state(self, state: dict[str, Any], ctx: StreamContext) -> dict[str, Any] | None:
+    def _checked_state(self, state: dict[str, Any], ctx: StreamContext) -> dict[str, Any]:
+        restart = "or restart the saved epoch with pipe.load_state_dict(state, restart_epoch=True)"
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"pipe state has version {state.get('version')!r}, this library reads "
-                             f"version {STATE_VERSION}; restart the epoch with load_state_dict(state, restart_epoch=True)")
+                             f"version {STATE_VERSION}; {restart}")
         if list(state["stages"]) != list(self.stage_names):
             raise ValueError(f"the saved stream had stages {list(state['stages'])} but this pipe has "
                              f"{list(self.stage_names)}; build the same pipe (same config) to resume")
+        if state["seed"] != self.seed:
+            raise ValueError(f"the saved stream used seed {state['seed']} but this pipe has seed {self.seed}; "
+                             f"resume with the same seed, {restart}")
         if state["layout"] != ctx.layout:
-            if self._restart_epoch:
-                return None
-            raise ValueError(
-                f"the saved stream ran with {state['layout']} but this run has {ctx.layout}; resume with "
-                "the same number of ranks and DataLoader workers, or restart the saved epoch with "
-                "pipe.load_state_dict(state, restart_epoch=True)")
+            raise ValueError(f"the saved stream ran with {state['layout']} but this run has {ctx.layout}; resume "
+                             f"with the same number of ranks and DataLoader workers, {restart}")
         return state
 
     def state_dict(self) -> dict[str, Any]:
@@ -378,13 +389,26 @@ class Pipe(IterableDataset):
         return {"version": STATE_VERSION, "epoch": self.epoch, "fresh": True}
 
     def load_state_dict(self, state: dict[str, Any], *, restart_epoch: bool = False) -> None:
-        """Make the next ``iter()`` resume from ``state`` (see the class docstring)."""
-        if not isinstance(state, dict) or "epoch" not in state:
-            raise ValueError("load_state_dict expects a dict made by Pipe.state_dict()")
-        self._restart_epoch = restart_epoch
-        # The shared epoch cell is left alone: in a DataLoader worker it is shared with the main
-        # process and the other workers, and each worker resumes from its own state.
+        """Make the next ``iter()`` resume from ``state`` (see the class docstring).
+
+        With ``restart_epoch``, the next pass starts the saved epoch from its beginning instead
+        (whatever the layout, seed or version the state was saved with). Outside DataLoader
+        workers, the pipe's epoch becomes the saved one; ``set_epoch`` to another epoch drops it.
+        """
+        required = ("version", "epoch") if state.get("fresh") or restart_epoch else _STATE_KEYS
+        if not isinstance(state, dict) or any(key not in state for key in required):
+            missing = [key for key in required if not isinstance(state, dict) or key not in state]
+            raise ValueError(f"load_state_dict expects a dict made by Pipe.state_dict() (missing {missing})")
+        self._restart_epoch = bool(restart_epoch)
         self._pending_state = state
+        if get_worker_info() is None:  # in a worker the cell is shared with the main process: leave it
+            self._epoch_cell.fill_(int(state["epoch"]))
+
+    def close(self) -> None:
+        """Close the live pass (its open shards and ``pipe:`` commands), if any."""
+        if self._live is not None:
+            self._live.close()
+            self._live = None
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per-stage counters of the live pass in this process (empty before the first pass)."""
@@ -442,11 +466,15 @@ class PipeIterator(Iterator[Any]):
             self.finished = True
             self.close()
             raise
+        except BaseException:
+            self.close()
+            raise
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
             "epoch": self.ctx.epoch,
+            "seed": self.ctx.seed,
             "layout": self.ctx.layout,
             "finished": self.finished,
             "stages": {name: node.state_dict() for name, node in zip(self.names, self.nodes)},

@@ -66,7 +66,7 @@ class _ShuffleNode(Node):
         return self.buffer.pop()
 
     def state_dict(self) -> dict[str, Any]:
-        held = self._restore if self._restore is not None else [item.origin for item in self.buffer]
+        held = self._restore if self._restore is not None else [_origin(item) for item in self.buffer]
         return {"rng": self.rng.bit_generator.state, "buffer": list(held), "exhausted": self.exhausted}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -76,3 +76,12 @@ class _ShuffleNode(Node):
 
     def stats(self) -> dict[str, Any]:
         return {"buffered": len(self.buffer)}
+
+
+def _origin(item: Any) -> Any:
+    origin = getattr(item, "origin", None)
+    if origin is None:
+        raise ValueError(f"shuffle can save its buffer only for items with an origin (samples read by a source), "
+                         f"not {type(item).__name__}; shuffle before a map that drops it, or do not save this pipe")
+    return origin
+

@@ -128,10 +128,13 @@ class _ShardReader(Node):
         self.refilled = 0  # yielded samples from past this reader's block (standing in for missing ones)
         self.idle_spans = 0  # spans ended since the last yielded sample
         self.opened = 0
+        self.failed: Exception | None = None
         self._samples: Iterator[Sample] | None = None
         self.tally = source._ledger.open_pass(epoch=ctx.epoch, rank=ctx.rank, worker=ctx.worker)
 
     def __next__(self) -> Sample:
+        if self.failed is not None:  # a pass that raised stays failed: it must not skip on quietly
+            raise self.failed
         budget = self.plan.budget
         while budget is None or self.yielded < budget:
             span = self.plan.span(self.position)
@@ -146,6 +149,10 @@ class _ShardReader(Node):
             except StopIteration:
                 self._end_span()
                 continue
+            except Exception as err:
+                self.failed = err
+                self.close()
+                raise
             record = sample.origin[2]
             self.next_record = record + 1
             self.yielded += 1
@@ -176,7 +183,7 @@ class _ShardReader(Node):
         for record in self._records(shard, skip):
             seen = record.index + 1
             if stop is not None and record.index >= stop:
-                warn_once(f"long:{shard}", f"shard {self.source.urls[shard]} holds more than the {stop} samples its "
+                warn_once(f"long:{self.source.urls[shard]}", f"shard {self.source.urls[shard]} holds more than the {stop} samples its "
                                            "count says; the extra ones are not read; re-run pack or fix sample_counts")
                 return
             if record.index >= skip:  # records before a resume point are passed over undecoded
@@ -189,7 +196,7 @@ class _ShardReader(Node):
                     continue
                 yield sample.replace(origin=(*sample.origin, occurrence)) if occurrence else sample
         if stop is not None and seen < stop:
-            warn_once(f"short:{shard}", f"shard {self.source.urls[shard]} ended after {seen} of the {stop} samples "
+            warn_once(f"short:{self.source.urls[shard]}", f"shard {self.source.urls[shard]} ended after {seen} of the {stop} samples "
                                         "its count says; the budget is kept by reading on; re-run pack or fix "
                                         "sample_counts")
 
@@ -264,7 +271,7 @@ class _ShardReader(Node):
 class MemorySource(Stage):
     """Stream items held in memory (tests, notebooks, small sets); split across ranks and workers.
 
-    Samples are checked (unless ``check=False``) and get ``origin = ("memory", index)``.
+    Samples are checked once, here (unless ``check=False``), and get ``origin = ("memory", index)``.
     """
 
     name = "source"
@@ -273,17 +280,17 @@ class MemorySource(Stage):
     def __init__(self, items: Iterable[Any], *, check: bool = True):
         self.items = list(items)
         self.check = bool(check)
+        if self.check:  # at construction, once: not per pass and per worker
+            for item in self.items:
+                if isinstance(item, Sample):
+                    check_sample(item)
 
     def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
         return _MemoryReader(self, ctx)
 
     def item(self, index: int) -> Any:
         item = self.items[index]
-        if isinstance(item, Sample):
-            if self.check:
-                check_sample(item)
-            item = item.replace(origin=("memory", index))
-        return item
+        return item.replace(origin=("memory", index)) if isinstance(item, Sample) else item
 
 
 class _MemoryReader(Node):

@@ -153,3 +153,83 @@ def test_resume_in_a_fresh_process(tmp_path):
     subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO, timeout=180)
     rest = torch.load(tmp_path / "rest.pt", weights_only=False)
     assert harness.same(head + rest, full)
+
+
+def _pipe_state_after(pipe: Pipe, items: int) -> dict:
+    iterator = iter(pipe)
+    for _ in range(items):
+        next(iterator)
+    return harness.checkpoint(pipe.state_dict())
+
+
+def test_a_loaded_state_serves_one_pass_then_set_epoch_moves_on_also_with_workers():
+    from torch.utils.data import DataLoader
+
+    make = maker(FIXED)
+    state = _pipe_state_after(make(), 2)  # saved in epoch 0, in-process
+    pipe = make()
+    pipe.load_state_dict(state, restart_epoch=True)  # (the layout differs from a worker's)
+    loader = DataLoader(pipe, batch_size=None, num_workers=2)  # workers pickled afresh each epoch
+    for epoch in range(3):
+        pipe.set_epoch(epoch)
+        got = [harness.record(x) for x in loader]
+        assert harness.same(got, harness.full_run(make, num_workers=2, epoch=epoch)), epoch
+
+
+def test_restart_epoch_restarts_even_with_the_same_layout():
+    make = maker(FIXED)
+    state = _pipe_state_after(make(), 3)
+    pipe = make()
+    pipe.load_state_dict(state, restart_epoch=True)
+    assert harness.same([harness.record(x) for x in pipe], harness.full_run(make, num_workers=0))
+
+
+def test_a_state_saved_at_the_end_of_an_epoch_then_set_epoch_gives_the_next_epoch():
+    make = maker(FIXED)
+    pipe = make()
+    list(pipe)
+    state = harness.checkpoint(pipe.state_dict())
+    resumed = make()
+    resumed.load_state_dict(state)
+    assert list(iter(resumed)) == []  # the saved epoch has nothing left
+    resumed.load_state_dict(state)
+    resumed.set_epoch(1)
+    assert harness.same([harness.record(x) for x in resumed], harness.full_run(make, num_workers=0, epoch=1))
+
+
+def test_a_state_with_another_seed_or_missing_keys_is_refused():
+    make = maker(FIXED)
+    state = _pipe_state_after(make(), 1)
+    other = Pipe(make().stages, seed=123)
+    other.load_state_dict(state)
+    with pytest.raises(ValueError, match="seed 0 but this pipe has seed 123"):
+        next(iter(other))
+    with pytest.raises(ValueError, match=r"missing \['layout', 'finished', 'stages'\]"):
+        make().load_state_dict({"version": 1, "epoch": 0, "seed": 0})
+
+
+def _open_shards() -> int:
+    """How many file descriptors of this process are open on a .tar file."""
+    directory = f"/proc/{os.getpid()}/fd"
+    count = 0
+    for fd in os.listdir(directory):
+        try:
+            count += os.readlink(os.path.join(directory, fd)).endswith(".tar")
+        except OSError:
+            continue
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to list open files")
+def test_an_abandoned_pass_closes_its_shards():
+    pipe = maker(FIXED)()
+    before = _open_shards()
+    iterator = iter(pipe)
+    next(iterator)
+    assert _open_shards() == before + 1  # a shard is open mid-pass
+    pipe.close()
+    assert _open_shards() == before
+    iterator = iter(pipe)
+    next(iterator)
+    iter(pipe)  # a new pass closes the abandoned one (and opens nothing before its first item)
+    assert _open_shards() == before

@@ -136,3 +136,21 @@ def test_sample_members_keep_dtypes():
     members = sample_members(sample)
     assert np.load(io.BytesIO(members["pointers.npy"])).dtype == np.int32
     assert "meta.json" not in members
+
+
+def test_big_endian_and_fortran_ordered_npy_members_decode_to_the_same_values(tmp_path):
+    rng = np.random.default_rng(2)
+    raw = rng.normal(size=(3, 9)).astype(np.float32)
+    pointers = np.array([8, 0, 4], dtype=">i4")  # big-endian int32
+    members = {"raw_mel.npy": _npy(np.asfortranarray(raw.astype(">f4"))), "edit_mel.npy": _npy(raw[:, [8, 0, 4]]),
+               "pointers.npy": _npy(pointers)}
+    path = tmp_path / "odd.tar"
+    with tarfile.open(path, "w") as tar:
+        for suffix, data in members.items():
+            info = tarfile.TarInfo(f"k.{suffix}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (sample,) = list(Pipe.from_shards(str(path), mel_dtype="float16"))
+    assert sample.raw_mel.dtype == torch.float16 and sample.raw_mel.is_contiguous()
+    assert torch.equal(sample.raw_mel, torch.from_numpy(raw).half())
+    assert sample.pointers.tolist() == [8, 0, 4] and sample.pointers.dtype == torch.int64
