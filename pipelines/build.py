@@ -86,15 +86,27 @@ def build_stages(config: Config) -> list[Stage]:
     augmentation("spec_augment", SpecAugmentStage)
     augmentation("noise", NoiseStage)
 
-    batching = config.batching
+    stages.extend(_batching_stages(config.batching))
+    return stages
+
+
+def _batching_stages(batching: Any) -> list[Stage]:
     if batching.batch_size is not None and batching.max_frames is not None:
         raise ConfigError("batching", "give batch_size or max_frames, not both")
+    budget_only = {"bucket_buffer": batching.bucket_buffer, "max_batch_size": batching.max_batch_size}
+    for name, value in budget_only.items():
+        if value is not None and batching.max_frames is None:
+            raise ConfigError(f"batching.{name}", "applies only to frame-budget batching; set batching.max_frames "
+                                                  "or remove it")
+    if batching.drop_last is not None and batching.batch_size is None:
+        raise ConfigError("batching.drop_last", "applies only to fixed-size batches (batching.batch_size); "
+                                                "frame-budget batches keep every sample")
     if batching.batch_size is not None:
-        stages.append(_make("batching", BatchStage, batch_size=batching.batch_size, drop_last=batching.drop_last))
-    elif batching.max_frames is not None:
-        stages.append(_make("batching", FrameBudgetBatchStage, max_frames=batching.max_frames,
-                            bucket_buffer=batching.bucket_buffer))
-    return stages
+        return [_make("batching", BatchStage, batch_size=batching.batch_size, drop_last=bool(batching.drop_last))]
+    if batching.max_frames is not None:
+        options = {name: value for name, value in budget_only.items() if value is not None}
+        return [_make("batching", FrameBudgetBatchStage, max_frames=batching.max_frames, **options)]
+    return []
 
 
 def build_pipe(config: Config) -> Pipe:

@@ -42,9 +42,9 @@ def _pack(args: argparse.Namespace) -> int:
     problems: list[str] = []
     written = 0
 
-    def checked():
+    def checked(desc: str):
         nonlocal written
-        for key, members in tqdm(iter_sample_folder(args.src_dir), unit="sample", desc="pack"):
+        for key, members in tqdm(iter_sample_folder(args.src_dir), unit="sample", desc=desc):
             try:
                 check_sample(decode_record(Record(key=key, index=0, members=members, url=args.src_dir)))
             except SampleError as err:
@@ -53,12 +53,17 @@ def _pack(args: argparse.Namespace) -> int:
             written += 1
             yield key, members
 
-    items = list(checked()) if not args.skip_bad else checked()
-    if problems and not args.skip_bad:
-        print("\n".join(problems), file=sys.stderr)
-        print(f"pack: {len(problems)} bad sample(s), nothing written; fix them or pass --skip-bad", file=sys.stderr)
-        return 1
-    index = write_shards(items, args.out_pattern, max_samples=args.max_samples, max_bytes=args.max_mb * 1e6)
+    if not args.skip_bad:  # a first pass keeps nothing but the problems: no shard is written unless all are good
+        for _ in checked("check"):
+            pass
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            print(f"pack: {len(problems)} bad sample(s), nothing written; fix them or pass --skip-bad",
+                  file=sys.stderr)
+            return 1
+        written = 0
+    index = write_shards(checked("pack"), args.out_pattern, max_samples=args.max_samples,
+                         max_bytes=args.max_mb * 1e6)
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)
     total_mb = sum(e["bytes"] for e in index.values()) / 1e6
@@ -187,7 +192,7 @@ def make_parser() -> argparse.ArgumentParser:
     preview = commands.add_parser("preview", help="PNGs of a sample before/after each enabled augmentation")
     preview.add_argument("config")
     preview.add_argument("--out", required=True, help="folder for the PNGs")
-    preview.add_argument("--index", type=int, default=0, help="which sample of the first shard")
+    preview.add_argument("--index", type=int, default=0, help="which sample of epoch 0's stream, in shard order as the source reads it (0 = first)")
     preview.set_defaults(handler=_preview)
 
     bench = commands.add_parser("bench", help="throughput and memory as ratios against floors measured in the same run")

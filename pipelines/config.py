@@ -60,13 +60,15 @@ class NoiseConfig:
 
 @dataclasses.dataclass(frozen=True)
 class GainConfig:
-    """A3: amplitude scaling by a factor drawn in [scale_min, scale_max]."""
+    """A3: amplitude scaling by a factor drawn in [scale_min, scale_max]; for log-mels set
+    ``domain`` to ``"log"`` or ``"db"``, which turns the factor into an offset."""
 
     enabled: bool = False
     probability: float = 0.5
     scale_min: float = 0.7
     scale_max: float = 1.3
     mode: Literal["shared", "independent"] = "shared"
+    domain: Literal["linear", "log", "db"] = "linear"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +101,8 @@ class SpecAugmentConfig:
     mode: Literal["shared", "independent"] = "shared"
     fill: Literal["zero", "mean"] = "zero"
     adaptive: bool = False
-    time_mask_multiplicity: float = 0.002
-    time_mask_ratio: float = 0.05
+    time_mask_multiplicity: float | None = 0.002
+    time_mask_ratio: float | None = 0.05
     max_time_fraction: float = 0.2
 
 
@@ -208,13 +210,16 @@ class ShuffleConfig:
 class BatchingConfig:
     """``batch_size`` fixed batches, or ``max_frames`` padded frames per batch (bucketed by length).
 
-    Both null: the pipe yields single samples.
+    Both null: the pipe yields single samples. ``drop_last`` (default false) goes with
+    ``batch_size``; ``bucket_buffer`` (default 64 samples) and ``max_batch_size`` go with
+    ``max_frames``; giving one with the other mode is an error rather than silently ignored.
     """
 
     batch_size: int | None = None
     max_frames: int | None = None
-    bucket_buffer: int = 64
-    drop_last: bool = False
+    bucket_buffer: int | None = None
+    max_batch_size: int | None = None
+    drop_last: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,12 +71,18 @@ class RunSummary:
         else:
             raise TypeError(f"the pipe yielded a {type(item).__name__}; run expects samples or batches")
         for meta in metas:
-            for record in meta.get("augmentations", ()):
-                self.fired[record["stage"]] += 1
+            self._count_records(meta)
         held = sum(source_samples(origin) for origin in origins)
         self.items += len(metas)
         self.samples += held
         return held
+
+    def _count_records(self, meta: dict) -> None:
+        """Count ``meta``'s augmentation records, and those of a pair's parts (made before pairing)."""
+        for record in meta.get("augmentations", ()):
+            self.fired[record["stage"]] += 1
+        for part in meta.get("parts", ()):
+            self._count_records(part)
 
     def lines(self) -> list[str]:
         paired = f" (in {self.items} items after pairing)" if self.items != self.samples else ""

@@ -35,26 +35,39 @@ def check_probability(value: float, field: str = "probability") -> float:
     return float(value)
 
 
+def _occurrences(origin: Any) -> list[int]:
+    """The occurrence of each source reading inside ``origin`` (a pair's parts in order)."""
+    if isinstance(origin, (tuple, list)) and len(origin) == 3 and origin[0] == "pair":
+        return _occurrences(origin[1]) + _occurrences(origin[2])
+    if isinstance(origin, (tuple, list)) and len(origin) == 4 and origin[0] == "shard":
+        return [int(origin[3])]
+    return [0]
+
+
 def draw_key(sample: Sample) -> str:
-    """The key a sample's random draws are made from: its key, plus the reading's occurrence when
-    the source read the same record again in the epoch (an equal-steps repeat, a resampled draw;
-    see :data:`streams.sample.Origin`), so that a second reading gets fresh augmentations.
+    """The key a sample's random draws are made from: its key, plus the readings' occurrences when
+    the source read a record again in the epoch (an equal-steps repeat, a resampled draw; see
+    :data:`streams.sample.Origin`), also inside a pair, so that a second reading gets fresh
+    augmentations.
 
     >>> import torch
     >>> s = Sample("a", torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, dtype=torch.int64))
     >>> draw_key(s.replace(origin=("shard", 0, 3))), draw_key(s.replace(origin=("shard", 0, 3, 2)))
     ('a', 'a@2')
+    >>> draw_key(s.replace(key="a+b", origin=("pair", ("shard", 0, 3), ("shard", 1, 0, 1))))
+    'a+b@0.1'
     """
-    origin = sample.origin
-    if isinstance(origin, (tuple, list)) and len(origin) == 4 and origin[0] == "shard" and origin[3]:
-        return f"{sample.key}@{origin[3]}"
-    return sample.key
+    occurrences = _occurrences(sample.origin)
+    if not any(occurrences):
+        return sample.key
+    return f"{sample.key}@{'.'.join(map(str, occurrences))}"
 
 
 class AugmentStage(Stage):
     """Base of augmentation stages. Subclasses set ``name`` and define ``draw`` and ``apply``.
 
-    ``params`` returned by ``draw`` must be JSON-friendly (ints, floats, strings, lists, dicts):
+    ``draw`` returns ``None`` when the stage has nothing to do on a sample (the sample then passes
+    unchanged and unrecorded). ``params`` returned by ``draw`` must be JSON-friendly (ints, floats, strings, lists, dicts):
     they go into the sample's metadata as its augmentation record. ``draw`` receives the
     generator ``keyed_generator(seed, epoch, stage, key)`` makes (see the module docstring).
     """
@@ -87,6 +100,8 @@ class AugmentStage(Stage):
         if probability < 1.0 and sample_uniform(seed, epoch, stage, key) >= probability:
             return sample
         params = self.draw(sample, self.keyed_generator(seed, epoch, stage, key))
+        if params is None:  # the stage has nothing to do on this sample (too short to crop, one chunk)
+            return sample
         return self.apply(sample, params).with_record(stage, **params)
 
     def open(self, upstream: Node | None, ctx: StreamContext) -> Node:

@@ -112,8 +112,10 @@ class ChunkShuffleStage(AugmentStage):
         super().__init__(probability=probability, schedule=schedule)
         self.chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
 
-    def draw(self, sample: Sample, generator: np.random.Generator) -> dict[str, Any]:
+    def draw(self, sample: Sample, generator: np.random.Generator) -> dict[str, Any] | None:
         n_chunks = chunk_count(sample.raw_frames, self.chunk_size)
+        if n_chunks < 2:
+            return None  # one chunk cannot move: nothing to do, nothing recorded
         return {"chunk_size": self.chunk_size, "order": generator.permutation(n_chunks).tolist()}
 
     def apply(self, sample: Sample, params: dict[str, Any]) -> Sample:

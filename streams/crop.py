@@ -129,10 +129,10 @@ class CropStage(AugmentStage):
         check_ordered(self.min_len, self.max_len, "min_len", "max_len")
         self.context = check_int(context, "context")
 
-    def draw(self, sample: Sample, generator: np.random.Generator) -> dict[str, Any]:
+    def draw(self, sample: Sample, generator: np.random.Generator) -> dict[str, Any] | None:
         edit_frames = sample.edit_frames
         if edit_frames <= self.min_len:
-            return {"edit_start": 0, "edit_length": edit_frames, "raw_start": 0, "raw_end": sample.raw_frames}
+            return None  # left whole, raw included: nothing to do, nothing recorded
         length_fraction, start_fraction = generator.random(2).tolist()  # both in one draw (53-bit uniforms)
         length = self.min_len + int(length_fraction * (min(self.max_len, edit_frames) - self.min_len + 1))
         start = int(start_fraction * (edit_frames - length + 1))

@@ -1,30 +1,45 @@
-"""A3 gain: multiply a mel by a random factor (robustness to recording level)."""
+"""A3 gain: scale a mel's values by a random factor (robustness to recording level).
+
+The plan multiplies the mel. That is a volume change for linear mels; for log-mels (what most
+models read) the same factor is an offset, ``log(scale)``, which ``domain`` selects.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import numpy as np
 import torch
 
-from .checks import check_float, check_ordered
+from .checks import check_choice, check_float, check_ordered
 from .pipe import pipe_method
 from .schedule import ProbabilitySchedule
 from .spectral import SpectralAugmentStage
 
-__all__ = ["GainStage", "apply_gain"]
+__all__ = ["DOMAINS", "GainStage", "apply_gain"]
+
+DOMAINS = ("linear", "log", "db")
+"""How mel values relate to level: linear, natural log (``log(mel)``) or power decibels (``10 log10``)."""
 
 
-def apply_gain(mel: torch.Tensor, scale: float) -> torch.Tensor:
-    """``mel * scale`` as a new tensor of ``mel``'s shape and dtype (float16 stays float16).
+def apply_gain(mel: torch.Tensor, scale: float, domain: str = "linear") -> torch.Tensor:
+    """The mel of a recording whose mel values were ``scale`` times larger, as a new tensor of
+    ``mel``'s shape and dtype (float16 stays float16).
 
-    The plan scales mel values directly; on log-mels this stretches the dB range around 0 rather
-    than adding a constant level, which is what the plan asks for.
+    ``domain`` says what the values are: ``"linear"`` mels are multiplied (the plan's code);
+    ``"log"`` mels (natural log) get ``log(scale)`` added, ``"db"`` mels ``10 * log10(scale)``.
 
     >>> apply_gain(torch.tensor([[1.0, -2.0]]), 0.5)
     tensor([[ 0.5000, -1.0000]])
+    >>> apply_gain(torch.tensor([[-20.0, -3.0]]), 10.0, "db")
+    tensor([[-10.,   7.]])
     """
-    return mel * scale
+    if domain == "linear":
+        return mel * scale
+    offset = math.log(scale) if domain == "log" else 10.0 * math.log10(scale)
+    return mel + offset
 
 
 @pipe_method("gain")
@@ -35,6 +50,8 @@ class GainStage(SpectralAugmentStage):
         probability: chance to fire per sample (plan: 0.5).
         scale_min, scale_max: range of the factor (plan: 0.7 .. 1.3); ``scale_min == scale_max``
             gives a fixed factor.
+        domain: ``"linear"`` (default, the plan's multiply), ``"log"`` or ``"db"`` for log-mels,
+            where the factor becomes an offset (see :func:`apply_gain`).
         mode: ``"shared"`` (default: one factor for both mels, an overall volume change; keeps the
             pointer content invariant exactly) or ``"independent"`` (a factor each: gain staging
             differences between the raw and the edited recording).
@@ -54,15 +71,19 @@ class GainStage(SpectralAugmentStage):
     name = "gain"
 
     def __init__(self, *, probability: float = 0.5, scale_min: float = 0.7, scale_max: float = 1.3,
-                 mode: str = "shared", schedule: ProbabilitySchedule | None = None):
+                 mode: str = "shared", domain: str = "linear", schedule: ProbabilitySchedule | None = None):
         super().__init__(probability=probability, mode=mode, schedule=schedule)
         self.scale_min = check_float(scale_min, "scale_min")
         self.scale_max = check_float(scale_max, "scale_max")
         check_ordered(self.scale_min, self.scale_max, "scale_min", "scale_max")
+        self.domain = check_choice(domain, "domain", DOMAINS)
+        if self.domain != "linear" and self.scale_min <= 0.0:
+            raise ValueError(f"scale_min must be > 0 for domain {self.domain!r}: the offset is its log "
+                             f"({self.scale_min!r} given)")
 
     def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
         fraction = float(generator.random())
         return {"scale": self.scale_min + (self.scale_max - self.scale_min) * fraction}
 
     def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any]) -> torch.Tensor:
-        return apply_gain(mel, decision["scale"])
+        return apply_gain(mel, decision["scale"], self.domain)

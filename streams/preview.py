@@ -59,7 +59,7 @@ def render_preview(sample: Sample, stages: Sequence[tuple[str, AugmentStage]], o
     paths = []
     for index, (name, stage) in enumerate(stages):
         params = stage.draw(sample, stage.keyed_generator(seed, 0, name, sample.key))
-        after = stage.apply(sample, params)
+        after = sample if params is None else stage.apply(sample, params)  # None: nothing to do here
         figure = Figure(figsize=(12, 9), layout="constrained")
         FigureCanvasAgg(figure)
         grid = figure.subplots(3, 2)

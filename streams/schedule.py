@@ -48,6 +48,11 @@ class ProbabilitySchedule:
             raise ValueError(f"schedule kind must be one of {KINDS} (got {self.kind!r})")
         if not isinstance(self.decay_epochs, int) or self.decay_epochs < 1:
             raise ValueError(f"decay_epochs must be an int >= 1 (got {self.decay_epochs!r})")
+        if self.kind == "constant":
+            for name, default in (("decay_epochs", 1), ("start_factor", 1.0), ("end_factor", 1.0)):
+                if getattr(self, name) != default:
+                    raise ValueError(f"{name} shapes a linear schedule; set kind to \"linear\" or remove "
+                                     f"{name} ({getattr(self, name)!r} given)")
         for name in ("start_factor", "end_factor"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:

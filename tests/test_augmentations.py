@@ -32,6 +32,7 @@ CASES = [
     ("noise", {"probability": 1.0, "mode": "shared"}, True, True),
     ("noise", {"probability": 1.0, "mode": "independent"}, False, True),
     ("gain", {"probability": 1.0}, True, True),
+    ("gain", {"probability": 1.0, "domain": "db"}, True, True),
     ("gain", {"probability": 1.0, "mode": "independent"}, False, True),
     ("channel_dropout", {"probability": 1.0, "dropout_rate": 0.3}, True, True),
     ("channel_dropout", {"probability": 1.0, "dropout_rate": 0.3, "mode": "independent"}, False, True),
@@ -383,4 +384,19 @@ def test_chunk_shuffle_moves_the_remainder_chunk():
     with pytest.raises(ValueError, match=r"order must be a permutation of range\(3\)"):
         shuffle_chunks(sample, [0, 1], 2)
     one_chunk = ChunkShuffleStage(probability=1.0, chunk_size=10).augment(sample)
-    assert one_chunk.raw_mel is sample.raw_mel and one_chunk.meta["augmentations"][0]["order"] == [0]
+    assert one_chunk is sample  # one chunk cannot move: unchanged and unrecorded
+
+
+@pytest.mark.parametrize("domain, expected", [("linear", [[-4.0, 1.0]]), ("log", [[-2.0 + math.log(2.0), 0.5 + math.log(2.0)]]),
+                                              ("db", [[-2.0 + 10 * math.log10(2.0), 0.5 + 10 * math.log10(2.0)]])])
+def test_gain_domains_scale_linear_mels_and_offset_log_mels(domain, expected):
+    sample = Sample("g", torch.tensor([[-2.0, 0.5]]), torch.tensor([[0.5]]), torch.tensor([1]))
+    out = GainStage(probability=1.0, scale_min=2.0, scale_max=2.0, domain=domain).augment(sample)
+    assert out.raw_mel[0].tolist() == pytest.approx(expected[0])
+    assert torch.equal(out.edit_mel, out.raw_mel[:, [1]])
+
+
+def test_gain_in_a_log_domain_needs_positive_factors():
+    with pytest.raises(ValueError, match="scale_min must be > 0 for domain 'log'"):
+        GainStage(scale_min=0.0, scale_max=1.0, domain="log")
+

@@ -55,7 +55,7 @@ WRONG_TYPES = [
     (_aug("spec_augment", freq_masks=1.5), "augmentation.spec_augment.freq_masks", "got 1.5"),
     (_aug("crop", min_len=True), "augmentation.crop.min_len", "expected an integer, got true"),
     ({"shuffle": {"buffer_size": "8"}}, "shuffle.buffer_size", "expected an integer, got \"8\""),
-    ({"batching": {"drop_last": 1}}, "batching.drop_last", "expected true or false, got 1"),
+    ({"batching": {"drop_last": 1}}, "batching.drop_last", "expected true or false or null, got 1"),
     ({"augmentation": {"noise": []}}, "augmentation.noise", "expected an object"),
 ]
 
@@ -129,3 +129,21 @@ def test_on_error_reaches_the_source(policy):
 
     pipe = build_pipe(load_config(_with({"source": {"on_error": policy}})))
     assert pipe.stages[0].on_error == policy
+
+
+@pytest.mark.parametrize("batching, path", [
+    ({"max_frames": 9000, "drop_last": True}, "batching.drop_last"),
+    ({"batch_size": 4, "bucket_buffer": 8}, "batching.bucket_buffer"),
+    ({"batch_size": 4, "max_batch_size": 8}, "batching.max_batch_size"),
+    ({"drop_last": False}, "batching.drop_last"),
+])
+def test_batching_options_of_the_other_mode_are_refused_not_ignored(batching, path):
+    with pytest.raises(ConfigError) as info:
+        load_config({"source": {"urls": DEMO_URLS}, "batching": batching})
+    assert info.value.path == path
+
+
+def test_schedule_ramp_fields_need_a_linear_schedule():
+    with pytest.raises(ConfigError) as info:
+        load_config({"source": {"urls": DEMO_URLS}, "augmentation": {"schedule": {"end_factor": 0.3}}})
+    assert info.value.path == "augmentation.schedule.end_factor"
