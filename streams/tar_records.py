@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from webdataset.gopen import gopen
 
@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 REQUIRED_MEMBERS = ("raw_mel.npy", "edit_mel.npy", "pointers.npy")
+_DECODED_SUFFIXES = frozenset((*REQUIRED_MEMBERS, "meta.json"))  # the members whose bytes are read
 """The members every sample needs; ``meta.json`` is optional, other suffixes are ignored."""
 
 SHARD_REASONS = ("corrupt_shard", "empty_shard", "missing_shard", "no_usable_samples", "not_a_tar",
@@ -109,12 +110,13 @@ class Record:
 
     ``index`` is the sample's position in its shard (0-based), its address for resuming; every
     record counts, bad ones too. ``problem`` is set when the grouping found the record bad (its
-    key repeats, its members are split, a member repeats); decoding raises it.
+    key repeats, its members are split, a member repeats); decoding raises it. Members decoding
+    does not read (anything but the three arrays and ``meta.json``) are listed with ``None``.
     """
 
     key: str
     index: int
-    members: dict[str, bytes]
+    members: dict[str, bytes | None]
     url: str
     problem: SampleError | None = None
 
@@ -203,8 +205,11 @@ def _open_archive(stream: object, url: str) -> tarfile.TarFile:
         raise _shard_error(url, "unreadable_shard", f"cannot read it ({type(err).__name__}: {err})") from err
 
 
-def iter_tar_members(url: str) -> Iterator[tuple[str, bytes]]:
+def iter_tar_members(url: str, wanted: Callable[[str], bool] | None = None) -> Iterator[tuple[str, bytes | None]]:
     """Yield ``(name, bytes)`` for each regular file of the tar at ``url``, in tar order.
+
+    Members for which ``wanted(name)`` is false come as ``(name, None)``: their data is passed
+    over in the stream, never held in memory (audio files next to the mels, say).
 
     Raises :class:`ShardReadError` (after the members read in full) when the shard does not
     exist (``missing_shard``), cannot be opened or read (``unreadable_shard``), is not a tar
@@ -230,7 +235,7 @@ def iter_tar_members(url: str) -> Iterator[tuple[str, bytes]]:
                 if not info.isreg() or _WEBDATASET_META.match(info.name):
                     continue
                 reading = info.name
-                data = archive.extractfile(info).read()
+                data = archive.extractfile(info).read() if wanted is None or wanted(info.name) else None
             except _TarDamage as err:
                 where = f" after member {last}" if last else " before its first member"
                 raise _shard_error(url, err.reason, err.detail + where) from None
@@ -283,6 +288,11 @@ def _finish(record: Record, earlier: dict[str, tuple[int, frozenset[str]]]) -> R
     return record
 
 
+def _is_decoded_member(name: str) -> bool:
+    parts = split_member_name(name)
+    return parts is not None and parts[1].lower() in _DECODED_SUFFIXES
+
+
 def iter_records(url: str) -> Iterator[Record]:
     """Yield the records of the shard at ``url`` in tar order, bad ones included (``problem`` set).
 
@@ -294,7 +304,7 @@ def iter_records(url: str) -> Iterator[Record]:
     earlier: dict[str, tuple[int, frozenset[str]]] = {}  # key -> (record index, member suffixes)
     index = 0
     try:
-        for name, data in iter_tar_members(url):
+        for name, data in iter_tar_members(url, wanted=_is_decoded_member):
             parts = split_member_name(name)
             if parts is None:
                 continue  # files without an extension (READMEs) are not members

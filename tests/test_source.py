@@ -154,3 +154,20 @@ def test_big_endian_and_fortran_ordered_npy_members_decode_to_the_same_values(tm
     assert sample.raw_mel.dtype == torch.float16 and sample.raw_mel.is_contiguous()
     assert torch.equal(sample.raw_mel, torch.from_numpy(raw).half())
     assert sample.pointers.tolist() == [8, 0, 4] and sample.pointers.dtype == torch.int64
+
+
+def test_members_decoding_ignores_are_listed_but_not_read(tmp_path):
+    from streams.tar_records import iter_records
+
+    raw = np.zeros((2, 4), dtype=np.float32)
+    members = {"raw_mel.npy": _npy(raw), "edit_mel.npy": _npy(raw[:, :1]), "pointers.npy": _npy(np.array([3])),
+               "wav": b"\x00" * 100_000}
+    path = tmp_path / "with-audio.tar"
+    with tarfile.open(path, "w") as tar:
+        for suffix, data in members.items():
+            info = tarfile.TarInfo(f"k.{suffix}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (record,) = list(iter_records(str(path)))
+    assert record.members["wav"] is None and record.members["pointers.npy"] == members["pointers.npy"]
+    assert [s.key for s in Pipe.from_shards(str(path))] == ["k"]
