@@ -52,7 +52,6 @@ import json
 import math
 import os
 import platform
-import random
 import statistics
 import subprocess
 import sys
@@ -73,7 +72,8 @@ from streams.seeding import derive_seed
 from streams.shard_writer import write_shards
 from streams.synthetic import synthetic_sample
 
-from .bench_reference import REFERENCE_AUGMENTATIONS, concatenate_samples as reference_concatenate
+from .bench_reference import REFERENCE_AUGMENTATIONS, reference_generators
+from .bench_reference import concatenate_samples as reference_concatenate
 from .build import build_pipe, build_stages
 from .config import Config, load_config
 
@@ -514,7 +514,7 @@ def _reference_measure(block: str, sample: Sample, partner: Sample, calls: int, 
         def run() -> int:
             for call in range(calls):
                 draw_seed = derive_seed("bench-reference", seed, repeat, block, call)
-                reference(*_sample_tensors(sample), random.Random(draw_seed), torch.Generator().manual_seed(draw_seed))
+                reference(*_sample_tensors(sample), *reference_generators(draw_seed))
             return calls
 
         return _timed(run)
@@ -541,7 +541,7 @@ def _reference_failure(block: str, sample: Sample, seed: int) -> str | None:
     if block == "concatenation":
         return None
     try:
-        REFERENCE_AUGMENTATIONS[block](*_sample_tensors(sample), random.Random(seed), torch.Generator())
+        REFERENCE_AUGMENTATIONS[block](*_sample_tensors(sample), *reference_generators(seed))
     except (ValueError, RuntimeError, IndexError) as err:
         return f"{type(err).__name__}: {err}"
     return None

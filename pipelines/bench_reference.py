@@ -35,6 +35,7 @@ __all__ = [
     "freq_mask",
     "random_crop",
     "reference_augment",
+    "reference_generators",
     "scale_amplitude",
     "time_mask",
 ]
@@ -232,6 +233,11 @@ REFERENCE_AUGMENTATIONS = {
 """The plan's config block name → the reference applied to one sample with the plan's example
 parameters (full.json's values): each spectral function once per mel, the pointer-aware ones once
 per sample, always firing (``shuffle_prob=1``), as the benchmark forces our stages to fire."""
+
+
+def reference_generators(seed: int) -> tuple[random.Random, torch.Generator]:
+    """The explicit ``random.Random`` and ``torch.Generator`` the reference functions draw from."""
+    return random.Random(seed), torch.Generator().manual_seed(seed)
 
 
 def reference_augment(name: str, raw_mel: torch.Tensor, edit_mel: torch.Tensor, pointers: torch.Tensor,

@@ -79,23 +79,28 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _write_tar(path, members: dict[str, bytes]) -> None:
+    """A tar made with Python's tarfile: ``members`` maps member names to their bytes, in order."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
 def test_shards_made_with_python_tarfile_read(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "by-tarfile.tar"
-    expected = {}
-    with tarfile.open(path, "w") as tar:
-        for i in range(4):
-            key = f"dir/utt{i}"
-            raw = rng.normal(size=(5, 30)).astype(np.float32)
-            pointers = rng.integers(0, 30, size=12).astype(np.int16)  # any integer dtype
-            members = {"raw_mel.npy": _npy(raw), "edit_mel.npy": _npy(raw[:, pointers]),
-                       "pointers.npy": _npy(pointers), "meta.json": json.dumps({"i": i}).encode(),
-                       "notes.txt": b"extra members are ignored"}
-            for suffix, data in members.items():
-                info = tarfile.TarInfo(f"{key}.{suffix}")
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-            expected[key] = (raw, pointers, i)
+    expected, members = {}, {}
+    for i in range(4):
+        key = f"dir/utt{i}"
+        raw = rng.normal(size=(5, 30)).astype(np.float32)
+        pointers = rng.integers(0, 30, size=12).astype(np.int16)  # any integer dtype
+        members.update({f"{key}.raw_mel.npy": _npy(raw), f"{key}.edit_mel.npy": _npy(raw[:, pointers]),
+                        f"{key}.pointers.npy": _npy(pointers), f"{key}.meta.json": json.dumps({"i": i}).encode(),
+                        f"{key}.notes.txt": b"extra members are ignored"})
+        expected[key] = (raw, pointers, i)
+    _write_tar(path, members)
     samples = list(Pipe.from_shards(str(path)))
     assert [s.key for s in samples] == list(expected)
     for s in samples:
@@ -145,11 +150,7 @@ def test_big_endian_and_fortran_ordered_npy_members_decode_to_the_same_values(tm
     members = {"raw_mel.npy": _npy(np.asfortranarray(raw.astype(">f4"))), "edit_mel.npy": _npy(raw[:, [8, 0, 4]]),
                "pointers.npy": _npy(pointers)}
     path = tmp_path / "odd.tar"
-    with tarfile.open(path, "w") as tar:
-        for suffix, data in members.items():
-            info = tarfile.TarInfo(f"k.{suffix}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    _write_tar(path, {f"k.{suffix}": data for suffix, data in members.items()})
     (sample,) = list(Pipe.from_shards(str(path), mel_dtype="float16"))
     assert sample.raw_mel.dtype == torch.float16 and sample.raw_mel.is_contiguous()
     assert torch.equal(sample.raw_mel, torch.from_numpy(raw).half())
@@ -163,11 +164,7 @@ def test_members_decoding_ignores_are_listed_but_not_read(tmp_path):
     members = {"raw_mel.npy": _npy(raw), "edit_mel.npy": _npy(raw[:, :1]), "pointers.npy": _npy(np.array([3])),
                "wav": b"\x00" * 100_000}
     path = tmp_path / "with-audio.tar"
-    with tarfile.open(path, "w") as tar:
-        for suffix, data in members.items():
-            info = tarfile.TarInfo(f"k.{suffix}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    _write_tar(path, {f"k.{suffix}": data for suffix, data in members.items()})
     (record,) = list(iter_records(str(path)))
     assert record.members["wav"] is None and record.members["pointers.npy"] == members["pointers.npy"]
     assert [s.key for s in Pipe.from_shards(str(path))] == ["k"]
