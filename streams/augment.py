@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from .pipe import Node, Stage, StreamContext
 from .sample import Origin, Sample
-from .schedule import ProbabilitySchedule
+from .schedule import ProbabilitySchedule, check_schedule, scheduled_probability
 from .seeding import sample_generator, sample_uniform
 
 __all__ = ["AugmentStage", "check_probability", "draw_key"]
@@ -76,9 +76,7 @@ class AugmentStage(Stage):
 
     def __init__(self, *, probability: float = 1.0, schedule: ProbabilitySchedule | None = None):
         self.probability = check_probability(probability)
-        if schedule is not None and not isinstance(schedule, ProbabilitySchedule):
-            raise ValueError(f"schedule must be a ProbabilitySchedule (got {type(schedule).__name__})")
-        self.schedule = schedule
+        self.schedule = check_schedule(schedule)
 
     def draw(self, sample: Sample, generator: Any) -> dict[str, Any]:
         raise TypeError(f"{type(self).__name__} must define draw()")
@@ -88,7 +86,7 @@ class AugmentStage(Stage):
 
     def probability_at(self, epoch: int) -> float:
         """The firing probability in ``epoch``, after the schedule."""
-        return self.probability * (self.schedule.factor(epoch) if self.schedule is not None else 1.0)
+        return scheduled_probability(self.probability, self.schedule, epoch)
 
     def augment(self, sample: Sample, *, seed: int = 0, epoch: int = 0, stage: str | None = None) -> Sample:
         """Augment one sample as the stage would in a pipe (usable without a pipe)."""

@@ -12,18 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .checks import check_int
 from .collate import Batch, collate_samples
 from .pipe import Node, Stage, StreamContext, pipe_method
 from .sample import Origin, Sample
 from .seeding import order_rng
 
 __all__ = ["FrameBudgetBatchStage", "cut_frame_budget_batches"]
-
-
-def _check_int(value: Any, field: str, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{field} must be an int >= {minimum} ({value!r} given)")
-    return value
 
 
 def cut_frame_budget_batches(lengths: Sequence[tuple[int, int]], max_frames: int,
@@ -95,9 +90,9 @@ class FrameBudgetBatchStage(Stage):
     name = "batch_by_frames"
 
     def __init__(self, max_frames: int, *, bucket_buffer: int = 64, max_batch_size: int | None = None):
-        self.max_frames = _check_int(max_frames, "max_frames", 1)
-        self.bucket_buffer = _check_int(bucket_buffer, "bucket_buffer", 1)
-        self.max_batch_size = None if max_batch_size is None else _check_int(max_batch_size, "max_batch_size", 1)
+        self.max_frames = check_int(max_frames, "max_frames", minimum=1)
+        self.bucket_buffer = check_int(bucket_buffer, "bucket_buffer", minimum=1)
+        self.max_batch_size = None if max_batch_size is None else check_int(max_batch_size, "max_batch_size", minimum=1)
 
     def is_oversized(self, sample: Sample) -> bool:
         """Whether ``sample`` alone exceeds the budget."""

@@ -21,7 +21,7 @@ import torch
 from .augment import check_probability
 from .pipe import Node, Stage, StreamContext, pipe_method
 from .sample import Origin, Sample
-from .schedule import ProbabilitySchedule
+from .schedule import ProbabilitySchedule, check_schedule, scheduled_probability
 from .seeding import order_rng
 
 __all__ = ["PAIR_BY_POLICIES", "PairStage", "concatenate_samples", "is_pair_origin", "lead_pairing_chance"]
@@ -156,13 +156,11 @@ class PairStage(Stage):
         if not isinstance(pair_by, str) or not pair_by:
             raise ValueError(f"pair_by must be 'random', 'length' or a metadata field name ({pair_by!r} given)")
         self.pair_by = pair_by
-        if schedule is not None and not isinstance(schedule, ProbabilitySchedule):
-            raise ValueError(f"schedule must be a ProbabilitySchedule (got {type(schedule).__name__})")
-        self.schedule = schedule
+        self.schedule = check_schedule(schedule)
 
     def probability_at(self, epoch: int) -> float:
         """The target paired fraction in ``epoch``, after the schedule."""
-        return self.probability * (self.schedule.factor(epoch) if self.schedule is not None else 1.0)
+        return scheduled_probability(self.probability, self.schedule, epoch)
 
     def fits(self, raw_frames: int, edit_frames: int) -> bool:
         """Whether a sample (or pair) of this many frames is within the limits."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["ProbabilitySchedule"]
+__all__ = ["ProbabilitySchedule", "check_schedule", "scheduled_probability"]
 
 KINDS = ("constant", "linear")
 
@@ -67,3 +67,16 @@ class ProbabilitySchedule:
         progress = min(1.0, (epoch - self.warmup_epochs) / self.decay_epochs)
         start, end = float(self.start_factor), float(self.end_factor)
         return start + (end - start) * progress
+
+
+def check_schedule(schedule: object) -> ProbabilitySchedule | None:
+    """``schedule`` if it is ``None`` or a :class:`ProbabilitySchedule`, else ``ValueError``."""
+    if schedule is not None and not isinstance(schedule, ProbabilitySchedule):
+        raise ValueError(f"schedule must be a ProbabilitySchedule (got {type(schedule).__name__})")
+    return schedule
+
+
+def scheduled_probability(probability: float, schedule: ProbabilitySchedule | None, epoch: int) -> float:
+    """``probability`` in ``epoch``: times the schedule's factor, when there is a schedule."""
+    return probability * (schedule.factor(epoch) if schedule is not None else 1.0)
+
