@@ -201,14 +201,15 @@ class SkipReport:
 
     @classmethod
     def merge(cls, reports: Iterable[SkipReport]) -> SkipReport:
-        """One report adding up ``reports``."""
+        """One report adding up ``reports``; events sorted by shard, key and reason, so the same
+        skips give the same report whatever order the passes posted them in."""
         reports = list(reports)
         counts: _Counts = {}
         for report in reports:
             _add_counts(counts, report.counts)
         return cls(read=sum(r.read for r in reports), yielded=sum(r.yielded for r in reports),
                    counts=tuple(tuple(row) for row in _rows(counts)),
-                   events=tuple(e for r in reports for e in r.events),
+                   events=tuple(sorted((e for r in reports for e in r.events), key=_event_order)),
                    passes=sum(r.passes for r in reports), finished_passes=sum(r.finished_passes for r in reports))
 
     def lines(self, max_events: int = 10) -> list[str]:
@@ -352,6 +353,11 @@ def _read_pass_file(path: str) -> _PassRecord | None:
     header = parsed[0]["pass"]
     continues = tuple(header["continues"]) if header["continues"] is not None else None
     return _PassRecord(header["id"], continues, report)
+
+
+def _event_order(event: SkipEvent) -> tuple:
+    """Events of merged passes in an order that does not depend on which worker posted first."""
+    return (event.url, event.key or "", event.reason, event.member or "", event.shard)
 
 
 def _resolve(records: list[_PassRecord]) -> list[SkipReport]:
