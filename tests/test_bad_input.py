@@ -660,3 +660,24 @@ def test_iter_records_marks_bad_records_without_stopping(tmp_path):
     assert [(r.key, r.index, r.problem is None) for r in records] == [
         ("a", 0, True), ("bad", 1, True), ("c", 2, True), ("bad", 3, False)]
     assert records[3].problem.reason == "duplicate_key"
+
+
+def test_a_reader_that_raised_stays_failed_instead_of_skipping_the_rest_of_its_shard(tmp_path):
+    bad = members(1, pointers__npy=np.array([5, 0, 2, 2, 99]))
+    shard = write_tar(tmp_path / "s.tar", tar_entries([("a", members(0)), ("b", bad), ("c", members(2))]))
+    iterator = iter(Pipe.from_shards(shard))
+    assert next(iterator).key == "a"
+    for _ in range(2):  # asking again must not move on to "c" as if nothing happened
+        with pytest.raises(SampleError, match="'b'"):
+            next(iterator)
+
+
+def test_run_counts_augmentations_made_before_pairing(demo_urls):
+    from pipelines import load_config
+
+    config = load_config({"source": {"urls": demo_urls}, "augmentation": {
+        "enabled": True, "crop": {"enabled": True, "probability": 1.0, "min_len": 100, "max_len": 200},
+        "concatenation": {"enabled": True, "probability": 1.0, "buffer_size": 4}}})
+    summary = run_pipeline(config, progress=False)
+    assert summary.fired["crop"] == summary.samples == 24  # every sample was cropped, paired or not
+    assert summary.fired["pair"] == 12
