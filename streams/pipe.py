@@ -395,9 +395,11 @@ class Pipe(IterableDataset):
         (whatever the layout, seed or version the state was saved with). Outside DataLoader
         workers, the pipe's epoch becomes the saved one; ``set_epoch`` to another epoch drops it.
         """
+        if not isinstance(state, dict):
+            raise ValueError(f"load_state_dict expects a dict made by Pipe.state_dict() (got {type(state).__name__})")
         required = ("version", "epoch") if state.get("fresh") or restart_epoch else _STATE_KEYS
-        if not isinstance(state, dict) or any(key not in state for key in required):
-            missing = [key for key in required if not isinstance(state, dict) or key not in state]
+        missing = [key for key in required if key not in state]
+        if missing:
             raise ValueError(f"load_state_dict expects a dict made by Pipe.state_dict() (missing {missing})")
         self._restart_epoch = bool(restart_epoch)
         self._pending_state = state
