@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from pipelines import Config, build_pipe, load_config
 from streams import IGNORE_INDEX, Batch, Pipe
-from streams.epoch_plan import batches_per_rank
+from streams.reading.epoch_plan import batches_per_rank
 
 __all__ = ["BilinearPointer", "ddp_ready", "main", "pointer_loss", "uneven_batches"]
 

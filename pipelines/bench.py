@@ -69,8 +69,8 @@ from tqdm import tqdm
 
 from streams import Batch, MemorySource, Pipe, Sample, Stage
 from streams.seeding import derive_seed
-from streams.shard_writer import write_shards
-from streams.synthetic import synthetic_sample
+from streams.tools.shard_writer import write_shards
+from streams.tools.synthetic import synthetic_sample
 
 from .bench_reference import REFERENCE_AUGMENTATIONS, reference_generators
 from .bench_reference import concatenate_samples as reference_concatenate
@@ -400,7 +400,7 @@ def e2e_config(urls: str, settings: BenchSettings, *, augment: bool) -> Config:
 def bench_sample(key: str, shape: StageShape, *, seed: int = 0) -> Sample:
     """A simulated-editor sample of exactly ``shape`` (float32 mels, int64 pointers).
 
-    The raw recording and edit come from :func:`streams.synthetic.synthetic_sample`; the edit
+    The raw recording and edit come from :func:`streams.tools.synthetic.synthetic_sample`; the edit
     is repeated or cut to ``shape.edit_frames`` frames, so ``edit_mel`` still copies
     ``raw_mel[:, pointers]`` up to the editor's gain and noise.
 

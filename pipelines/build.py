@@ -18,17 +18,17 @@ import re
 from typing import Any
 
 from streams import Pipe, ShardSource, Stage
-from streams.batch import BatchStage
-from streams.bucketing import FrameBudgetBatchStage
-from streams.channel_dropout import ChannelDropoutStage
-from streams.chunk_shuffle import ChunkShuffleStage
-from streams.crop import CropStage
-from streams.gain import GainStage
-from streams.noise import NoiseStage
-from streams.pairing import PairStage
+from streams.stages.batch import BatchStage
+from streams.stages.bucketing import FrameBudgetBatchStage
+from streams.stages.channel_dropout import ChannelDropoutStage
+from streams.stages.chunk_shuffle import ChunkShuffleStage
+from streams.stages.crop import CropStage
+from streams.stages.gain import GainStage
+from streams.stages.noise import NoiseStage
+from streams.stages.pairing import PairStage
 from streams.schedule import ProbabilitySchedule
-from streams.shuffle import ShuffleStage
-from streams.spec_augment import SpecAugmentStage
+from streams.stages.shuffle import ShuffleStage
+from streams.stages.spec_augment import SpecAugmentStage
 
 from .config import Config, ConfigError
 

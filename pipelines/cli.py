@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
-from streams.decode import decode_record
+from streams.reading.decode import decode_record
 from streams.sample import SampleError, check_sample
-from streams.shard_check import check_shards
-from streams.shard_writer import write_shards
-from streams.synthetic import EditStyle, synthetic_sample
-from streams.tar_records import Record, ShardReadError
+from streams.tools.shard_check import check_shards
+from streams.tools.shard_writer import write_shards
+from streams.tools.synthetic import EditStyle, synthetic_sample
+from streams.reading.tar_records import Record, ShardReadError
 
 from .config import ConfigError, load_config
 
@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from streams.sample_folder import iter_sample_folder
+    from streams.tools.sample_folder import iter_sample_folder
 
     problems: list[str] = []
     written = 0
@@ -111,8 +111,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _preview(args: argparse.Namespace) -> int:
     from streams import Pipe
-    from streams.augment import AugmentStage
-    from streams.preview import render_preview
+    from streams.stages.augment import AugmentStage
+    from streams.tools.preview import render_preview
 
     from .build import build_stages
 

@@ -176,7 +176,7 @@ class SourceConfig:
 
     ``urls``: a brace pattern, a glob of local files, or a list of them; relative local paths
     are relative to the config file. ``on_error``: ``"raise"`` stops at the first bad sample or
-    shard, ``"skip"`` drops and counts them. Reading modes (see :mod:`streams.epoch_plan`):
+    shard, ``"skip"`` drops and counts them. Reading modes (see :mod:`streams.reading.epoch_plan`):
     by default each sample is read once per epoch, and ranks may differ in length.
     ``equal_steps``: ``"repeat"`` or ``"drop"`` makes every rank yield the same number of
     samples per epoch (``ceil`` or ``floor`` of total / ranks; fewer samples than there are
@@ -349,7 +349,7 @@ def load_config(source: str | os.PathLike | dict[str, Any], *, validate: bool = 
             sample_counts=(_resolve_urls(config.source.sample_counts, base_dir)
                            if config.source.sample_counts else config.source.sample_counts)))
     if validate:
-        from streams.shardlist import expand_shard_urls
+        from streams.reading.shardlist import expand_shard_urls
 
         from .build import build_pipe
 

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from streams import Batch, Pipe, Sample
-from streams.skips import SkipReport, source_samples
+from streams.reading.skips import SkipReport, source_samples
 
 from .build import build_pipe
 from .config import Config
@@ -24,7 +24,7 @@ class RunSummary:
 
     ``samples`` counts samples as the source read them: a concatenated pair counts as its two
     parts; ``items`` counts what the pipe emitted (a pair is one). ``skips`` is the source's
-    accounting (:class:`~streams.skips.SkipReport`): ``skips.read == skips.yielded +
+    accounting (:class:`~streams.reading.skips.SkipReport`): ``skips.read == skips.yielded +
     skips.skipped``, and ``samples == skips.yielded`` when the run consumed every pass to its end
     and no stage dropped samples (``drop_last``).
     """

@@ -1,24 +1,24 @@
 """Streams of pointer-network samples: sources, stages and the pipe that chains them."""
 
-from .augment import AugmentStage
-from .batch import BatchStage
-from .bucketing import FrameBudgetBatchStage, cut_frame_budget_batches
-from .channel_dropout import ChannelDropoutStage
-from .chunk_shuffle import ChunkShuffleStage, shuffle_chunks
-from .collate import IGNORE_INDEX, Batch, collate_samples
-from .crop import CropStage, crop_sample, cut_sample
-from .epoch_plan import batches_per_rank
-from .gain import GainStage
-from .noise import NoiseStage
-from .pairing import PairStage, concatenate_samples
+from .stages.augment import AugmentStage
+from .stages.batch import BatchStage
+from .stages.bucketing import FrameBudgetBatchStage, cut_frame_budget_batches
+from .stages.channel_dropout import ChannelDropoutStage
+from .stages.chunk_shuffle import ChunkShuffleStage, shuffle_chunks
+from .stages.collate import IGNORE_INDEX, Batch, collate_samples
+from .stages.crop import CropStage, crop_sample, cut_sample
+from .reading.epoch_plan import batches_per_rank
+from .stages.gain import GainStage
+from .stages.noise import NoiseStage
+from .stages.pairing import PairStage, concatenate_samples
 from .pipe import FilterStage, MapStage, Node, Pipe, PipeIterator, Stage, StreamContext, pipe_method
 from .sample import Origin, Sample, SampleError, check_sample
 from .schedule import ProbabilitySchedule
 from .seeding import derive_seed, order_rng, sample_generator
-from .shuffle import ShuffleStage
-from .skips import SkipReport
-from .source import MemorySource, ShardReadError, ShardSource
-from .spec_augment import SpecAugmentStage
+from .stages.shuffle import ShuffleStage
+from .reading.skips import SkipReport
+from .reading.source import MemorySource, ShardReadError, ShardSource
+from .stages.spec_augment import SpecAugmentStage
 
 __all__ = [
     "AugmentStage",

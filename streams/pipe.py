@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .sample import Origin
-from .skips import SkipReport
+from .reading.skips import SkipReport
 
 __all__ = [
     "FilterStage",
@@ -307,15 +307,15 @@ class Pipe(IterableDataset):
     # construction -----------------------------------------------------------------------------
     @classmethod
     def from_shards(cls, urls: str | Iterable[str], *, seed: int = 0, **source_options: Any) -> Pipe:
-        """A pipe reading WebDataset tar shards (see :class:`streams.source.ShardSource`)."""
-        from .source import ShardSource
+        """A pipe reading WebDataset tar shards (see :class:`streams.reading.source.ShardSource`)."""
+        from .reading.source import ShardSource
 
         return cls([ShardSource(urls, **source_options)], seed=seed)
 
     @classmethod
     def from_samples(cls, samples: Iterable[Any], *, seed: int = 0, **source_options: Any) -> Pipe:
-        """A pipe over items in memory (see :class:`streams.source.MemorySource`)."""
-        from .source import MemorySource
+        """A pipe over items in memory (see :class:`streams.reading.source.MemorySource`)."""
+        from .reading.source import MemorySource
 
         return cls([MemorySource(samples, **source_options)], seed=seed)
 
@@ -418,7 +418,7 @@ class Pipe(IterableDataset):
 
     def skip_report(self) -> SkipReport:
         """Samples the source read, yielded and skipped (``on_error="skip"``) in every pass so far,
-        DataLoader workers included; empty for a source that never skips (see :mod:`streams.skips`)."""
+        DataLoader workers included; empty for a source that never skips (see :mod:`streams.reading.skips`)."""
         report = getattr(self.stages[0], "skip_report", None)
         return report() if report is not None else SkipReport()
 

@@ -25,8 +25,8 @@ class SampleError(ValueError):
     """A sample (or the shard member it came from) is malformed.
 
     ``reason`` is a short machine-readable tag used when skipped samples are counted
-    (``"pointer_out_of_range"``, ``"missing_member"``...: :data:`streams.decode.DECODE_REASONS`,
-    the grouping reasons of :mod:`streams.tar_records`, and those of :func:`check_sample`); ``key``, ``url`` and ``member`` (``"pointers.npy"``)
+    (``"pointer_out_of_range"``, ``"missing_member"``...: :data:`streams.reading.decode.DECODE_REASONS`,
+    the grouping reasons of :mod:`streams.reading.tar_records`, and those of :func:`check_sample`); ``key``, ``url`` and ``member`` (``"pointers.npy"``)
     say where; the message says what to fix. Every argument but the message has a default, so
     the error survives pickling and DataLoader's re-raise in the main process.
     """

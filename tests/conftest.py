@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 
-from streams.shard_writer import write_shards
-from streams.synthetic import synthetic_dataset
+from streams.tools.shard_writer import write_shards
+from streams.tools.synthetic import synthetic_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_URLS = os.path.join(REPO, "shards", "demo", "demo-{000000..000004}.tar")

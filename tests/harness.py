@@ -2,7 +2,7 @@
 
 Use it with Hypothesis-drawn tagged samples (:func:`tagged_samples`), where every edit frame is a
 copy of the raw frame it points to and raw frames are pairwise distinct, so one equality
-(:func:`streams.invariants.pointer_content_error` == 0) tells whether a stage kept the pointers
+(:func:`streams.tools.invariants.pointer_content_error` == 0) tells whether a stage kept the pointers
 on their content, whatever it did to frame order or length.
 
 * :func:`check_stage` runs a stage on one sample and checks: pointers int64, one per edit frame,
@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from hypothesis import strategies as st
 
-from streams.augment import AugmentStage
-from streams.invariants import make_tagged_sample, pointer_content_error
+from streams.stages.augment import AugmentStage
+from streams.tools.invariants import make_tagged_sample, pointer_content_error
 from streams.pipe import Pipe
 from streams.sample import Sample
 

@@ -23,9 +23,9 @@ from torch.utils.data import DataLoader
 from pipelines.cli import main
 from pipelines.run import run_pipeline
 from streams import Pipe, SampleError, ShardReadError, check_sample
-from streams.shard_check import check_shards
-from streams.skips import SkipLedger, SkipReport, source_samples
-from streams.tar_records import iter_records
+from streams.tools.shard_check import check_shards
+from streams.reading.skips import SkipLedger, SkipReport, source_samples
+from streams.reading.tar_records import iter_records
 
 N_MELS, RAW, EDIT = 4, 6, 5
 
@@ -452,9 +452,9 @@ def test_skips_warn_once_per_shard(tmp_path, caplog):
     first = write_tar(tmp_path / "1.tar", tar_entries(
         [("x", members(0, pointers__npy=None)), ("y", members(1, meta__json=b"{")), ("z", members(2))]))
     second = write_tar(tmp_path / "2.tar", tar_entries([("w", members(3, raw_mel__npy=b"junk"))]))
-    with caplog.at_level(logging.WARNING, logger="streams.skips"):
+    with caplog.at_level(logging.WARNING, logger="streams.reading.skips"):
         samples, report = read_skipping([first, second])
-    warnings = [r for r in caplog.records if r.name == "streams.skips"]
+    warnings = [r for r in caplog.records if r.name == "streams.reading.skips"]
     assert len(warnings) == 2
     assert first in warnings[0].getMessage() and "'x'" in warnings[0].getMessage()
     assert second in warnings[1].getMessage()

@@ -12,7 +12,7 @@ import torch
 from pipelines.bench import PARTS, STAGE_ROWS, BenchSettings, StageShape, bench_sample
 from pipelines.bench_reference import REFERENCE_AUGMENTATIONS, concatenate_samples, reference_augment
 from pipelines.cli import main
-from streams.invariants import make_tagged_sample
+from streams.tools.invariants import make_tagged_sample
 
 
 def test_quick_bench_runs_every_part_and_writes_the_figures(tmp_path, capsys):

@@ -8,10 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.bucketing import FrameBudgetBatchStage, cut_frame_budget_batches
-from streams.collate import IGNORE_INDEX, Batch
-from streams.invariants import make_tagged_sample
-from streams.pairing import is_pair_origin
+from streams.stages.bucketing import FrameBudgetBatchStage, cut_frame_budget_batches
+from streams.stages.collate import IGNORE_INDEX, Batch
+from streams.tools.invariants import make_tagged_sample
+from streams.stages.pairing import is_pair_origin
 from streams.pipe import Pipe
 from streams.sample import Sample
 

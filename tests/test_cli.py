@@ -13,7 +13,7 @@ import torch
 
 from pipelines.cli import main
 from streams import Pipe
-from streams.synthetic import synthetic_sample
+from streams.tools.synthetic import synthetic_sample
 
 from .conftest import DEMO_SAMPLES, REPO
 

@@ -30,15 +30,15 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 from streams import Pipe, Sample, SampleError, ShardSource, StreamContext
-from streams import epoch_plan
-from streams.augment import AugmentStage
-from streams.epoch_plan import (EpochPlanner, ResampledPlan, ShardLayoutWarning, batches_per_rank,
+from streams.reading import epoch_plan
+from streams.stages.augment import AugmentStage
+from streams.reading.epoch_plan import (EpochPlanner, ResampledPlan, ShardLayoutWarning, batches_per_rank,
                                 split_evenly)
-from streams.invariants import make_tagged_sample
+from streams.tools.invariants import make_tagged_sample
 from streams.schedule import ProbabilitySchedule
-from streams.shard_writer import write_shards
-from streams.shardlist import epoch_shard_order, shards_for_worker
-from streams.tar_records import Record
+from streams.tools.shard_writer import write_shards
+from streams.reading.shardlist import epoch_shard_order, shards_for_worker
+from streams.reading.tar_records import Record
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -153,7 +153,7 @@ def test_exactly_once_with_fewer_equal_and_more_readers_than_shards(world_size: 
         assert sum(1 for keys in layout.values() if not keys) == max(0, world_size * num_workers - len(sizes))
 
 
-@pytest.mark.filterwarnings("ignore::streams.epoch_plan.ShardLayoutWarning")
+@pytest.mark.filterwarnings("ignore::streams.reading.epoch_plan.ShardLayoutWarning")
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sizes=st.lists(st.integers(0, 6), min_size=1, max_size=10), world_size=st.integers(1, 4),
        num_workers=st.integers(1, 4), epoch=st.integers(0, 3), shuffle=st.booleans())
@@ -200,7 +200,7 @@ def test_unequal_ranks_warn_once_per_process() -> None:
 
 # --- 2. equal steps -------------------------------------------------------------------------------
 
-@pytest.mark.filterwarnings("ignore::streams.epoch_plan.ShardLayoutWarning")
+@pytest.mark.filterwarnings("ignore::streams.reading.epoch_plan.ShardLayoutWarning")
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sizes=st.lists(st.integers(0, 7), min_size=1, max_size=8), world_size=st.integers(1, 4),
        num_workers=st.integers(1, 3), epoch=st.integers(0, 3), policy=st.sampled_from(["repeat", "drop"]),
@@ -349,7 +349,7 @@ def test_resume_refuses_a_state_from_another_plan(shard_pattern: str) -> None:
 
 
 def test_the_plan_is_logged_at_start(shard_pattern: str, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("INFO", logger="streams.epoch_plan"):
+    with caplog.at_level("INFO", logger="streams.reading.epoch_plan"):
         Pipe.from_shards(shard_pattern, equal_steps="drop")
     assert "rank 0: equal steps (drop): 21 samples in 5 shards over 1 rank(s) -> 21 samples per rank per epoch; " \
            "0 repeated, 0 dropped" in caplog.text

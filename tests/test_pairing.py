@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
-from streams.invariants import make_tagged_sample, pointer_content_error
-from streams.pairing import PairStage, concatenate_samples, is_pair_origin, lead_pairing_chance
+from streams.tools.invariants import make_tagged_sample, pointer_content_error
+from streams.stages.pairing import PairStage, concatenate_samples, is_pair_origin, lead_pairing_chance
 from streams.pipe import Pipe
 from streams.sample import Sample
 from streams.schedule import ProbabilitySchedule

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams import IGNORE_INDEX, Batch, Pipe, Sample, collate_samples
-from streams.synthetic import synthetic_dataset
+from streams.tools.synthetic import synthetic_dataset
 
 SAMPLES = synthetic_dataset(23, n_mels=4, min_frames=10, max_frames=40)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from streams.chunk_shuffle import ChunkShuffleStage
-from streams.crop import CropStage
-from streams.invariants import make_tagged_sample
-from streams.noise import NoiseStage
-from streams.preview import render_preview
-from streams.spec_augment import SpecAugmentStage
+from streams.stages.chunk_shuffle import ChunkShuffleStage
+from streams.stages.crop import CropStage
+from streams.tools.invariants import make_tagged_sample
+from streams.stages.noise import NoiseStage
+from streams.tools.preview import render_preview
+from streams.stages.spec_augment import SpecAugmentStage
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

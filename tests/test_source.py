@@ -15,7 +15,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 
 from streams import Pipe, Sample
-from streams.shard_writer import read_index, sample_members
+from streams.tools.shard_writer import read_index, sample_members
 
 from .conftest import DEMO_SAMPLES
 
@@ -158,7 +158,7 @@ def test_big_endian_and_fortran_ordered_npy_members_decode_to_the_same_values(tm
 
 
 def test_members_decoding_ignores_are_listed_but_not_read(tmp_path):
-    from streams.tar_records import iter_records
+    from streams.reading.tar_records import iter_records
 
     raw = np.zeros((2, 4), dtype=np.float32)
     members = {"raw_mel.npy": _npy(raw), "edit_mel.npy": _npy(raw[:, :1]), "pointers.npy": _npy(np.array([3])),

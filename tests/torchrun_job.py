@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from streams import Pipe
-from streams.epoch_plan import batches_per_rank
+from streams.reading.epoch_plan import batches_per_rank
 
 __all__ = ["main"]
 

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from .augment import AugmentStage
-from .checks import check_int, check_ordered
-from .pipe import pipe_method
-from .sample import Sample
-from .schedule import ProbabilitySchedule
-from .seeding import sample_rng
+from ..checks import check_int, check_ordered
+from ..pipe import pipe_method
+from ..sample import Sample
+from ..schedule import ProbabilitySchedule
+from ..seeding import sample_rng
 
 __all__ = ["CropStage", "crop_bounds", "crop_sample", "cut_sample"]
 
@@ -109,7 +109,7 @@ class CropStage(AugmentStage):
     Params recorded:
     ``{"edit_start", "edit_length", "raw_start", "raw_end"}``; cost: one copy of the kept frames.
 
-    >>> from streams.crop import CropStage
+    >>> from streams.stages.crop import CropStage
     >>> from streams.sample import Sample
     >>> raw = torch.arange(50.0).view(1, 50)
     >>> s = Sample("a", raw, raw[:, 10:40], torch.arange(10, 40))

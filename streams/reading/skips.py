@@ -7,7 +7,7 @@ A shard source reads under one of two policies (``on_error``, see :data:`ON_ERRO
 * ``"skip"``: a bad sample is dropped and the source goes on; a damaged shard (missing, not a
   tar, cut short...) is dropped from the point of damage on. Each drop is a :class:`SkipEvent`
   (reason, shard, key, member, message), counted by reason and shard; the first drop in a shard
-  logs one warning (logger ``streams.skips``), per process.
+  logs one warning (logger ``streams.reading.skips``), per process.
 
 Accounting: every pass of a source keeps a :class:`PassTally` in which ``read == yielded +
 skipped`` holds between any two items. ``read`` counts the records the source formed from the
@@ -52,7 +52,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from .sample import Origin
+from ..sample import Origin
 
 __all__ = [
     "ON_ERROR_POLICIES",

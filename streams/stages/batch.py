@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from .collate import collate_samples
-from .pipe import Node, Stage, StreamContext, pipe_method
+from ..pipe import Node, Stage, StreamContext, pipe_method
 
 __all__ = ["BatchStage"]
 
 
 @pipe_method("batch")
 class BatchStage(Stage):
-    """Group ``batch_size`` consecutive samples into a padded :class:`~streams.collate.Batch`.
+    """Group ``batch_size`` consecutive samples into a padded :class:`~streams.stages.collate.Batch`.
 
     The last, smaller batch of a pass is yielded unless ``drop_last`` (then its samples are
     counted as dropped in the stats). Use ``DataLoader(pipe, batch_size=None)`` after this stage.

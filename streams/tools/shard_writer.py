@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 from webdataset import ShardWriter
 
-from .sample import Sample
+from ..sample import Sample
+from ..reading.shard_index import INDEX_NAME, read_index
 
 __all__ = ["INDEX_NAME", "read_index", "sample_members", "write_shards"]
 
-INDEX_NAME = "index.json"
 _FIXED_MTIME = 946684800.0  # 2000-01-01: reproducible tar headers
 
 
@@ -41,18 +41,6 @@ def sample_members(sample: Sample) -> dict[str, bytes]:
     if sample.meta:
         members["meta.json"] = json.dumps(sample.meta, sort_keys=True).encode()
     return members
-
-
-def read_index(directory: str) -> dict[str, dict[str, Any]]:
-    """The per-shard entries of ``directory/index.json`` (``{}`` when there is none)."""
-    path = os.path.join(directory, INDEX_NAME)
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        index = json.load(f)
-    if not isinstance(index, dict) or not isinstance(index.get("shards"), dict):
-        raise ValueError(f"{path} is not a shard index (expected {{\"shards\": {{name: {{\"samples\": n}}}}}})")
-    return index["shards"]
 
 
 def _frames(members: dict[str, bytes], name: str) -> int:

@@ -12,7 +12,7 @@ Three small steps, each a generator over the one before:
    webdataset's grouping lets pass: a sample's members must be adjacent, a key may appear only
    once per shard, a member only once per sample. Such a record is still emitted, with its
    ``problem`` set, so that a caller that skips bad samples can count it and go on.
-3. :func:`streams.decode.decode_record` turns a record into a sample (another module).
+3. :func:`streams.reading.decode.decode_record` turns a record into a sample (another module).
 
 When a shard is damaged, which records count as complete? A record is complete when the next
 key starts, or when the tar ends cleanly. The record being read when the damage hits is also
@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 
 from webdataset.gopen import gopen
 
-from .sample import SampleError
+from ..sample import SampleError
 
 __all__ = [
     "REQUIRED_MEMBERS",

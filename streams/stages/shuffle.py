@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .pipe import Node, Stage, StreamContext, pipe_method
-from .seeding import order_rng
+from ..pipe import Node, Stage, StreamContext, pipe_method
+from ..seeding import order_rng
 
 __all__ = ["ShuffleStage"]
 

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checks import check_float
-from .pipe import pipe_method
-from .sample import Sample
-from .schedule import ProbabilitySchedule
+from ..checks import check_float
+from ..pipe import pipe_method
+from ..sample import Sample
+from ..schedule import ProbabilitySchedule
 from .spectral import SpectralAugmentStage
 
 __all__ = ["ChannelDropoutStage", "drop_channels"]
@@ -58,7 +58,7 @@ class ChannelDropoutStage(SpectralAugmentStage):
     Params recorded: ``{"mode": "shared", "channels": [dropped indices]}`` (or per mel under
     ``"raw"``/``"edit"``). Cost: about one copy per mel, none when no channel is dropped.
 
-    >>> from streams.channel_dropout import ChannelDropoutStage
+    >>> from streams.stages.channel_dropout import ChannelDropoutStage
     >>> from streams.sample import Sample
     >>> s = Sample("a", torch.ones(2, 3), torch.ones(2, 2), torch.tensor([0, 2]))
     >>> out = ChannelDropoutStage(probability=1.0, dropout_rate=1.0).augment(s)

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 
 from .augment import check_probability
-from .pipe import Node, Stage, StreamContext, pipe_method
-from .sample import Origin, Sample
-from .schedule import ProbabilitySchedule, check_schedule, scheduled_probability
-from .seeding import order_rng
+from ..pipe import Node, Stage, StreamContext, pipe_method
+from ..sample import Origin, Sample
+from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probability
+from ..seeding import order_rng
 
 __all__ = ["PAIR_BY_POLICIES", "PairStage", "concatenate_samples", "is_pair_origin", "lead_pairing_chance"]
 

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from .augment import AugmentStage
-from .checks import check_int
-from .pipe import pipe_method
-from .sample import Sample
-from .schedule import ProbabilitySchedule
-from .seeding import sample_rng
+from ..checks import check_int
+from ..pipe import pipe_method
+from ..sample import Sample
+from ..schedule import ProbabilitySchedule
+from ..seeding import sample_rng
 from .spectral import gather_frames
 
 __all__ = ["CAT_MAX_CHUNKS", "ChunkShuffleStage", "chunk_count", "shuffle_chunks"]
@@ -95,7 +95,7 @@ class ChunkShuffleStage(AugmentStage):
     ``{"chunk_size": n, "order": [old chunk index at each new position]}``. Cost: one copy of the
     raw mel plus index arithmetic on the pointers.
 
-    >>> from streams.chunk_shuffle import ChunkShuffleStage
+    >>> from streams.stages.chunk_shuffle import ChunkShuffleStage
     >>> from streams.sample import Sample
     >>> raw = torch.arange(6.0).view(1, 6)
     >>> s = Sample("a", raw, raw[:, [5, 0]], torch.tensor([5, 0]))

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from .seeding import derive_seed
+from ..seeding import derive_seed
 from .shardlist import epoch_shard_order, shards_for_worker
 
 __all__ = [
@@ -76,7 +76,7 @@ EQUAL_STEPS_POLICIES = ("repeat", "drop")
 RESAMPLED_IDLE_DRAWS_PER_SHARD = 30
 """A resampled reader gives up after this many draws per shard in a row without a usable sample."""
 
-logger = logging.getLogger("streams.epoch_plan")
+logger = logging.getLogger("streams.reading.epoch_plan")
 
 
 class ShardLayoutWarning(UserWarning):

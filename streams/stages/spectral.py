@@ -7,7 +7,7 @@ two modes:
   (bands, dropped channels, gain) are identical; time-side choices follow the pointers: edit
   frame ``i`` gets exactly what raw frame ``pointers[i]`` got (its mask, its noise values). So
   where an edit frame was a copy of its raw frame, it still is: the pointer content invariant
-  (:func:`streams.invariants.pointer_content_error` == 0) survives the augmentation.
+  (:func:`streams.tools.invariants.pointer_content_error` == 0) survives the augmentation.
 * ``"independent"``: raw and edit get decisions of their own, each drawn on its own mel, as if
   they were recorded under different conditions.
 
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from .augment import AugmentStage
-from .checks import check_choice
-from .sample import Sample
-from .schedule import ProbabilitySchedule
-from .seeding import sample_rng
+from ..checks import check_choice
+from ..sample import Sample
+from ..schedule import ProbabilitySchedule
+from ..seeding import sample_rng
 
 __all__ = ["MODES", "SpectralAugmentStage", "gather_frames"]
 

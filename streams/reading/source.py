@@ -8,8 +8,8 @@ from typing import Any
 
 from .decode import MEL_DTYPES, decode_record
 from .epoch_plan import EpochPlanner, log_summary, warn_once
-from .pipe import Node, Stage, StreamContext
-from .sample import Origin, Sample, SampleError, check_sample
+from ..pipe import Node, Stage, StreamContext
+from ..sample import Origin, Sample, SampleError, check_sample
 from .shardlist import check_shards_openable, expand_shard_urls, is_local, local_path, shard_sample_counts
 from .skips import SkipEvent, SkipLedger, SkipReport, check_on_error
 from .tar_records import Record, ShardReadError, iter_records
@@ -37,13 +37,13 @@ class ShardSource(Stage):
             the ``index.json`` next to local shards (written by pack).
         on_error: ``"raise"`` (default) stops at the first bad sample or damaged shard with an
             error naming shard, key and member; ``"skip"`` drops them, counts them by reason and
-            shard, and logs one warning per shard (see :mod:`streams.skips`; totals from
+            shard, and logs one warning per shard (see :mod:`streams.reading.skips`; totals from
             :meth:`skip_report` or ``pipe.skip_report()``). Under ``"skip"`` missing local shard
             files are counted when their turn comes instead of failing construction (unless
             none exists). Replays on resume raise under both policies.
 
     Shards are split across distributed ranks and DataLoader workers by an
-    :class:`~streams.epoch_plan.EpochPlanner` (modes and guarantees in :mod:`streams.epoch_plan`);
+    :class:`~streams.reading.epoch_plan.EpochPlanner` (modes and guarantees in :mod:`streams.reading.epoch_plan`);
     each sample's ``origin`` is ``("shard", shard_index, record_index)``, with a fourth element,
     the reading's occurrence, when a record is read again in an epoch (equal steps' repeats,
     resampled draws). Fails at construction
@@ -89,7 +89,7 @@ class ShardSource(Stage):
         return self.planner.samples_per_rank(world_size or StreamContext.detect(seed=0, epoch=0).world_size)
 
     def skip_report(self) -> SkipReport:
-        """What this source's passes read, yielded and skipped so far (see :mod:`streams.skips`)."""
+        """What this source's passes read, yielded and skipped so far (see :mod:`streams.reading.skips`)."""
         return self._ledger.report()
 
     def decode(self, record: Record, shard: int) -> Sample:
@@ -113,7 +113,7 @@ class ShardSource(Stage):
 
 
 class _ShardReader(Node):
-    """Reads the spans of its :class:`~streams.epoch_plan.ReaderPlan` until they end or the budget is met."""
+    """Reads the spans of its :class:`~streams.reading.epoch_plan.ReaderPlan` until they end or the budget is met."""
 
     def __init__(self, source: ShardSource, ctx: StreamContext):
         self.source = source

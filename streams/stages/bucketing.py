@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .checks import check_int
+from ..checks import check_int
 from .collate import Batch, collate_samples
-from .pipe import Node, Stage, StreamContext, pipe_method
-from .sample import Origin, Sample
-from .seeding import order_rng
+from ..pipe import Node, Stage, StreamContext, pipe_method
+from ..sample import Origin, Sample
+from ..seeding import order_rng
 
 __all__ = ["FrameBudgetBatchStage", "cut_frame_budget_batches"]
 
@@ -79,7 +79,7 @@ class FrameBudgetBatchStage(Stage):
     samples are flushed the same way (the last batches may be smaller). A sample over the budget
     on its own is yielded as a batch of one and counted as ``oversized``.
 
-    Yields :class:`~streams.collate.Batch` (pointers padded with -100); use
+    Yields :class:`~streams.stages.collate.Batch` (pointers padded with -100); use
     ``DataLoader(pipe, batch_size=None)``. Stats: ``batches``, ``samples``, ``oversized``,
     ``real_frames`` and ``padded_frames`` (raw + edit, as in ``Batch``), ``padding_efficiency``
     (real / padded), ``largest_padded_frames`` (the largest ``Batch.padded_frames``) and

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .sample import Sample
+from ..sample import Sample
 
 __all__ = ["make_tagged_sample", "pointer_content_error"]
 

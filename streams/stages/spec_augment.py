@@ -42,10 +42,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checks import check_choice, check_float, check_int, check_int_range
-from .pipe import pipe_method
-from .sample import Sample
-from .schedule import ProbabilitySchedule
+from ..checks import check_choice, check_float, check_int, check_int_range
+from ..pipe import pipe_method
+from ..sample import Sample
+from ..schedule import ProbabilitySchedule
 from .spectral import SpectralAugmentStage
 
 __all__ = ["FILLS", "MEAN_BLOCK", "SpecAugmentStage", "draw_spans", "mask_mel", "mel_mean", "span_mask"]
@@ -338,7 +338,7 @@ class SpecAugmentStage(SpectralAugmentStage):
     the fill); masks are built in numpy with slice writes, applied in one pass per mel.
 
     >>> from streams.sample import Sample
-    >>> from streams.spec_augment import SpecAugmentStage
+    >>> from streams.stages.spec_augment import SpecAugmentStage
     >>> raw = torch.ones(4, 100)
     >>> s = Sample("a", raw, raw[:, :10], torch.arange(10))
     >>> stage = SpecAugmentStage(probability=1.0, freq_masks=1, freq_width=(2, 2), time_masks=0)

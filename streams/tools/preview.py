@@ -17,8 +17,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .augment import AugmentStage
-from .sample import Sample
+from ..stages.augment import AugmentStage
+from ..sample import Sample
 
 __all__ = ["render_preview"]
 

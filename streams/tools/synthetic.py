@@ -14,8 +14,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from .sample import Sample
-from .seeding import derive_seed
+from ..sample import Sample
+from ..seeding import derive_seed
 
 __all__ = ["EditStyle", "synthetic_dataset", "synthetic_sample"]
 
@@ -93,7 +93,7 @@ def synthetic_sample(key: str, *, seed: int = 0, n_mels: int = 80, raw_frames: i
     gain = 10 ** (rng.uniform(-style.gain_db, style.gain_db) / 20)
     edit = raw[:, pointers] + np.float32(np.log(gain))  # log-mel: a gain is an offset
     edit += rng.normal(0.0, style.noise, size=edit.shape).astype(np.float32)
-    meta = {"generator": "streams.synthetic", "seed": seed, "hop_length": 256, "sample_rate": 22050,
+    meta = {"generator": "streams.tools.synthetic", "seed": seed, "hop_length": 256, "sample_rate": 22050,
             "gain_db": round(20 * float(np.log10(gain)), 3)}
     return Sample(key=key, raw_mel=torch.from_numpy(raw).to(dtype), edit_mel=torch.from_numpy(edit).to(dtype),
                   pointers=torch.from_numpy(pointers.astype(np.int64)), meta=meta)

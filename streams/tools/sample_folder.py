@@ -16,10 +16,10 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .decode import META_MEMBER, REQUIRED_MEMBERS
-from .sample import Sample, SampleError
+from ..reading.decode import META_MEMBER, REQUIRED_MEMBERS
+from ..sample import Sample, SampleError
 from .shard_writer import sample_members
-from .tar_records import split_member_name
+from ..reading.tar_records import split_member_name
 
 __all__ = ["iter_sample_folder"]
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
-from .pipe import Node, Stage, StreamContext
-from .sample import Origin, Sample
-from .schedule import ProbabilitySchedule, check_schedule, scheduled_probability
-from .seeding import sample_generator, sample_uniform
+from ..pipe import Node, Stage, StreamContext
+from ..sample import Origin, Sample
+from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probability
+from ..seeding import sample_generator, sample_uniform
 
 __all__ = ["AugmentStage", "check_probability", "draw_key"]
 

@@ -13,9 +13,9 @@ import math
 import numpy as np
 import torch
 
-from .checks import check_choice, check_float, check_ordered
-from .pipe import pipe_method
-from .schedule import ProbabilitySchedule
+from ..checks import check_choice, check_float, check_ordered
+from ..pipe import pipe_method
+from ..schedule import ProbabilitySchedule
 from .spectral import SpectralAugmentStage
 
 __all__ = ["DOMAINS", "GainStage", "apply_gain"]
@@ -60,7 +60,7 @@ class GainStage(SpectralAugmentStage):
     Params recorded: ``{"mode": "shared", "scale": s}`` or ``{"mode": "independent", "raw":
     {"scale": s}, "edit": {"scale": s}}``. Cost: one multiply per mel, about one copy.
 
-    >>> from streams.gain import GainStage
+    >>> from streams.stages.gain import GainStage
     >>> from streams.sample import Sample
     >>> s = Sample("a", torch.ones(2, 3), torch.ones(2, 2), torch.tensor([0, 2]))
     >>> out = GainStage(probability=1.0, scale_min=2.0, scale_max=2.0).augment(s)

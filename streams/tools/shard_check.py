@@ -12,10 +12,10 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from .decode import decode_record
-from .sample import SampleError, check_sample
-from .shardlist import expand_shard_urls
-from .tar_records import Record, ShardReadError, iter_records
+from ..reading.decode import decode_record
+from ..sample import SampleError, check_sample
+from ..reading.shardlist import expand_shard_urls
+from ..reading.tar_records import Record, ShardReadError, iter_records
 
 __all__ = ["Problem", "ShardCheck", "check_records", "check_shards"]
 

@@ -7,9 +7,9 @@ starting at ``r``, and worker ``w`` of ``W`` within the rank every ``W``-th of t
 by at most one shard, and a rank runs out of shards only when there are fewer shards than ranks
 (workers may get none when ``R * W`` exceeds the number of shards).
 
-Shards' sample counts (written by :func:`streams.shard_writer.write_shards` into ``index.json``
+Shards' sample counts (written by :func:`streams.tools.shard_writer.write_shards` into ``index.json``
 next to the shards, or given by the user) let readers plan equal steps per rank without opening
-any shard: see :func:`shard_sample_counts` and :mod:`streams.epoch_plan`.
+any shard: see :func:`shard_sample_counts` and :mod:`streams.reading.epoch_plan`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import braceexpand
 from webdataset.gopen import gopen, gopen_schemes, rewrite_url
 from webdataset.shardlists import expand_urls
 
-from .seeding import order_rng
-from .shard_writer import INDEX_NAME, read_index
+from ..seeding import order_rng
+from .shard_index import INDEX_NAME, read_index
 
 __all__ = [
     "check_shards_openable",

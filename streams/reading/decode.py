@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import torch
 
-from .sample import Sample, SampleError
+from ..sample import Sample, SampleError
 from .tar_records import REQUIRED_MEMBERS, Record
 
 __all__ = ["DECODE_REASONS", "MEL_DTYPES", "META_MEMBER", "REQUIRED_MEMBERS", "decode_npy", "decode_record"]

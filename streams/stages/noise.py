@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checks import check_float, check_ordered
-from .pipe import pipe_method
-from .sample import Sample
-from .schedule import ProbabilitySchedule
-from .seeding import derive_seed
+from ..checks import check_float, check_ordered
+from ..pipe import pipe_method
+from ..sample import Sample
+from ..schedule import ProbabilitySchedule
+from ..seeding import derive_seed
 from .spectral import SpectralAugmentStage, gather_frames
 
 __all__ = ["NoiseStage", "SIGN_TABLE_SIZE", "TABLE_SIZE", "add_table_noise", "draw_table_read", "gaussian_table",
@@ -235,7 +235,7 @@ class NoiseStage(SpectralAugmentStage):
     noise is relative to its spread. Params recorded: ``{"mode": "shared", "level", "mel_std",
     "offset", "row_stride", "sign_seed"}`` (or per mel under ``"raw"``/``"edit"``).
 
-    >>> from streams.noise import NoiseStage
+    >>> from streams.stages.noise import NoiseStage
     >>> from streams.sample import Sample
     >>> raw = torch.arange(12.0).view(2, 6)
     >>> s = Sample("a", raw, raw[:, [4, 4, 1]], torch.tensor([4, 4, 1]))

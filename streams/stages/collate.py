@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch.utils.data import get_worker_info
 
-from .sample import Origin, Sample
+from ..sample import Origin, Sample
 
 __all__ = ["IGNORE_INDEX", "Batch", "collate_samples"]
 

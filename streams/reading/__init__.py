@@ -1,0 +1,1 @@
+"""Reading: shard lists, epoch plans, tar records, decoding, sources and skip accounting."""

@@ -1,0 +1,1 @@
+"""Stages: the augmentations, pairing, shuffling and batching that a pipe chains."""

@@ -1,0 +1,1 @@
+"""Tools: invariant checks, the simulated editor, packing, shard checks and previews."""
