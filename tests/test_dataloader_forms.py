@@ -5,7 +5,6 @@ torchdata's ``StatefulDataLoader`` and a resume in the middle."""
 from __future__ import annotations
 
 import copy
-import os
 
 import pytest
 from torch.utils.data import DataLoader
@@ -20,9 +19,8 @@ from .test_full_pipeline import plan_config
 
 
 def test_the_design_card_line_runs_as_written(monkeypatch):
+    """The card's three lines (imports at the top of this file), from the repository's root."""
     monkeypatch.chdir(REPO)  # the line names the config by its path in the repository
-    from torch.utils.data import DataLoader
-    from pipelines import build_pipe, load_config
     loader = DataLoader(build_pipe(load_config("pipelines/configs/full.json")))
     batch = next(iter(loader))
     assert isinstance(batch, Batch)
