@@ -8,6 +8,7 @@ import http.server
 import os
 import re
 import threading
+from typing import ClassVar
 
 import pytest
 from torch.utils.data import DataLoader
@@ -21,7 +22,14 @@ from .conftest import DEMO_URLS, REPO
 from .test_full_pipeline import plan_config
 
 DEMO_DIR = os.path.join(REPO, "shards", "demo")
-FILES = {os.path.basename(p): open(p, "rb").read() for p in sorted(glob.glob(os.path.join(DEMO_DIR, "*")))}
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+FILES = {os.path.basename(p): _read(p) for p in sorted(glob.glob(os.path.join(DEMO_DIR, "*")))}
 FAST = RetryPolicy(retries=3, backoff=0.01, max_backoff=0.02, timeout=10.0)
 
 _RANGE = re.compile(r"bytes=(\d+)-$")
@@ -37,7 +45,7 @@ class ShardHandler(http.server.BaseHTTPRequestHandler):
     """
 
     protocol_version = "HTTP/1.1"
-    requests: list[tuple[str, str | None]] = []
+    requests: ClassVar[list[tuple[str, str | None]]] = []
     lock = threading.Lock()
 
     def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
