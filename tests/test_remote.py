@@ -77,6 +77,15 @@ class ShardHandler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         self.wfile.write(body)
 
+    def do_HEAD(self) -> None:
+        _, behaviour, name = self.path.split("/", 2)
+        data = FILES.get(name)
+        if data is None or behaviour != "ok":
+            return self._fail(404)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+
     def _fail(self, status: int) -> None:
         self.send_response(status)
         self.send_header("Content-Length", "0")
@@ -187,3 +196,10 @@ def test_sample_counts_from_a_url(server, fast_retries):
     assert pipe.source.samples_per_rank(1) == 24
     with open_shard(f"{server}/cut-100/index.json") as stream:
         assert stream.read() == FILES["index.json"]
+
+
+def test_info_sizes_a_remote_shard_with_a_head_request(server):
+    from streams.tools.shard_info import shard_size
+
+    assert shard_size(f"{server}/ok/demo-000002.tar") == len(FILES["demo-000002.tar"])
+    assert shard_size(f"{server}/gone/demo-000002.tar") is None

@@ -43,7 +43,7 @@ from urllib.parse import urlparse
 
 from webdataset.gopen import gopen
 
-__all__ = ["RETRY_STATUSES", "RangeRetryReader", "RemoteReadError", "RetryPolicy", "is_http", "open_shard"]
+__all__ = ["RETRY_STATUSES", "RangeRetryReader", "RemoteReadError", "RetryPolicy", "is_http", "open_shard", "remote_size"]
 
 RETRY_STATUSES = frozenset((408, 425, 429, 500, 502, 503, 504))
 """HTTP statuses answered with a retry: the server asks to come back later."""
@@ -275,6 +275,19 @@ class RangeRetryReader(io.RawIOBase):
                 failures += 1
                 self.retries += 1
                 self._sleep(self.policy.delay(failures))
+
+
+def remote_size(url: str, policy: RetryPolicy | None = None) -> int | None:
+    """The ``Content-Length`` a ``HEAD`` request to ``url`` answers, or ``None`` when the server does
+    not say or cannot be reached (a size is a nicety: reading reports real failures)."""
+    policy = policy if policy is not None else RetryPolicy.from_environment()
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "pointer-streams"})
+    try:
+        with urllib.request.urlopen(request, timeout=policy.timeout) as response:
+            length = response.headers.get("Content-Length")
+    except (OSError, http.client.HTTPException):
+        return None
+    return int(length) if length is not None and length.isdigit() else None
 
 
 def open_shard(url: str) -> IO[bytes]:
