@@ -40,7 +40,7 @@ class ShardHandler(http.server.BaseHTTPRequestHandler):
 
     ``ok``: plain; ``cut-N``: every response stops after N body bytes and closes (Content-Length
     says the whole rest); ``flaky-K``: the first K requests of each file get 503; ``down``: always
-    503; ``gone``: 404; ``norange-N``: ignores Range (always 200 from byte 0) and cuts its first
+    503; ``cutdown-N``: the first response cut after N bytes, then 503 for good; ``gone``: 404; ``norange-N``: ignores Range (always 200 from byte 0) and cuts its first
     response of each file after N bytes.
     """
 
@@ -60,7 +60,7 @@ class ShardHandler(http.server.BaseHTTPRequestHandler):
         kind, _, number = behaviour.partition("-")
         if data is None or kind == "gone":
             return self._fail(404)
-        if kind == "down" or (kind == "flaky" and seen <= int(number)):
+        if kind == "down" or (kind == "flaky" and seen <= int(number)) or (kind == "cutdown" and seen > 1):
             return self._fail(503)
         match = _RANGE.match(self.headers.get("Range", ""))
         start = int(match.group(1)) if match and kind != "norange" else 0
@@ -72,7 +72,7 @@ class ShardHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         body = data[start:]
-        if kind == "cut" or (kind == "norange" and seen == 1):
+        if kind in ("cut", "cutdown") or (kind == "norange" and seen == 1):
             body = body[:int(number)]
             self.close_connection = True
         self.wfile.write(body)
@@ -131,7 +131,8 @@ def test_reader_returns_the_files_bytes_exactly(server, behaviour):
 def test_backoff_doubles_up_to_its_cap_and_the_error_names_url_and_retries(server):
     waits: list[float] = []
     policy = RetryPolicy(retries=4, backoff=0.5, max_backoff=1.5)
-    with pytest.raises(RemoteReadError, match=r"/down/demo-000000.tar: HTTP 503.*gave up after 4 retries"):
+    with pytest.raises(RemoteReadError, match=r"/down/demo-000000.tar: could not start reading \(HTTP 503.*"
+                                              r"gave up after 4 retries"):
         RangeRetryReader(f"{server}/down/demo-000000.tar", policy, sleep=waits.append)
     assert waits == [0.5, 1.0, 1.5, 1.5]
 
@@ -203,3 +204,15 @@ def test_info_sizes_a_remote_shard_with_a_head_request(server):
 
     assert shard_size(f"{server}/ok/demo-000002.tar") == len(FILES["demo-000002.tar"])
     assert shard_size(f"{server}/gone/demo-000002.tar") is None
+
+
+def test_a_server_lost_mid_shard_ends_it_after_the_retries_with_the_samples_before_kept(server, fast_retries):
+    url = f"{server}/cutdown-400000/demo-000000.tar"
+    with pytest.raises(ShardReadError, match=r"shard http://127\.0\.0\.1:\d+/cutdown-400000/demo-000000\.tar: read "
+                                             r"failed.*byte 400,000.*HTTP 503.*gave up after 3 retries"):
+        list(Pipe.from_shards(url, seed=0))
+    ShardHandler.requests.clear()
+    skipping = Pipe.from_shards(url, seed=0, on_error="skip")
+    kept = list(skipping)
+    report = skipping.skip_report()
+    assert 0 < len(kept) < 5 and report.damaged_shards == 1 and report.balanced

@@ -173,10 +173,10 @@ class RangeRetryReader(io.RawIOBase):
         try:
             count = self._response.readinto(buffer)
         except (OSError, http.client.HTTPException) as err:
-            raise _Retry(f"the connection dropped at byte {self.position:,} ({type(err).__name__}: {err})") from err
+            raise _Retry(f"the connection dropped ({type(err).__name__}: {err})") from err
         if count == 0:
             if self.length is not None and self.position < self.length:
-                raise _Retry(f"the server closed the connection at byte {self.position:,} of {self.length:,}")
+                raise _Retry("the server closed the connection before the end")
             self._finished = True
             self._drop()
             return 0
@@ -245,10 +245,10 @@ class RangeRetryReader(io.RawIOBase):
             try:
                 chunk = response.read(min(skip, _BUFFER_BYTES))
             except (OSError, http.client.HTTPException) as err:
-                raise _Retry(f"the connection dropped while passing over the first {self.position:,} bytes "
+                raise _Retry(f"the connection dropped while passing over the bytes already read "
                              f"({type(err).__name__}: {err})") from err
             if not chunk:
-                raise _Retry(f"the server closed the connection before byte {self.position:,}")
+                raise _Retry("the server closed the connection before the bytes already read")
             skip -= len(chunk)
 
     def _drop(self) -> None:
@@ -268,8 +268,11 @@ class RangeRetryReader(io.RawIOBase):
             except _Retry as err:
                 self._drop()
                 if failures >= self.policy.retries:
+                    where = (f"reading stopped at byte {self.position:,}"
+                             + (f" of {self.length:,}" if self.length is not None else "")
+                             if self.position or self.length is not None else "could not start reading")
                     raise RemoteReadError(
-                        f"{self.url}: {err}; gave up after {failures} retr{'y' if failures == 1 else 'ies'} "
+                        f"{self.url}: {where} ({err}); gave up after {failures} retr{'y' if failures == 1 else 'ies'} "
                         f"({self.requests} requests in all); check the server or the network, or allow more with "
                         f"{_ENV['retries']} and {_ENV['backoff']}") from None
                 failures += 1

@@ -118,7 +118,7 @@ def text_histogram(values: Sequence[int], *, bins: int = 8, width: int = 40) -> 
     """Lines of a histogram of ``values`` over ``bins`` equal ranges: ``low - high | #### count``.
 
     >>> text_histogram([1, 2, 2, 9], bins=2, width=4)
-    ['  1 -   4 | ####  3', '  5 -   9 | #     1']
+    ['1 - 5 | ####  3', '6 - 9 | ##    1']
     """
     if not values:
         return []
