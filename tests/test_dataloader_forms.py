@@ -61,11 +61,11 @@ def test_batch_size_over_a_batching_pipe_says_what_to_do():
         next(iter(DataLoader(pipe, batch_size=2)))
 
 
-def _stateful_run(config, *, num_workers: int, cut: int | None) -> list[tuple]:
-    """Batches of ``StatefulDataLoader(pipe, batch_size=4)``; with ``cut``, checkpointed after ``cut``
-    batches and finished by a fresh pipe and loader."""
+def _stateful_run(config, *, num_workers: int, cut: int | None, **loader_options) -> list[tuple]:
+    """Batches of ``StatefulDataLoader(pipe, **loader_options)``; with ``cut``, checkpointed after
+    ``cut`` batches and finished by a fresh pipe and loader."""
     loaded = load_config(copy.deepcopy(config))
-    loader = StatefulDataLoader(build_pipe(loaded), batch_size=4, num_workers=num_workers)
+    loader = StatefulDataLoader(build_pipe(loaded), num_workers=num_workers, **loader_options)
     out, iterator = [], iter(loader)
     for batch in iterator:
         out.append(harness.record(batch))
@@ -75,15 +75,18 @@ def _stateful_run(config, *, num_workers: int, cut: int | None) -> list[tuple]:
         return out
     state = harness.checkpoint(loader.state_dict())
     del iterator, loader
-    resumed = StatefulDataLoader(build_pipe(loaded), batch_size=4, num_workers=num_workers)
+    resumed = StatefulDataLoader(build_pipe(loaded), num_workers=num_workers, **loader_options)
     resumed.load_state_dict(state)
     return out + [harness.record(batch) for batch in resumed]
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-def test_stateful_dataloader_with_batch_size_resumes_exactly(num_workers):
-    config = sample_config()
-    full = _stateful_run(config, num_workers=num_workers, cut=None)
-    assert len(full) >= 6
-    assert harness.same(_stateful_run(config, num_workers=num_workers, cut=3), full)
-
+@pytest.mark.parametrize("form", ["batch_size=4 over samples", "defaults over batches of 4"])
+def test_stateful_dataloader_resumes_exactly_in_both_forms(num_workers, form):
+    if form.startswith("defaults"):
+        config, options = sample_config(batching={"batch_size": 4}), {}
+    else:
+        config, options = sample_config(), {"batch_size": 4}
+    full = _stateful_run(config, num_workers=num_workers, cut=None, **options)
+    assert len(full) >= 6 and all(len(batch[1]) <= 4 for batch in full)
+    assert harness.same(_stateful_run(config, num_workers=num_workers, cut=3, **options), full)
