@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 from pipelines import build_pipe, load_config
 from pipelines.augmentor import Augmentor
-from pipelines.config import AugmentationConfig, Config, CropConfig
+from pipelines.config import (
+    AugmentationConfig,
+    ChunkShuffleConfig,
+    ConcatenationConfig,
+    Config,
+    CropConfig,
+    SpecAugmentConfig,
+)
 from pipelines.dataset import AugmentedDataset, load_folder_samples, load_shard_samples
 from streams import Batch, Sample
 from streams.stages.pairing import is_pair_origin
@@ -179,3 +188,32 @@ def test_folder_of_samples(tmp_path):
     assert 50 <= dataset[0].edit_frames <= 60 and dataset[-1].key == "demo-000002"
     with pytest.raises(ValueError, match="at least one sample"):
         AugmentedDataset([])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lengths=st.lists(st.tuples(st.integers(1, 60), st.integers(1, 60)), min_size=2, max_size=6),
+       seed=st.integers(0, 2**31), epoch=st.integers(0, 5), probability=st.sampled_from([0.3, 1.0]),
+       max_raw=st.one_of(st.none(), st.integers(2, 100)), pair_by=st.sampled_from(["random", "length"]))
+def test_every_item_keeps_its_pointers_and_pairs_respect_the_limits(lengths, seed, epoch, probability, max_raw,
+                                                                    pair_by):
+    generator = torch.Generator().manual_seed(seed % 1000)
+    samples = [make_tagged_sample(f"h{i}", 3, raw, torch.randint(0, raw, (edit,), generator=generator),
+                                  generator=generator) for i, (raw, edit) in enumerate(lengths)]
+    config = Config(seed=seed, augmentation=AugmentationConfig(
+        enabled=True, crop=CropConfig(enabled=True, probability=0.5, min_len=1, max_len=20, context=2),
+        concatenation=ConcatenationConfig(enabled=True, probability=probability, buffer_size=3,
+                                          max_raw_frames=max_raw, pair_by=pair_by),
+        chunk_shuffle=ChunkShuffleConfig(enabled=True, probability=0.5, chunk_size=7),
+        spec_augment=SpecAugmentConfig(enabled=True, probability=0.5, mode="shared", freq_width=1, time_width=3)))
+    dataset = AugmentedDataset(samples, Augmentor.from_config(config))
+    dataset.set_epoch(epoch)
+    for i in range(len(dataset)):
+        item = dataset[i]
+        assert pointer_content_error(item) == 0.0
+        partner = dataset.partner(i, epoch)
+        if partner is not None:
+            assert partner != i and item.origin == ("pair", ("memory", i), ("memory", partner))
+            if max_raw is not None:
+                assert samples[i].raw_frames + samples[partner].raw_frames <= max_raw
+        else:
+            assert item.origin == ("memory", i)

@@ -96,3 +96,13 @@ def test_overview_png_has_a_row_per_stage(tmp_path):
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     height = int.from_bytes(data[20:24], "big")  # IHDR: 2.6 inches per row at 72 dpi, 3 rows
     assert abs(height - 2.6 * 3 * 72) < 1
+
+
+def test_info_names_a_damaged_shard_and_counts_the_samples_before_it(tmp_path, capsys):
+    demo = os.path.join(REPO, "shards", "demo")
+    with open(os.path.join(demo, "demo-000000.tar"), "rb") as f:
+        (tmp_path / "cut-000000.tar").write_bytes(f.read(700_000))
+    assert main(["info", str(tmp_path / "cut-000000.tar"), "--json", "--no-progress"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["damaged_shards"] == {str(tmp_path / "cut-000000.tar"): "truncated_shard"}
+    assert 0 < info["samples"] < 5 and info["bytes"] == 700_000

@@ -13,7 +13,8 @@ each shard. The edit structure, from the pointers of a sample with ``T_edit`` ed
 * **repeats**: edit frames that point at a raw frame an earlier edit frame already used
   (``T_edit - unique pointers``), as a fraction of all edit frames: how much was repeated.
 
-Bad samples are counted by reason and left out of the figures (``check`` lists them).
+Bad samples are counted by reason and left out of the figures, and a shard that cannot be read to
+its end counts the samples before the damage and is named (``check`` lists every problem).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 from ..reading.decode import decode_npy, decode_record
 from ..reading.remote import is_http, remote_size
 from ..reading.shardlist import is_local, local_path, shard_file_name
-from ..reading.tar_records import iter_records
+from ..reading.tar_records import ShardReadError, iter_records
 from ..sample import Sample, SampleError, check_sample
 
 __all__ = ["SampleStats", "ShardSetInfo", "ShardStats", "dumps", "sample_stats", "shard_size", "shard_stats",
@@ -55,13 +56,15 @@ class SampleStats:
 
 @dataclasses.dataclass(frozen=True)
 class ShardStats:
-    """One shard: its samples' figures, bad samples by reason, and its size in bytes (``None`` when
-    the size cannot be known without reading it, as for ``pipe:`` URLs)."""
+    """One shard: its samples' figures, bad samples by reason, its size in bytes (``None`` when the
+    size cannot be known without reading it, as for ``pipe:`` URLs), and for a shard that could not be
+    read to its end, why (``damage``; the samples before it are counted)."""
 
     url: str
     samples: list[SampleStats]
     bad: dict[str, int]
     nbytes: int | None
+    damage: str | None = None
 
 
 def _seconds(frames: int, meta: dict[str, Any]) -> float | None:
@@ -100,18 +103,24 @@ def shard_size(url: str) -> int | None:
 
 
 def shard_stats(url: str) -> ShardStats:
-    """Read the shard at ``url`` and measure every sample (a damaged shard raises ``ShardReadError``)."""
+    """Read the shard at ``url`` and measure every sample; a shard that cannot be read to its end keeps
+    the samples before the damage and says why in ``damage`` (its reason, as ``check`` reports it)."""
     samples, bad = [], collections.Counter()
-    for record in iter_records(url):
-        try:
-            sample = check_sample(decode_record(record))
-            stored = tuple(str(decode_npy(record.members[m], what=m).dtype)
-                           for m in ("raw_mel.npy", "edit_mel.npy", "pointers.npy"))
-        except SampleError as err:
-            bad[err.reason] += 1
-            continue
-        samples.append(sample_stats(sample, stored))
-    return ShardStats(url=url, samples=samples, bad=dict(bad), nbytes=shard_size(url))
+    damage = None
+    try:
+        for record in iter_records(url):
+            try:
+                sample = check_sample(decode_record(record))
+                stored = tuple(str(decode_npy(record.members[m], what=m).dtype)
+                               for m in ("raw_mel.npy", "edit_mel.npy", "pointers.npy"))
+            except SampleError as err:
+                bad[err.reason] += 1
+                continue
+            samples.append(sample_stats(sample, stored))
+    except ShardReadError as err:
+        damage = err.reason
+    nbytes = shard_size(url) if damage != "missing_shard" else None
+    return ShardStats(url=url, samples=samples, bad=dict(bad), nbytes=nbytes, damage=damage)
 
 
 def text_histogram(values: Sequence[int], *, bins: int = 8, width: int = 40) -> list[str]:
@@ -173,8 +182,9 @@ class ShardSetInfo:
             "segments_per_sample": _spread(segments),
             "jump_fraction": sum(n - 1 for n in segments) / edit_frames if edit_frames else 0.0,
             "repeat_fraction": sum(s.repeats for s in samples) / edit_frames if edit_frames else 0.0,
+            "damaged_shards": {shard.url: shard.damage for shard in self.shards if shard.damage},
             "per_shard": [{"url": shard.url, "samples": len(shard.samples), "bad": sum(shard.bad.values()),
-                           "bytes": shard.nbytes} for shard in self.shards],
+                           "bytes": shard.nbytes, "damage": shard.damage} for shard in self.shards],
         }
 
     def lines(self) -> list[str]:
@@ -185,6 +195,10 @@ class ShardSetInfo:
         out = [f"{info['shards']} shard(s), {info['samples']} good sample(s), {size}"
                + (f"; bad samples left out: {', '.join(f'{r} {n}' for r, n in bad.items())} (see `check`)"
                   if bad else "")]
+        if info["damaged_shards"]:
+            out.append(f"{len(info['damaged_shards'])} shard(s) not read to their end (figures count the samples "
+                       f"before the damage; see `check`): "
+                       + ", ".join(f"{shard_file_name(u)} {r}" for u, r in info["damaged_shards"].items()))
         if not samples:
             return out
         timed = info["samples"] - info["samples_without_timing"]
@@ -208,6 +222,7 @@ class ShardSetInfo:
         for shard in info["per_shard"]:
             size = "?" if shard["bytes"] is None else f"{shard['bytes'] / 1e6:,.2f} MB"
             bad = f", {shard['bad']} bad" if shard["bad"] else ""
+            bad += f", {shard['damage']}" if shard["damage"] else ""
             out.append(f"  {shard_file_name(shard['url'])}: {shard['samples']} samples{bad}, {size}")
         return out
 
