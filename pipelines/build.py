@@ -118,5 +118,6 @@ def _batching_stages(batching: Any) -> list[Stage]:
 
 
 def build_pipe(config: Config) -> Pipe:
-    """The pipe described by ``config``: use it as ``DataLoader(build_pipe(cfg), batch_size=None)``."""
+    """The pipe described by ``config``: use it as ``DataLoader(build_pipe(cfg))`` (the pipe's own batches;
+    ``batch_size=None`` is the same), or, without a ``batching`` block, ``DataLoader(pipe, batch_size=N)``."""
     return Pipe(build_stages(config), seed=config.seed)
