@@ -20,7 +20,8 @@ from streams.tools.shard_info import sample_stats
 
 from .conftest import DEMO_SAMPLES, DEMO_URLS, REPO
 
-COMMANDS = ("run", "pack", "check", "generate", "preview", "info", "bench")
+COMMANDS = tuple(next(a for a in make_parser()._actions if a.dest == "command").choices)
+"""Every subcommand the parser has (a new one must add its example to ``pipelines.cli.EXAMPLES``)."""
 
 
 def help_text(capsys, *argv: str) -> str:
@@ -28,6 +29,10 @@ def help_text(capsys, *argv: str) -> str:
         main([*argv, "--help"])
     assert stop.value.code == 0
     return capsys.readouterr().out
+
+
+def test_the_commands_are_the_documented_ones():
+    assert set(COMMANDS) >= {"run", "pack", "check", "generate", "preview", "info", "bench"}
 
 
 def test_top_help_is_plain_text_and_lists_every_command_with_an_example(capsys):
