@@ -30,8 +30,11 @@ def test_the_design_card_line_runs_as_written(monkeypatch):
 
 
 def sample_config(**extra) -> dict:
+    """The plan's config with the cheap stages only (crop, gain): these tests are about collation and state."""
     config = plan_config(concatenation=False, shuffle={"buffer_size": 5}, **extra)
     config["augmentation"]["crop"].update(min_len=200, max_len=800)
+    for block in ("noise", "channel_dropout", "spec_augment", "chunk_shuffle"):
+        config["augmentation"][block]["enabled"] = False
     return config
 
 
