@@ -99,10 +99,14 @@ def local_path(url: str) -> str:
 def check_shards_openable(urls: Sequence[str]) -> None:
     """Fail fast on shards that cannot be opened, without reading any of them.
 
-    Local shards must exist as files (one ``os.path`` check each); remote URLs must use a scheme
+    Local shards must exist as files, not folders (one ``os.path`` check each); remote URLs must use a scheme
     webdataset opens (``pipe:``, ``http(s):``, ``gs:``...), but are not fetched. Raises
     ``ValueError`` naming the first offending URLs.
     """
+    folders = [url for url in urls if is_local(url) and os.path.isdir(local_path(url))]
+    if folders:
+        raise ValueError(f"{_listing(folders)} is a folder, not a shard file; list the shard files inside it "
+                         f"(a pattern like {os.path.join(local_path(folders[0]), '*.tar')})")
     missing = [url for url in urls if is_local(url) and not os.path.isfile(local_path(url))]
     if missing:
         what = (f"none of the {len(urls)} shard file(s) exist" if len(missing) == len(urls)

@@ -1,0 +1,73 @@
+"""A deadline on ``pipe:`` shard reads: a command that stops sending data fails instead of hanging.
+
+webdataset opens ``pipe:CMD`` by running ``CMD`` in a shell and reading its standard output. A
+command that stalls (a stuck network mount, a cloud CLI waiting on credentials or a dead
+connection) blocks that read forever, and with it a DataLoader worker and the training loop.
+:func:`open_shard_stream` wraps such a stream so that each read waits at most ``stall_timeout``
+seconds for the next bytes; past that the command is killed and :class:`ReadStalled` is raised,
+which the tar reader reports as a ``stalled_shard`` naming the shard. HTTP(S) retries and
+timeouts live with the HTTP reader; other URLs are returned as webdataset opens them.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from typing import Any
+
+from webdataset.gopen import gopen
+
+__all__ = ["ReadStalled", "open_shard_stream"]
+
+_CHUNK = 1 << 16
+
+
+class ReadStalled(TimeoutError):
+    """No data arrived from a ``pipe:`` command within the stall timeout (the command was killed)."""
+
+
+def open_shard_stream(url: str, stall_timeout: float | None = None) -> Any:
+    """Open ``url`` with webdataset's ``gopen``; ``pipe:`` URLs get a read deadline when
+    ``stall_timeout`` (seconds, > 0) is given."""
+    stream = gopen(url)
+    if stall_timeout is None or not url.startswith("pipe:"):
+        return stream
+    return _DeadlineStream(stream, float(stall_timeout))
+
+
+class _DeadlineStream:
+    """A webdataset ``Pipe`` whose reads wait at most ``seconds`` for each chunk of output.
+
+    Reads go to the pipe's file descriptor directly (``select`` then ``os.read``), so nothing
+    sits in a Python buffer that ``select`` cannot see. Reads may return fewer bytes than asked
+    (like ``read1``), which is all ``tarfile``'s stream reader needs; ``b""`` means the end.
+    """
+
+    def __init__(self, pipe: Any, seconds: float):
+        self.pipe = pipe
+        self.seconds = seconds
+        self.fd = pipe.stream.fileno()
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            chunks = []
+            while chunk := self.read(_CHUNK):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        ready, _, _ = select.select([self.fd], [], [], self.seconds)
+        if not ready:
+            self.pipe.proc.kill()
+            raise ReadStalled(f"the command sent no data for {self.seconds:g} s (stall timeout) and was stopped")
+        data = os.read(self.fd, size)
+        if not data:
+            self.pipe.check_status()  # a command that failed raises here, as webdataset's own reads do
+        return data
+
+    def close(self) -> None:
+        self.pipe.close()
+
+    def __enter__(self) -> _DeadlineStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
