@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import collections
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 import torch
 from tqdm import tqdm
 
-from streams.reading.decode import decode_record
-from streams.sample import SampleError, check_sample
+from streams.reading.decode import decode_sample
+from streams.sample import SampleError
 from streams.tools.shard_check import check_shards
 from streams.tools.shard_writer import write_shards
 from streams.tools.synthetic import EditStyle, synthetic_sample
@@ -46,7 +48,9 @@ def _pack(args: argparse.Namespace) -> int:
         nonlocal written
         for key, members in tqdm(iter_sample_folder(args.src_dir), unit="sample", desc=desc):
             try:
-                check_sample(decode_record(Record(key=key, index=0, members=members, url=args.src_dir)))
+                if isinstance(members, SampleError):
+                    raise members
+                decode_sample(Record(key=key, index=0, members=members, url=args.src_dir))
             except SampleError as err:
                 problems.append(str(err))
                 continue
@@ -63,7 +67,7 @@ def _pack(args: argparse.Namespace) -> int:
             return 1
         written = 0
     index = write_shards(checked("pack"), args.out_pattern, max_samples=args.max_samples,
-                         max_bytes=args.max_mb * 1e6)
+                         max_bytes=args.max_mb * 1e6, overwrite=args.overwrite)
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)
     total_mb = sum(e["bytes"] for e in index.values()) / 1e6
@@ -103,7 +107,8 @@ def _generate(args: argparse.Namespace) -> int:
                                       raw_frames=int(n), style=EditStyle(), dtype=dtype)
             yield sample.replace(pointers=sample.pointers.to(pointer_dtype))
 
-    index = write_shards(samples(), args.out_pattern, max_samples=args.max_samples, max_bytes=args.max_mb * 1e6)
+    index = write_shards(samples(), args.out_pattern, max_samples=args.max_samples, max_bytes=args.max_mb * 1e6,
+                         overwrite=args.overwrite)
     total_mb = sum(e["bytes"] for e in index.values()) / 1e6
     print(f"generate: {args.count} samples into {len(index)} shard(s), {total_mb:,.1f} MB")
     return 0
@@ -166,6 +171,8 @@ def make_parser() -> argparse.ArgumentParser:
     pack.add_argument("--max-samples", type=int, default=1000, help="samples per shard at most")
     pack.add_argument("--max-mb", type=float, default=1000.0, help="MB per shard at most")
     pack.add_argument("--skip-bad", action="store_true", help="pack the good samples, report the bad")
+    pack.add_argument("--overwrite", action="store_true",
+                      help="replace shards of this pattern already in the output folder (else refused)")
     pack.set_defaults(handler=_pack)
 
     check = commands.add_parser("check", help="validate shards; report every problem; exit 1 if any")
@@ -187,6 +194,8 @@ def make_parser() -> argparse.ArgumentParser:
     generate.add_argument("--prefix", default="synth")
     generate.add_argument("--max-samples", type=int, default=100, help="samples per shard at most")
     generate.add_argument("--max-mb", type=float, default=1000.0)
+    generate.add_argument("--overwrite", action="store_true",
+                          help="replace shards of this pattern already in the output folder (else refused)")
     generate.set_defaults(handler=_generate)
 
     preview = commands.add_parser("preview", help="PNGs of a sample before/after each enabled augmentation")
@@ -224,8 +233,15 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so temporary folders (pack's staging, skip accounting) are removed
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return args.handler(args)
     except (SampleError, ShardReadError) as err:  # bad data under on_error="raise": exit 1, like check
@@ -234,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as err:
         print(f"{args.command}: {err}", file=sys.stderr)
         return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _error_text(err: Exception) -> str:

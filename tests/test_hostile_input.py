@@ -301,3 +301,88 @@ def test_a_folder_given_as_a_shard_is_not_called_missing(tmp_path):
         Pipe.from_shards(str(tmp_path / "shards"))
     result = next(check_shards(str(tmp_path / "shards")))
     assert result.problems[0].reason == "not_a_tar" and "is a folder" in result.problems[0].message
+
+
+# --- 6. pack writes a whole set or nothing ----------------------------------------------------------
+
+def _shard_files(folder) -> list[str]:
+    return sorted(name for name in os.listdir(folder) if name.endswith(".tar")) if os.path.isdir(folder) else []
+
+
+def test_pack_reports_a_folder_where_a_file_should_be_and_writes_nothing(tmp_path, capsys):
+    src = tmp_path / "src"
+    _sample_folder(src, ["a", "b", "c"])
+    os.remove(src / "b.raw_mel.npy")
+    os.mkdir(src / "b.raw_mel.npy")
+    out = tmp_path / "out"
+    assert main(["pack", str(src), str(out / "p-%06d.tar"), "--max-samples", "1"]) == 1
+    assert "IsADirectoryError" in capsys.readouterr().err
+    assert _shard_files(out) == []
+    assert main(["pack", str(src), str(out / "p-%06d.tar"), "--max-samples", "1", "--skip-bad"]) == 0
+    assert "2 samples into 2 shard(s), " in capsys.readouterr().out
+    assert [s.key for s in Pipe.from_shards(str(out / "p-{000000..000001}.tar"), shuffle_shards=False)] == ["a", "c"]
+
+
+def test_pack_reports_a_pt_whose_meta_holds_a_tensor(tmp_path, capsys):
+    import torch
+
+    src = tmp_path / "src"
+    src.mkdir()
+    raw = torch.arange(12, dtype=torch.float32).reshape(2, 6)
+    torch.save({"raw_mel": raw, "edit_mel": raw[:, :2], "pointers": torch.tensor([0, 1]),
+                "meta": {"speaker": torch.tensor(3)}}, src / "a.pt")
+    assert main(["pack", str(src), str(tmp_path / "out" / "p-%06d.tar")]) == 1
+    err = capsys.readouterr().err
+    assert "bad" in err and "'a'" in err and "JSON" in err
+    assert _shard_files(tmp_path / "out") == []
+
+
+def test_pack_refuses_an_output_holding_shards_unless_overwrite(tmp_path, capsys):
+    src = tmp_path / "src"
+    _sample_folder(src, ["a", "b", "c"])
+    out = tmp_path / "out"
+    assert main(["pack", str(src), str(out / "p-%06d.tar"), "--max-samples", "1"]) == 0
+    for key in ("b", "c"):
+        for name in os.listdir(src):
+            if name.startswith(f"{key}."):
+                os.remove(src / name)
+    capsys.readouterr()
+    assert main(["pack", str(src), str(out / "p-%06d.tar"), "--max-samples", "1"]) == 2
+    assert "already holds shards of p-%06d.tar (p-000000.tar, p-000001.tar, p-000002.tar)" in capsys.readouterr().err
+    assert _shard_files(out) == ["p-000000.tar", "p-000001.tar", "p-000002.tar"]
+    assert main(["pack", str(src), str(out / "p-%06d.tar"), "--max-samples", "1", "--overwrite"]) == 0
+    assert _shard_files(out) == ["p-000000.tar"]
+    with open(out / "index.json") as f:
+        assert list(json.load(f)["shards"]) == ["p-000000.tar"]
+    assert main(["pack", str(src), str(out / "q-%06d.tar")]) == 0  # another pattern in the same folder is fine
+    with open(out / "index.json") as f:
+        assert list(json.load(f)["shards"]) == ["p-000000.tar", "q-000000.tar"]
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_pack_interrupted_by_a_signal_leaves_no_shard(tmp_path, signum):
+    import signal
+    import time
+
+    src = tmp_path / "src"
+    src.mkdir()
+    big = np.zeros((64, 256), dtype=np.float32)
+    data = members(0, raw_mel__npy=big, edit_mel__npy=big[:, :5])
+    for index in range(400):
+        for name, payload in data.items():
+            (src / f"s{index:04d}.{name}").write_bytes(payload)
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "pipelines", "pack", str(src), str(out / "p-%06d.tar"),
+                                "--max-samples", "1"], cwd=REPO, env={**os.environ, "PYTHONPATH": REPO},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        staging = [d for d in os.listdir(out) if d.startswith(".pack-")] if out.is_dir() else []
+        if staging and len(_shard_files(out / staging[0])) >= 2:
+            break
+        time.sleep(0.005)
+    assert process.poll() is None, "pack finished before it could be interrupted; give it more samples"
+    process.send_signal(getattr(signal, signum))
+    process.wait(timeout=60)
+    assert process.returncode != 0
+    assert os.listdir(out) == [], f"left behind: {os.listdir(out)}"

@@ -48,11 +48,13 @@ def _pt_sample(path: str, key: str) -> Sample:
                   meta=meta)
 
 
-def iter_sample_folder(directory: str) -> Iterator[tuple[str, dict[str, bytes]]]:
+def iter_sample_folder(directory: str) -> Iterator[tuple[str, dict[str, bytes] | SampleError]]:
     """Yield ``(key, members)`` for every sample in ``directory``, sorted by key.
 
     Files that belong to neither layout are ignored. A ``.npy`` sample missing one of its three
-    arrays is yielded with what it has, so the caller's check reports it by name.
+    arrays is yielded with what it has, so the caller's check reports it by name. A sample whose
+    files cannot be read (a folder where a file should be, a ``.pt`` that does not load, a meta
+    that is not JSON) comes as ``(key, SampleError)``, so the caller reports it and goes on.
     """
     if not os.path.isdir(directory):
         raise ValueError(f"{directory} is not a folder of samples")
@@ -65,12 +67,22 @@ def iter_sample_folder(directory: str) -> Iterator[tuple[str, dict[str, bytes]]]
         if suffix in _MEMBERS or suffix == "pt":
             groups.setdefault(key, {})[suffix] = os.path.join(directory, name)
     for key in sorted(groups):
-        files = groups[key]
-        if "pt" in files:
-            yield key, sample_members(_pt_sample(files["pt"], key))
-            continue
-        members = {}
-        for suffix, path in files.items():
+        try:
+            yield key, _read_members(groups[key], key)
+        except SampleError as err:
+            yield key, err
+
+
+def _read_members(files: dict[str, str], key: str) -> dict[str, bytes]:
+    """The members of one sample from its files (``suffix -> path``)."""
+    if "pt" in files:
+        return sample_members(_pt_sample(files["pt"], key))
+    members = {}
+    for suffix, path in files.items():
+        try:
             with open(path, "rb") as f:
                 members[suffix] = f.read()
-        yield key, members
+        except OSError as err:
+            raise SampleError(f"{path}: cannot read it ({type(err).__name__}: {err}); sample files must be "
+                              "readable regular files", reason="unreadable_file", key=key, member=suffix) from err
+    return members
