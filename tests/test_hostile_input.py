@@ -386,3 +386,61 @@ def test_pack_interrupted_by_a_signal_leaves_no_shard(tmp_path, signum):
     process.wait(timeout=60)
     assert process.returncode != 0
     assert os.listdir(out) == [], f"left behind: {os.listdir(out)}"
+
+
+# --- 7. no shell command from a config without the opt-in, none while loading ------------------------
+
+def _pipe_config(tmp_path, **source) -> str:
+    shard = good_shard(tmp_path / "s.tar", ["a", "b"])
+    write_index(shard, {"s.tar": 2})
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"source": {"urls": shard, **source}}))
+    return str(config)
+
+
+def test_a_pipe_in_sample_counts_runs_nothing_while_loading(tmp_path):
+    from pipelines import ConfigError, build_pipe, load_config
+
+    marker = tmp_path / "ran"
+    counts = f"pipe:touch {marker}; cat {tmp_path / 'index.json'}"
+    config = _pipe_config(tmp_path, sample_counts=counts, equal_steps="repeat")
+    with pytest.raises(ConfigError, match=r"source.sample_counts: 'pipe:touch .*' runs a shell command") as info:
+        load_config(config)
+    assert info.value.path == "source.sample_counts" and "allow_pipe" in str(info.value)
+    assert not marker.exists()
+    trusted = _pipe_config(tmp_path, sample_counts=counts, equal_steps="repeat", allow_pipe=True)
+    loaded = load_config(trusted)
+    assert not marker.exists()  # validating a trusted config does not run it either
+    pipe = build_pipe(loaded)  # building the pipe to read is when the command runs
+    assert marker.exists() and pipe.source.samples_per_rank(1) == 2
+
+
+def test_a_pipe_in_urls_needs_the_opt_in(tmp_path):
+    from pipelines import ConfigError, load_config
+
+    shard = good_shard(tmp_path / "s.tar", ["a", "b"])
+    config = {"source": {"urls": [shard, f"pipe:cat {shard}"]}}
+    with pytest.raises(ConfigError, match=r"source.urls: 'pipe:cat .*' runs a shell command"):
+        load_config(config)
+    assert load_config({"source": {"urls": f"pipe:cat {shard}", "allow_pipe": True}}).source.allow_pipe
+
+
+@pytest.mark.parametrize("field, value, path", [("max_array_mb", 0, "source.max_array_mb"),
+                                                ("max_meta_mb", -1, "source.max_meta_mb"),
+                                                ("stall_timeout", 0, "source.stall_timeout")])
+def test_read_limits_in_a_config_are_checked_with_their_field(tmp_path, field, value, path):
+    from pipelines import ConfigError, load_config
+
+    shard = good_shard(tmp_path / "s.tar", ["a"])
+    with pytest.raises(ConfigError) as info:
+        load_config({"source": {"urls": shard, field: value}})
+    assert info.value.path == path
+
+
+def test_member_limits_from_a_config_reach_the_reader(tmp_path):
+    from pipelines import build_pipe, load_config
+
+    big = members(1, meta__json=json.dumps({"pad": "x" * 3000}).encode())
+    url = write_tar(tmp_path / "s.tar", tar_entries([("a", members(0)), ("big", big)]))
+    pipe = build_pipe(load_config({"source": {"urls": url, "on_error": "skip", "max_meta_mb": 0.002}}))
+    assert [s.key for s in pipe] == ["a"] and pipe.skip_report().by_reason() == {"member_too_large": 1}
