@@ -21,9 +21,10 @@ from streams.sample import SampleError
 from streams.tools.shard_check import check_shards
 from streams.tools.shard_writer import write_shards
 from streams.tools.synthetic import EditStyle, synthetic_sample
-from streams.reading.tar_records import Record, ShardReadError
+from streams.reading.tar_records import ReadLimits, Record, ShardReadError
 
 from .config import ConfigError, load_config
+from .run import StallError
 
 __all__ = ["main"]
 
@@ -33,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     summary = run_pipeline(config, epochs=args.epochs, num_workers=args.workers, limit=args.limit,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, stall_timeout=args.stall_timeout)
     print("\n".join(summary.lines()))
     return 0
 
@@ -78,8 +79,10 @@ def _pack(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     shards = samples = 0
     reasons: collections.Counter[str] = collections.Counter()
-    for result in tqdm(check_shards(args.shards, mel_dtype=args.mel_dtype), unit="shard", desc="check",
-                       disable=args.no_progress):
+    limits = ReadLimits(max_array_bytes=max(1, int(args.max_array_mb * 2**20)),
+                        max_meta_bytes=max(1, int(args.max_meta_mb * 2**20)), stall_timeout=args.stall_timeout)
+    for result in tqdm(check_shards(args.shards, mel_dtype=args.mel_dtype, limits=limits), unit="shard",
+                       desc="check", disable=args.no_progress):
         shards += 1
         samples += result.samples
         for problem in result.problems:
@@ -162,6 +165,9 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, default=1)
     run.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     run.add_argument("--limit", type=int, default=None, help="stop after this many samples")
+    run.add_argument("--stall-timeout", type=float, default=None, metavar="SECONDS",
+                     help="fail a pipe: shard read that gets no data this long (naming the shard), and a run whose "
+                          "workers deliver nothing for twice this long (default: wait forever)")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(handler=_run)
 
@@ -179,6 +185,10 @@ def make_parser() -> argparse.ArgumentParser:
     check.add_argument("shards", nargs="+", help="shard paths, URLs or brace patterns")
     check.add_argument("--mel-dtype", choices=("float32", "float16"), default="float32",
                        help="the dtype the source converts mels to (float16 can overflow to Inf)")
+    check.add_argument("--max-array-mb", type=float, default=1024.0, help="largest .npy member read (MiB)")
+    check.add_argument("--max-meta-mb", type=float, default=4.0, help="largest meta.json member read (MiB)")
+    check.add_argument("--stall-timeout", type=float, default=None, metavar="SECONDS",
+                       help="fail a pipe: shard read that gets no data this long")
     check.add_argument("--no-progress", action="store_true")
     check.set_defaults(handler=_check)
 
@@ -244,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return args.handler(args)
-    except (SampleError, ShardReadError) as err:  # bad data under on_error="raise": exit 1, like check
+    except (SampleError, ShardReadError, StallError) as err:  # bad data under on_error="raise", a stall: exit 1
         print(f"{args.command}: {_error_text(err)}", file=sys.stderr)
         return 1
     except (ConfigError, ValueError) as err:

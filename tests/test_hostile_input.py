@@ -444,3 +444,123 @@ def test_member_limits_from_a_config_reach_the_reader(tmp_path):
     url = write_tar(tmp_path / "s.tar", tar_entries([("a", members(0)), ("big", big)]))
     pipe = build_pipe(load_config({"source": {"urls": url, "on_error": "skip", "max_meta_mb": 0.002}}))
     assert [s.key for s in pipe] == ["a"] and pipe.skip_report().by_reason() == {"member_too_large": 1}
+
+
+# --- 9. stalls ----------------------------------------------------------------------------------------
+
+def test_a_stalled_pipe_read_fails_naming_the_shard(tmp_path):
+    import time
+
+    shard = good_shard(tmp_path / "s.tar", TEN)
+    cut_at = member_offsets(shard)["k4.edit_mel.npy"][0]
+    url = f"pipe:head -c {cut_at} {shard}; exec sleep 30"
+    start = time.monotonic()
+    got, error = read_raising_limits(url, ReadLimits(stall_timeout=0.5))
+    assert time.monotonic() - start < 20
+    assert [s.key for s in got] == TEN[:4]
+    assert isinstance(error, ShardReadError) and error.reason == "stalled_shard" and error.url == url
+    assert url in str(error) and "no data for 0.5 s" in str(error)
+    samples, report = read_skipping(url, limits=ReadLimits(stall_timeout=0.5))
+    assert_accounted(samples, report, skipped={}, damaged=1)
+
+
+def read_raising_limits(url: str, limits: ReadLimits) -> tuple[list, Exception]:
+    pipe = Pipe.from_shards(url, shuffle_shards=False, limits=limits)
+    got = []
+    with pytest.raises(ShardReadError) as info:
+        for sample in pipe:
+            got.append(sample)
+    return got, info.value
+
+
+class _Stuck:
+    """A stage function that hangs in a DataLoader worker, as a stopped or deadlocked worker does."""
+
+    def __call__(self, sample):
+        import time
+
+        time.sleep(60)
+        return sample
+
+
+def test_run_with_a_stall_timeout_fails_when_a_worker_hangs(tmp_path):
+    import time
+
+    from pipelines.run import StallError, run_pipeline
+
+    url = good_shard(tmp_path / "s.tar", ["a", "b"])
+    pipe = Pipe.from_shards(url).map(_Stuck())
+    start = time.monotonic()
+    with pytest.raises(StallError, match=r"no item from the DataLoader workers for 2 s \(stall timeout 1 s\)"):
+        run_pipeline(pipe, num_workers=1, progress=False, stall_timeout=1)
+    assert time.monotonic() - start < 30
+
+
+def test_run_stall_timeout_reaches_pipe_reads_of_a_config(tmp_path, capsys):
+    shard = good_shard(tmp_path / "s.tar", ["a", "b"])
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"source": {"urls": f"pipe:cat {shard}; exec sleep 30", "allow_pipe": True}}))
+    assert main(["run", str(config), "--no-progress", "--stall-timeout", "0.5"]) == 1
+    err = capsys.readouterr().err
+    assert "stalled" in err and f"pipe:cat {shard}" in err
+
+
+# --- 8. smaller holes -------------------------------------------------------------------------------
+
+def test_sigterm_to_run_removes_the_skip_accounting_folder(tmp_path):
+    import signal
+    import time
+
+    shard = good_shard(tmp_path / "s.tar", ["a", "b"])
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"source": {"urls": shard, "on_error": "skip"}}))
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "pipelines", "run", str(config), "--epochs", "1000000",
+                                "--no-progress"], cwd=REPO, env={**os.environ, "PYTHONPATH": REPO,
+                                                                 "TMPDIR": str(temporary)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(name.startswith("streams-skips-") for name in os.listdir(temporary)):
+        time.sleep(0.01)
+    time.sleep(0.5)  # past load_config's own check, into the epochs
+    assert process.poll() is None
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    assert [name for name in os.listdir(temporary) if name.startswith("streams-skips-")] == []
+
+
+def test_one_shard_under_two_spellings_is_listed_twice(tmp_path):
+    shard = good_shard(tmp_path / "x.tar", ["a"])
+    for twice in ([shard, str(tmp_path / "." / "x.tar")], [shard, f"file:{shard}"]):
+        with pytest.raises(ValueError, match=r"listed more than once"):
+            Pipe.from_shards(twice)
+
+
+def test_a_sample_written_twice_in_a_row_keeps_the_first_copy(tmp_path):
+    url = write_tar(tmp_path / "s.tar", tar_entries([("a", members(0)), ("b", members(1)), ("b", members(2)),
+                                                     ("c", members(3))]))
+    samples, report = read_skipping(url)
+    assert [s.key for s in samples] == ["a", "b", "c"] and samples[1].meta == {"index": 1}
+    assert_accounted(samples, report, skipped={"duplicate_key": 1})
+    got, error = read_raising(url)
+    assert [s.key for s in got] == ["a", "b"] and error.reason == "duplicate_key"
+
+
+def test_a_misspelt_pair_by_field_warns(tmp_path):
+    from streams.stages.pairing import PairStage
+
+    samples = list(Pipe.from_shards(good_shard(tmp_path / "s.tar", ["a", "b", "c", "d"]), shuffle_shards=False))
+    pipe = Pipe.from_samples(samples).then(PairStage(probability=1.0, buffer_size=4, pair_by="indx"))
+    with pytest.warns(UserWarning, match=r"pairing by meta field 'indx': sample 'a' has no such field \(its fields: "
+                                         r"index\); samples without it are never paired"):
+        assert len(list(pipe)) == 4
+
+
+def test_a_pathlib_path_is_a_shard_url(tmp_path):
+    import pathlib
+
+    shard = pathlib.Path(good_shard(tmp_path / "s.tar", ["a", "b"]))
+    assert [s.key for s in Pipe.from_shards(shard, shuffle_shards=False)] == ["a", "b"]
+    assert [s.key for s in Pipe.from_shards([shard], shuffle_shards=False)] == ["a", "b"]
+    assert [r.samples for r in check_shards(shard)] == [2]

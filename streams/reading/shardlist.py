@@ -47,20 +47,22 @@ def _listing(urls: Sequence[str]) -> str:
     return shown + (f" and {len(urls) - _SHOWN} more" if len(urls) > _SHOWN else "")
 
 
-def expand_shard_urls(urls: str | Iterable[str]) -> list[str]:
+def expand_shard_urls(urls: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
     """Expand brace patterns (``train-{000000..000099}.tar``), ``::``-joined lists and, for local
     paths, glob patterns (``train-*.tar``, sorted) into URLs.
 
-    Accepts one pattern or a list of patterns. Raises ``ValueError`` for an unbalanced pattern, a
-    glob that matches no file, an empty result, or a URL listed twice (it would be read twice per
-    epoch).
+    Accepts one pattern or a list of patterns (``pathlib.Path`` too). Raises ``ValueError`` for an
+    unbalanced pattern, a glob that matches no file, an empty result, or a shard listed twice (it
+    would be read twice per epoch; local paths are compared normalised, so ``d/x.tar`` and
+    ``d/./x.tar`` are one shard).
 
     >>> expand_shard_urls("a-{0..2}.tar")
     ['a-0.tar', 'a-1.tar', 'a-2.tar']
     """
-    patterns = [urls] if isinstance(urls, str) else list(urls)
+    patterns = [urls] if isinstance(urls, (str, os.PathLike)) else list(urls)
     expanded: list[str] = []
     for pattern in patterns:
+        pattern = os.fspath(pattern) if isinstance(pattern, os.PathLike) else pattern
         if not isinstance(pattern, str) or not pattern:
             raise ValueError(f"shard URLs must be non-empty strings (got {pattern!r})")
         try:
@@ -79,11 +81,17 @@ def expand_shard_urls(urls: str | Iterable[str]) -> list[str]:
     if not expanded:
         raise ValueError(f"no shard URLs in {urls!r}")
     seen: set[str] = set()
-    repeated = [url for url in expanded if url in seen or seen.add(url)]
+    repeated = [url for url in expanded if _same_shard(url) in seen or seen.add(_same_shard(url))]
     if repeated:
         raise ValueError(f"shard URL(s) listed more than once: {_listing(repeated)}; list each shard once "
                          "(every listed shard is read once per epoch)")
     return expanded
+
+
+def _same_shard(url: str) -> str:
+    """What two URLs of one shard have in common: for local paths the absolute, normalised path
+    (``/d/x.tar``, ``/d/./x.tar`` and ``file:/d/x.tar`` are one shard); other URLs as given."""
+    return os.path.abspath(local_path(url)) if is_local(url) else url
 
 
 def is_local(url: str) -> bool:

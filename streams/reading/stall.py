@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import select
+import subprocess
 from typing import Any
 
 from webdataset.gopen import gopen
@@ -64,7 +65,16 @@ class _DeadlineStream:
         return data
 
     def close(self) -> None:
-        self.pipe.close()
+        """Close the output; a command that does not exit within the deadline is stopped. A failed
+        command raises here (``OSError``), as webdataset's own ``close`` does."""
+        if self.pipe.stream.closed:
+            return
+        self.pipe.stream.close()
+        try:
+            self.pipe.proc.wait(self.seconds)
+        except subprocess.TimeoutExpired:
+            self.pipe.proc.kill()
+        self.pipe.wait_for_child()
 
     def __enter__(self) -> _DeadlineStream:
         return self

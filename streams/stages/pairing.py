@@ -13,6 +13,7 @@ again by origin, and a pair (origin ``("pair", origin_a, origin_b)``) is rebuilt
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -218,6 +219,8 @@ class _PairNode(Node):
             matching = range(len(self.buffer))
         else:
             tag = lead.meta.get(stage.pair_by, _MISSING)
+            if tag is _MISSING:
+                self._warn_missing_field(lead)
             matching = [] if tag is _MISSING else [
                 i for i, other in enumerate(self.buffer) if other.meta.get(stage.pair_by, _MISSING) == tag]
         if not matching:
@@ -232,6 +235,16 @@ class _PairNode(Node):
             length = lead.raw_frames + lead.edit_frames
             return min(fitting, key=lambda i: abs(self.buffer[i].raw_frames + self.buffer[i].edit_frames - length))
         return fitting[int(self.rng.integers(len(fitting)))]
+
+    def _warn_missing_field(self, lead: Sample) -> None:
+        """Warn (once per pass) that a sample lacks the ``pair_by`` field: a misspelt field pairs nothing."""
+        if getattr(self, "_warned_missing", False):
+            return
+        self._warned_missing = True
+        fields = ", ".join(sorted(k for k in lead.meta if k not in ("augmentations", "parts"))) or "none"
+        warnings.warn(f"pairing by meta field {self.stage.pair_by!r}: sample {lead.key!r} has no such field (its "
+                      f"fields: {fields}); samples without it are never paired; check the spelling of pair_by",
+                      UserWarning, stacklevel=2)
 
     def replay(self, origins: list[Origin]) -> Iterator[Sample]:
         parts: list[Origin] = []
