@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import warnings
 
 import numpy as np
 import pytest
@@ -552,9 +553,13 @@ def test_a_misspelt_pair_by_field_warns(tmp_path):
 
     samples = list(Pipe.from_shards(good_shard(tmp_path / "s.tar", ["a", "b", "c", "d"]), shuffle_shards=False))
     pipe = Pipe.from_samples(samples).then(PairStage(probability=1.0, buffer_size=4, pair_by="indx"))
-    with pytest.warns(UserWarning, match=r"pairing by meta field 'indx': sample 'a' has no such field \(its fields: "
-                                         r"index\); samples without it are never paired"):
+    with pytest.warns(UserWarning, match=r"pairing by meta field 'indx': neither sample 'a' \(its fields: index\) "
+                                         r"nor the 3 other buffered samples have it, so none is paired"):
         assert len(list(pipe)) == 4
+    correct = Pipe.from_samples(samples).then(PairStage(probability=1.0, buffer_size=4, pair_by="index"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(list(correct)) == 4  # every index differs: no pairs, and no warning either
 
 
 def test_a_pathlib_path_is_a_shard_url(tmp_path):

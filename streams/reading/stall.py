@@ -5,8 +5,9 @@ command that stalls (a stuck network mount, a cloud CLI waiting on credentials o
 connection) blocks that read forever, and with it a DataLoader worker and the training loop.
 :func:`open_shard_stream` wraps such a stream so that each read waits at most ``stall_timeout``
 seconds for the next bytes; past that the command is killed and :class:`ReadStalled` is raised,
-which the tar reader reports as a ``stalled_shard`` naming the shard. HTTP(S) retries and
-timeouts live with the HTTP reader; other URLs are returned as webdataset opens them.
+which the tar reader reports as a ``stalled_shard`` naming the shard. The same deadline covers
+the commands webdataset itself runs for ``http(s):`` (``curl``) and ``gs:`` (``gsutil``); local
+files are returned as opened.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import select
 import subprocess
 from typing import Any
 
-from webdataset.gopen import gopen
+from webdataset.gopen import Pipe, gopen
 
 __all__ = ["ReadStalled", "open_shard_stream"]
 
@@ -28,10 +29,11 @@ class ReadStalled(TimeoutError):
 
 
 def open_shard_stream(url: str, stall_timeout: float | None = None) -> Any:
-    """Open ``url`` with webdataset's ``gopen``; ``pipe:`` URLs get a read deadline when
-    ``stall_timeout`` (seconds, > 0) is given."""
+    """Open ``url`` with webdataset's ``gopen``; when ``stall_timeout`` (seconds, > 0) is given,
+    streams read from a command (``pipe:``, and the ``curl`` and ``gsutil`` webdataset runs for
+    ``http(s):`` and ``gs:``) get a read deadline."""
     stream = gopen(url)
-    if stall_timeout is None or not url.startswith("pipe:"):
+    if stall_timeout is None or not isinstance(stream, Pipe):
         return stream
     return _DeadlineStream(stream, float(stall_timeout))
 

@@ -132,8 +132,8 @@ class ReadLimits:
     frames/s in float32 is 369 MB), ``max_meta_bytes`` bounds ``meta.json`` (default 4 MiB). A
     member over its limit is reported as a bad sample (``member_too_large``) without being read,
     so a tiny shard holding a huge sparse member allocates nothing. ``stall_timeout``: seconds a
-    ``pipe:`` shard read may wait for data before the shard fails as ``stalled_shard`` (``None``:
-    wait forever).
+    shard read through a command (``pipe:``; ``curl`` and ``gsutil`` for ``http(s):`` and ``gs:``)
+    may wait for data before the shard fails as ``stalled_shard`` (``None``: wait forever).
 
     >>> ReadLimits().limit_for("meta.json")
     4194304
