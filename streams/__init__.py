@@ -18,6 +18,7 @@ from .seeding import derive_seed, order_rng, sample_generator
 from .stages.shuffle import ShuffleStage
 from .reading.skips import SkipReport
 from .reading.source import MemorySource, ShardReadError, ShardSource
+from .reading.tar_records import ReadLimits
 from .stages.spec_augment import SpecAugmentStage
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Pipe",
     "PipeIterator",
     "ProbabilitySchedule",
+    "ReadLimits",
     "Sample",
     "SampleError",
     "ShardReadError",

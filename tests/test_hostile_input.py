@@ -435,7 +435,7 @@ def test_read_limits_in_a_config_are_checked_with_their_field(tmp_path, field, v
     shard = good_shard(tmp_path / "s.tar", ["a"])
     with pytest.raises(ConfigError) as info:
         load_config({"source": {"urls": shard, field: value}})
-    assert info.value.path == path
+    assert info.value.path == path and "must be" in str(info.value) and "unknown key" not in str(info.value)
 
 
 def test_member_limits_from_a_config_reach_the_reader(tmp_path):
