@@ -465,6 +465,14 @@ def test_a_stalled_pipe_read_fails_naming_the_shard(tmp_path):
     assert_accounted(samples, report, skipped={}, damaged=1)
 
 
+def test_a_slow_pipe_within_the_stall_timeout_reads_whole_even_gzipped(tmp_path):
+    shard = good_shard(tmp_path / "s.tar", TEN)
+    subprocess.run(["gzip", "-k", shard], check=True)
+    url = f"pipe:head -c 1 {shard}.gz; sleep 0.3; tail -c +2 {shard}.gz"  # the gzip magic arrives in two parts
+    samples = list(Pipe.from_shards(url, shuffle_shards=False, limits=ReadLimits(stall_timeout=10)))
+    assert [s.key for s in samples] == TEN
+
+
 def read_raising_limits(url: str, limits: ReadLimits) -> tuple[list, Exception]:
     pipe = Pipe.from_shards(url, shuffle_shards=False, limits=limits)
     got = []

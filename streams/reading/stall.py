@@ -42,21 +42,40 @@ class _DeadlineStream:
     """A webdataset ``Pipe`` whose reads wait at most ``seconds`` for each chunk of output.
 
     Reads go to the pipe's file descriptor directly (``select`` then ``os.read``), so nothing
-    sits in a Python buffer that ``select`` cannot see. Reads may return fewer bytes than asked
-    (like ``read1``), which is all ``tarfile``'s stream reader needs; ``b""`` means the end.
+    sits in a Python buffer that ``select`` cannot see. Like a buffered file, a read returns
+    fewer bytes than asked only at the end of the output (``tarfile`` sniffs compression from
+    its first read); data that arrived before a stall is returned, and the next read raises.
     """
 
     def __init__(self, pipe: Any, seconds: float):
         self.pipe = pipe
         self.seconds = seconds
         self.fd = pipe.stream.fileno()
+        self.stalled: ReadStalled | None = None
 
     def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            chunks = []
-            while chunk := self.read(_CHUNK):
-                chunks.append(chunk)
-            return b"".join(chunks)
+        """Up to ``size`` bytes (all, for a negative size), fewer only at the end of the output;
+        each wait for more data is bounded by the deadline."""
+        if self.stalled is not None:
+            raise self.stalled
+        chunks: list[bytes] = []
+        wanted = size if size is not None and size >= 0 else None
+        got = 0
+        while wanted is None or got < wanted:
+            try:
+                chunk = self._read_some(_CHUNK if wanted is None else wanted - got)
+            except ReadStalled as err:
+                if not got:
+                    raise
+                self.stalled = err  # hand over what arrived; the next read raises
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+
+    def _read_some(self, size: int) -> bytes:
         ready, _, _ = select.select([self.fd], [], [], self.seconds)
         if not ready:
             self.pipe.proc.kill()
