@@ -338,6 +338,16 @@ def test_pack_reports_a_pt_whose_meta_holds_a_tensor(tmp_path, capsys):
     assert _shard_files(tmp_path / "out") == []
 
 
+def test_pack_does_not_read_an_oversize_sample_file(tmp_path, capsys):
+    src = tmp_path / "src"
+    _sample_folder(src, ["a", "b"])
+    with open(src / "b.meta.json", "wb") as f:
+        f.truncate(64 * 2**20)  # sparse: 64 MiB of holes, over the 4 MiB meta limit
+    assert main(["pack", str(src), str(tmp_path / "out" / "p-%06d.tar"), "--skip-bad"]) == 0
+    captured = capsys.readouterr()
+    assert "67,108,864 bytes, over the 4,194,304-byte limit" in captured.err and "1 skipped" in captured.out
+
+
 def test_pack_refuses_an_output_holding_shards_unless_overwrite(tmp_path, capsys):
     src = tmp_path / "src"
     _sample_folder(src, ["a", "b", "c"])
