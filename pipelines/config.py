@@ -332,8 +332,17 @@ def _resolve_urls(urls: str | list[str], base_dir: str) -> str | list[str]:
 
 
 def _pipe_urls(urls: str | list[str] | None) -> list[str]:
-    pieces = (urls.split("::") if isinstance(urls, str) else list(urls)) if urls else []
-    return [url for url in pieces if url.strip().startswith("pipe:")]
+    """The ``pipe:`` URLs among ``urls``, brace patterns expanded (string work only: nothing is opened)."""
+    from webdataset.shardlists import expand_urls
+
+    found = []
+    for pattern in ([urls] if isinstance(urls, str) else list(urls)) if urls else []:
+        try:
+            expanded = expand_urls(pattern)
+        except Exception:  # an unbalanced pattern: validation reports it; check the text as written
+            expanded = pattern.split("::")
+        found += [url for url in expanded if url.strip().startswith("pipe:")]
+    return found
 
 
 def check_pipe_opt_in(source: SourceConfig) -> None:

@@ -433,6 +433,8 @@ def test_a_pipe_in_urls_needs_the_opt_in(tmp_path):
     config = {"source": {"urls": [shard, f"pipe:cat {shard}"]}}
     with pytest.raises(ConfigError, match=r"source.urls: 'pipe:cat .*' runs a shell command"):
         load_config(config)
+    with pytest.raises(ConfigError, match=r"source.urls: 'pipe:touch x' runs a shell command"):
+        load_config({"source": {"urls": "{pipe:touch x,a.tar}"}})  # hidden in a brace pattern
     assert load_config({"source": {"urls": f"pipe:cat {shard}", "allow_pipe": True}}).source.allow_pipe
 
 
