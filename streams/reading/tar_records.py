@@ -4,9 +4,10 @@ Three small steps, each a generator over the one before:
 
 1. :func:`iter_tar_members` opens a URL with webdataset's ``gopen`` (local paths, ``file:``,
    ``pipe:``, http(s), cloud CLIs) and emits ``(member name, bytes)`` for every file, in tar
-   order (a member it does not read comes with a :class:`BadMember` saying why). Unlike ``tarfile``'s own iteration (and so webdataset's ``tar_file_iterator``), it
-   never ends quietly on a damaged archive: a tar cut at a member boundary, inside a header or
-   inside a member's data, or a garbled header, raises :class:`ShardReadError` after the members
+   order (a member it does not read comes with a :class:`BadMember` saying why). Unlike
+   ``tarfile``'s own iteration (and so webdataset's ``tar_file_iterator``), it never ends
+   quietly on a damaged archive: a tar cut at a member boundary, inside a header or inside a
+   member's data, or a garbled header, raises :class:`ShardReadError` after the members
    read in full.
 2. :func:`iter_records` groups members by key into :class:`Record` objects. It checks what
    webdataset's grouping lets pass: a sample's members must be adjacent, a key may appear only
