@@ -442,7 +442,7 @@ def write_bench_shards(directory: str, settings: BenchSettings) -> ShardSet:
                                    raw_frames=int(frames), dtype=torch.float16)
 
     index = write_shards(samples(), os.path.join(directory, "bench-%06d.tar"),
-                         max_samples=settings.samples_per_shard)
+                         max_samples=settings.samples_per_shard, overwrite=True)  # a kept --shard-dir is rewritten
     return ShardSet(pattern=os.path.join(directory, f"bench-{{000000..{len(index) - 1:06d}}}.tar"),
                     samples=sum(e["samples"] for e in index.values()),
                     raw_frames=sum(e["raw_frames"] for e in index.values()),

@@ -29,8 +29,9 @@ from streams.stages.pairing import PairStage
 from streams.schedule import ProbabilitySchedule
 from streams.stages.shuffle import ShuffleStage
 from streams.stages.spec_augment import SpecAugmentStage
+from streams.reading.tar_records import ReadLimits
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, check_pipe_opt_in
 
 __all__ = ["AUGMENTATION_ORDER", "build_augmentations", "build_pipe", "build_stages"]
 
@@ -58,13 +59,23 @@ def _make(path: str, factory: Any, *, paths: dict[str, str] | None = None, **kwa
         raise ConfigError(_field_path(path, str(err), kwargs, paths or {}), str(err)) from err
 
 
+def _bytes(field: str, mebibytes: float) -> int:
+    """``source.<field>`` in MiB -> bytes; refused unless > 0."""
+    if not mebibytes > 0:
+        raise ConfigError(f"source.{field}", f"must be > 0 MiB ({mebibytes} given)")
+    return max(1, int(mebibytes * 2**20))
+
+
 def build_stages(config: Config) -> list[Stage]:
     """The stages of ``config``'s pipeline, in order (source first)."""
     src = config.source
+    check_pipe_opt_in(src)
+    limits = _make("source.stall_timeout", ReadLimits, max_array_bytes=_bytes("max_array_mb", src.max_array_mb),
+                   max_meta_bytes=_bytes("max_meta_mb", src.max_meta_mb), stall_timeout=src.stall_timeout)
     stages: list[Stage] = [_make("source", ShardSource, urls=src.urls, shuffle_shards=src.shuffle_shards,
                                  mel_dtype=src.mel_dtype, equal_steps=src.equal_steps, resampled=src.resampled,
                                  epoch_samples=src.epoch_samples, sample_counts=src.sample_counts,
-                                 on_error=src.on_error)]
+                                 on_error=src.on_error, limits=limits)]
     augmentations = build_augmentations(config)
     stages.extend(augmentations.pop(name) for name in BEFORE_SHUFFLE if name in augmentations)
     if config.shuffle.buffer_size:

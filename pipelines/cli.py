@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import argparse
 import collections
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 import torch
 from tqdm import tqdm
 
-from streams.reading.decode import decode_record
-from streams.sample import SampleError, check_sample
+from streams.reading.decode import decode_sample
+from streams.sample import SampleError
 from streams.tools.shard_check import check_shards
 from streams.tools.shard_writer import write_shards
 from streams.tools.synthetic import EditStyle, synthetic_sample
-from streams.reading.tar_records import Record, ShardReadError
+from streams.reading.tar_records import ReadLimits, Record, ShardReadError
 
 from .config import ConfigError, load_config
+from .run import StallError
 
 __all__ = ["main"]
 
@@ -32,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     summary = run_pipeline(config, epochs=args.epochs, num_workers=args.workers, limit=args.limit,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, stall_timeout=args.stall_timeout)
     print("\n".join(summary.lines()))
     return 0
 
@@ -47,7 +50,9 @@ def _pack(args: argparse.Namespace) -> int:
         nonlocal written
         for key, members in tqdm(iter_sample_folder(args.src_dir), unit="sample", desc=desc):
             try:
-                check_sample(decode_record(Record(key=key, index=0, members=members, url=args.src_dir)))
+                if isinstance(members, SampleError):
+                    raise members
+                decode_sample(Record(key=key, index=0, members=members, url=args.src_dir))
             except SampleError as err:
                 problems.append(str(err))
                 continue
@@ -64,7 +69,7 @@ def _pack(args: argparse.Namespace) -> int:
             return 1
         written = 0
     index = write_shards(checked("pack"), args.out_pattern, max_samples=args.max_samples,
-                         max_bytes=args.max_mb * 1e6)
+                         max_bytes=args.max_mb * 1e6, overwrite=args.overwrite)
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)
     total_mb = sum(e["bytes"] for e in index.values()) / 1e6
@@ -75,8 +80,10 @@ def _pack(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     shards = samples = 0
     reasons: collections.Counter[str] = collections.Counter()
-    for result in tqdm(check_shards(args.shards, mel_dtype=args.mel_dtype), unit="shard", desc="check",
-                       disable=args.no_progress):
+    limits = ReadLimits(max_array_bytes=max(1, int(args.max_array_mb * 2**20)),
+                        max_meta_bytes=max(1, int(args.max_meta_mb * 2**20)), stall_timeout=args.stall_timeout)
+    for result in tqdm(check_shards(args.shards, mel_dtype=args.mel_dtype, limits=limits), unit="shard",
+                       desc="check", disable=args.no_progress):
         shards += 1
         samples += result.samples
         for problem in result.problems:
@@ -104,7 +111,8 @@ def _generate(args: argparse.Namespace) -> int:
                                       raw_frames=int(n), style=EditStyle(), dtype=dtype)
             yield sample.replace(pointers=sample.pointers.to(pointer_dtype))
 
-    index = write_shards(samples(), args.out_pattern, max_samples=args.max_samples, max_bytes=args.max_mb * 1e6)
+    index = write_shards(samples(), args.out_pattern, max_samples=args.max_samples, max_bytes=args.max_mb * 1e6,
+                         overwrite=args.overwrite)
     total_mb = sum(e["bytes"] for e in index.values()) / 1e6
     print(f"generate: {args.count} samples into {len(index)} shard(s), {total_mb:,.1f} MB")
     return 0
@@ -194,6 +202,9 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, default=1)
     run.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     run.add_argument("--limit", type=int, default=None, help="stop after this many samples")
+    run.add_argument("--stall-timeout", type=float, default=None, metavar="SECONDS",
+                     help="fail a pipe: shard read that gets no data this long (naming the shard), and a run whose "
+                          "workers deliver nothing for twice this long (default: wait forever)")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(handler=_run)
 
@@ -204,12 +215,18 @@ def make_parser() -> argparse.ArgumentParser:
     pack.add_argument("--max-samples", type=int, default=1000, help="samples per shard at most")
     pack.add_argument("--max-mb", type=float, default=1000.0, help="MB per shard at most")
     pack.add_argument("--skip-bad", action="store_true", help="pack the good samples, report the bad")
+    pack.add_argument("--overwrite", action="store_true",
+                      help="replace shards of this pattern already in the output folder (else refused)")
     pack.set_defaults(handler=_pack)
 
     check = _command(commands, "check", "validate shards; report every problem; exit 1 if any")
     check.add_argument("shards", nargs="+", help="shard paths, URLs or brace patterns")
     check.add_argument("--mel-dtype", choices=("float32", "float16"), default="float32",
                        help="the dtype the source converts mels to (float16 can overflow to Inf)")
+    check.add_argument("--max-array-mb", type=float, default=1024.0, help="largest .npy member read (MiB)")
+    check.add_argument("--max-meta-mb", type=float, default=4.0, help="largest meta.json member read (MiB)")
+    check.add_argument("--stall-timeout", type=float, default=None, metavar="SECONDS",
+                       help="fail a pipe: shard read that gets no data this long")
     check.add_argument("--no-progress", action="store_true")
     check.set_defaults(handler=_check)
 
@@ -225,6 +242,8 @@ def make_parser() -> argparse.ArgumentParser:
     generate.add_argument("--prefix", default="synth")
     generate.add_argument("--max-samples", type=int, default=100, help="samples per shard at most")
     generate.add_argument("--max-mb", type=float, default=1000.0)
+    generate.add_argument("--overwrite", action="store_true",
+                          help="replace shards of this pattern already in the output folder (else refused)")
     generate.set_defaults(handler=_generate)
 
     preview = _command(commands, "preview", "PNGs of a sample before/after each enabled augmentation")
@@ -269,16 +288,26 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so temporary folders (pack's staging, skip accounting) are removed
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return args.handler(args)
-    except (SampleError, ShardReadError) as err:  # bad data under on_error="raise": exit 1, like check
+    except (SampleError, ShardReadError, StallError) as err:  # bad data under on_error="raise", a stall: exit 1
         print(f"{args.command}: {_error_text(err)}", file=sys.stderr)
         return 1
     except (ConfigError, ValueError) as err:
         print(f"{args.command}: {err}", file=sys.stderr)
         return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _error_text(err: Exception) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "ShuffleConfig",
     "SourceConfig",
     "SpecAugmentConfig",
+    "check_pipe_opt_in",
     "load_config",
 ]
 
@@ -187,6 +188,12 @@ class SourceConfig:
     (relative to the config file); null reads the ``index.json`` next to local shards, as
     written by ``pack``. Equal steps needs the counts; resampling uses them to draw shards in
     proportion to their size.
+    ``allow_pipe``: ``pipe:CMD`` URLs (in ``urls`` or ``sample_counts``) run ``CMD`` in a shell
+    when the pipe reads; a config may use them only with ``allow_pipe: true``, which says the
+    config is trusted like a script. Nothing is run while a config is loaded or validated.
+    ``max_array_mb`` and ``max_meta_mb``: the largest ``.npy`` and ``meta.json`` member read into
+    memory (larger ones are bad samples, never read). ``stall_timeout``: seconds a ``pipe:``
+    read may wait for data before its shard fails as stalled (null: forever).
     """
 
     urls: Union[str, list[str]] = ""
@@ -197,6 +204,10 @@ class SourceConfig:
     epoch_samples: int | None = None
     equal_steps: Literal["repeat", "drop"] | None = None
     sample_counts: str | None = None
+    allow_pipe: bool = False
+    max_array_mb: float = 1024.0
+    max_meta_mb: float = 4.0
+    stall_timeout: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -320,12 +331,52 @@ def _resolve_urls(urls: str | list[str], base_dir: str) -> str | list[str]:
     return [resolve(u) for u in urls]
 
 
+def _pipe_urls(urls: str | list[str] | None) -> list[str]:
+    """The ``pipe:`` URLs among ``urls``, brace patterns expanded (string work only: nothing is opened)."""
+    from webdataset.shardlists import expand_urls
+
+    found = []
+    for pattern in ([urls] if isinstance(urls, str) else list(urls)) if urls else []:
+        try:
+            expanded = expand_urls(pattern)
+        except Exception:  # an unbalanced pattern: validation reports it; check the text as written
+            expanded = pattern.split("::")
+        found += [url for url in expanded if url.strip().startswith("pipe:")]
+    return found
+
+
+def check_pipe_opt_in(source: SourceConfig) -> None:
+    """Raise :class:`ConfigError` if ``source`` holds a ``pipe:`` URL without ``allow_pipe``.
+
+    A ``pipe:CMD`` URL makes the reader run ``CMD`` in a shell, so a config that holds one is a
+    script: it needs ``source.allow_pipe: true``. Only the strings are looked at; nothing runs.
+    """
+    if source.allow_pipe:
+        return
+    for field in ("urls", "sample_counts"):
+        found = _pipe_urls(getattr(source, field))
+        if found:
+            raise ConfigError(f"source.{field}", f"{found[0]!r} runs a shell command when read; set "
+                                                 "source.allow_pipe to true if you trust this config as you would a "
+                                                 "script, or give a path or http(s) URL")
+
+
+def _validation_view(config: Config) -> Config:
+    """``config`` as validation builds it: a ``pipe:`` sample index is not run (so not read) at
+    load time, and equal steps, which needs those counts, is left out of the check."""
+    if not _pipe_urls(config.source.sample_counts):
+        return config
+    return dataclasses.replace(config, source=dataclasses.replace(config.source, sample_counts=None,
+                                                                  equal_steps=None, epoch_samples=None))
+
+
 def load_config(source: str | os.PathLike | dict[str, Any], *, validate: bool = True) -> Config:
     """Parse a config from a JSON file path or a dict; raise :class:`ConfigError` naming the field.
 
     Relative local shard paths are resolved against the config file's folder (against the
     working directory for a dict). With ``validate`` (default), the stages are built once so
-    their own range checks run now, reported with the block's path.
+    their own range checks run now, reported with the block's path. No shell command runs here:
+    ``pipe:`` URLs need ``source.allow_pipe`` (:func:`check_pipe_opt_in`) and are not read.
     """
     if isinstance(source, dict):
         data, base_dir = source, os.getcwd()
@@ -340,6 +391,7 @@ def load_config(source: str | os.PathLike | dict[str, Any], *, validate: bool = 
             raise ConfigError("", f"config file {path} is not valid JSON: {err}") from err
         base_dir = os.path.dirname(os.path.abspath(path))
     config = _parse_block(Config, data, "")
+    check_pipe_opt_in(config.source)
     if not config.source.urls:
         raise ConfigError("source.urls", "no shards given; set it to a shard pattern like "
                                          "\"shards/train-{000000..000009}.tar\"")
@@ -358,5 +410,5 @@ def load_config(source: str | os.PathLike | dict[str, Any], *, validate: bool = 
         except ValueError as err:
             raise ConfigError("source.urls", str(err)) from err
 
-        build_pipe(config)
+        build_pipe(_validation_view(config))
     return config

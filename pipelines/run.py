@@ -15,7 +15,11 @@ from streams.reading.skips import SkipReport, source_samples
 from .build import build_pipe
 from .config import Config
 
-__all__ = ["RunSummary", "run_pipeline"]
+__all__ = ["RunSummary", "StallError", "run_pipeline"]
+
+
+class StallError(RuntimeError):
+    """No item came from the DataLoader workers within the stall timeout (a worker stopped or stuck)."""
 
 
 @dataclasses.dataclass
@@ -102,17 +106,44 @@ class RunSummary:
         return out
 
 
+def _with_stall_timeout(config: Config, seconds: float | None) -> Config:
+    """``config`` with ``source.stall_timeout`` set to ``seconds`` where the config leaves it unset."""
+    if seconds is None or config.source.stall_timeout is not None:
+        return config
+    return dataclasses.replace(config, source=dataclasses.replace(config.source, stall_timeout=seconds))
+
+
 def run_pipeline(config: Config | Pipe, *, epochs: int = 1, num_workers: int = 0, limit: int | None = None,
-                 progress: bool = True) -> RunSummary:
+                 progress: bool = True, stall_timeout: float | None = None) -> RunSummary:
     """Stream ``config``'s pipe through a ``DataLoader`` for ``epochs``; return what flowed.
 
     ``limit`` stops after that many samples (per run). The progress bar shows samples/s and MB/s.
     The summary's ``skips`` is ``pipe.skip_report()`` at the end: for a pipe given here that was
     iterated before, it includes those passes too.
+
+    ``stall_timeout`` (seconds) bounds waiting: a ``pipe:`` shard read that gets no data for
+    that long fails naming the shard (``source.stall_timeout`` of a config, when the config
+    leaves it unset), and with workers, no item for twice that long from the DataLoader (a
+    worker stopped or stuck) raises :class:`StallError`. The factor two lets a stalled read fail
+    first, with the shard named.
     """
-    pipe = config if isinstance(config, Pipe) else build_pipe(config)
-    loader = DataLoader(pipe, batch_size=None, num_workers=num_workers,
+    if stall_timeout is not None and not stall_timeout > 0:
+        raise ValueError(f"stall_timeout must be a number of seconds > 0 or None ({stall_timeout!r} given)")
+    pipe = config if isinstance(config, Pipe) else build_pipe(_with_stall_timeout(config, stall_timeout))
+    wait = 2 * stall_timeout if stall_timeout is not None and num_workers > 0 else 0
+    loader = DataLoader(pipe, batch_size=None, num_workers=num_workers, timeout=wait,
                         persistent_workers=num_workers > 0 and epochs > 1)
+    try:
+        return _stream(pipe, loader, epochs=epochs, limit=limit, progress=progress)
+    except RuntimeError as err:
+        if wait and "DataLoader timed out" in str(err):  # torch's only signal for it is this RuntimeError
+            raise StallError(f"no item from the DataLoader workers for {wait:g} s (stall timeout {stall_timeout:g} s): "
+                             "a worker is stopped or stuck; check the workers' processes and the shard source, or "
+                             "raise --stall-timeout if items are just slow") from err
+        raise
+
+
+def _stream(pipe: Pipe, loader: DataLoader, *, epochs: int, limit: int | None, progress: bool) -> RunSummary:
     summary = RunSummary()
     start = time.perf_counter()
     with tqdm(unit="sample", disable=not progress, dynamic_ncols=True) as bar:

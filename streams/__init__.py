@@ -19,6 +19,7 @@ from .seeding import derive_seed, order_rng, sample_generator
 from .stages.shuffle import ShuffleStage
 from .reading.skips import SkipReport
 from .reading.source import MemorySource, ShardReadError, ShardSource
+from .reading.tar_records import ReadLimits
 from .stages.spec_augment import SpecAugmentStage
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "Pipe",
     "PipeIterator",
     "ProbabilitySchedule",
+    "ReadLimits",
     "Sample",
     "SampleError",
     "ShardReadError",

@@ -38,7 +38,7 @@ from streams.tools.invariants import make_tagged_sample
 from streams.schedule import ProbabilitySchedule
 from streams.tools.shard_writer import write_shards
 from streams.reading.shardlist import epoch_shard_order, shards_for_worker
-from streams.reading.tar_records import Record
+from streams.reading.tar_records import Record, ShardReadError
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -268,14 +268,28 @@ def test_equal_steps_refills_skipped_samples_and_keeps_the_budget() -> None:
 
 
 def test_equal_steps_keeps_the_budget_when_the_index_is_wrong() -> None:
-    # shard 0 holds 2 samples, its index says 4
+    # shard 0 holds 2 samples, its index says 4: damage (a cut download), raised or counted
     short = MadeUpShards([2, 4, 4], counts=[4, 4, 4], equal_steps="repeat", shuffle_shards=False)
-    with pytest.warns(ShardLayoutWarning, match=r"made-up-000.tar ended after 2 of the 4 samples"):
-        assert rank_totals(read_layout(short, 2, 2), 2) == [6, 6]
+    with pytest.raises(ShardReadError, match=r"made-up-000.tar: the tar ends cleanly after 2 sample\(s\) but its "
+                                             r"sample count \(index.json or sample_counts\) says 4") as info:
+        read_layout(short, 2, 2)
+    assert info.value.reason == "truncated_shard"
+    short = MadeUpShards([2, 4, 4], counts=[4, 4, 4], equal_steps="repeat", shuffle_shards=False, on_error="skip")
+    assert rank_totals(read_layout(short, 2, 2), 2) == [6, 6]
+    report = short.skip_report()
+    assert report.damaged_shards >= 1 and set(report.by_reason()) == {"truncated_shard"}
     long = MadeUpShards([6, 4, 4], counts=[4, 4, 4], equal_steps="repeat", shuffle_shards=False)  # shard 0 holds 6
     with pytest.warns(ShardLayoutWarning, match=r"made-up-000.tar holds more than the 4 samples"):
         layout = read_layout(long, 1, 1)
     assert rank_totals(layout, 1) == [12] and "s0-4" not in layout[(0, 0)]
+
+
+def test_an_undercounted_last_shard_warns_too() -> None:
+    # the reader's last shard holds 6 samples, its index says 4: the budget ends there, the warning still comes
+    last = MadeUpShards([4, 4, 6], counts=[4, 4, 4], equal_steps="repeat", shuffle_shards=False)
+    with pytest.warns(ShardLayoutWarning, match=r"made-up-002.tar holds more than the 4 samples"):
+        layout = read_layout(last, 1, 1)
+    assert rank_totals(layout, 1) == [12] and "s2-4" not in layout[(0, 0)]
 
 
 def test_equal_steps_gives_up_on_shards_without_usable_samples() -> None:

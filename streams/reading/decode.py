@@ -2,7 +2,9 @@
 
 Decoding checks that each member parses and has a usable dtype; shapes and values are checked by
 :func:`~streams.sample.check_sample`. Every failure is a :class:`~streams.sample.SampleError`
-naming the shard, the key and the member, with a reason from :data:`DECODE_REASONS`.
+naming the shard, the key and the member, with a reason from :data:`DECODE_REASONS`; so is any
+other exception raised while decoding or checking one sample (:func:`decode_sample`), so that it
+meets the source's error policy instead of stopping the stream.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ import warnings
 import numpy as np
 import torch
 
-from ..sample import Sample, SampleError
+from ..sample import Sample, SampleError, check_sample
 from .tar_records import REQUIRED_MEMBERS, Record
 
-__all__ = ["DECODE_REASONS", "MEL_DTYPES", "META_MEMBER", "REQUIRED_MEMBERS", "decode_npy", "decode_record"]
+__all__ = ["DECODE_REASONS", "MEL_DTYPES", "META_MEMBER", "REQUIRED_MEMBERS", "decode_npy", "decode_record",
+           "decode_sample"]
 
 META_MEMBER = "meta.json"
 MEL_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
-DECODE_REASONS = ("bad_dtype", "bad_meta", "bad_npy", "missing_member", "pointer_out_of_range")
+DECODE_REASONS = ("bad_dtype", "bad_meta", "bad_npy", "decode_error", "missing_member", "pointer_out_of_range")
 """Reasons :func:`decode_record` raises (besides the grouping problems a record carries)."""
 
 
@@ -35,6 +38,18 @@ def _npy_layout(data: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
     shape, fortran_order, dtype = read_header(stream)
     return shape, fortran_order, dtype, stream.tell()
+
+
+def _declared_count(shape: tuple, what: str) -> int:
+    """Elements a header's ``shape`` declares, in exact integers (a product taken in int64 wraps:
+    ``(2**32, 2**32)`` would declare 0 elements); negative sizes are refused."""
+    if any(not isinstance(size, int) or size < 0 for size in shape):
+        raise SampleError(f"{what}: its header declares shape {shape}, with a negative size; "
+                          "re-write it with numpy.save", reason="bad_npy")
+    count = 1
+    for size in shape:
+        count *= size
+    return count
 
 
 def decode_npy(data: bytes, *, what: str) -> np.ndarray:
@@ -60,7 +75,7 @@ def decode_npy(data: bytes, *, what: str) -> np.ndarray:
     if dtype.hasobject:
         raise SampleError(f"{what}: holds Python objects (a pickle); write numeric arrays with numpy.save",
                           reason="bad_npy")
-    count = int(np.prod(shape, dtype=np.int64))
+    count = _declared_count(shape, what)
     expected = count * dtype.itemsize
     if len(data) - header_bytes != expected:
         raise SampleError(f"{what}: {len(data) - header_bytes} bytes of array data but its header declares "
@@ -137,9 +152,31 @@ def decode_record(record: Record, *, mel_dtype: str = "float32") -> Sample:
     if META_MEMBER in record.members:
         try:
             meta = json.loads(record.members[META_MEMBER])
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-            raise fail("bad_meta", META_MEMBER, f"not valid JSON ({err}); fix or remove it") from err
+        except (ValueError, RecursionError) as err:  # bad JSON, bad UTF-8, integers past Python's digit limit
+            raise fail("bad_meta", META_MEMBER, f"not valid JSON ({type(err).__name__}: {err}); fix or remove it"
+                       ) from err
         if not isinstance(meta, dict):
             raise fail("bad_meta", META_MEMBER, f"must hold a JSON object, got {type(meta).__name__}; "
                                                 "wrap the values in {...}")
     return Sample(key=record.key, raw_mel=mels[0], edit_mel=mels[1], pointers=pointers, meta=meta, url=record.url)
+
+
+def decode_sample(record: Record, *, mel_dtype: str = "float32", check: bool = True) -> Sample:
+    """:func:`decode_record`, then :func:`~streams.sample.check_sample` (unless ``check`` is false).
+
+    Any exception raised on the way becomes a :class:`~streams.sample.SampleError` of the record
+    (``decode_error``, naming the shard, key and exception), so that one malformed sample meets
+    the caller's error policy (counted and skipped, or reported) and never ends the stream or a
+    shard check with an unrelated exception type.
+    """
+    try:
+        sample = decode_record(record, mel_dtype=mel_dtype)
+        if check:
+            check_sample(sample)
+        return sample
+    except SampleError:
+        raise
+    except Exception as err:
+        raise SampleError(f"sample {record.key!r} in shard {record.url}: decoding failed ({type(err).__name__}: "
+                          f"{err}); check or re-write its members", reason="decode_error", key=record.key,
+                          url=record.url) from err

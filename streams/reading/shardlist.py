@@ -48,20 +48,22 @@ def _listing(urls: Sequence[str]) -> str:
     return shown + (f" and {len(urls) - _SHOWN} more" if len(urls) > _SHOWN else "")
 
 
-def expand_shard_urls(urls: str | Iterable[str]) -> list[str]:
+def expand_shard_urls(urls: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
     """Expand brace patterns (``train-{000000..000099}.tar``), ``::``-joined lists and, for local
     paths, glob patterns (``train-*.tar``, sorted) into URLs.
 
-    Accepts one pattern or a list of patterns. Raises ``ValueError`` for an unbalanced pattern, a
-    glob that matches no file, an empty result, or a URL listed twice (it would be read twice per
-    epoch).
+    Accepts one pattern or a list of patterns (``pathlib.Path`` too). Raises ``ValueError`` for an
+    unbalanced pattern, a glob that matches no file, an empty result, or a shard listed twice (it
+    would be read twice per epoch; local paths are compared normalised, so ``d/x.tar`` and
+    ``d/./x.tar`` are one shard).
 
     >>> expand_shard_urls("a-{0..2}.tar")
     ['a-0.tar', 'a-1.tar', 'a-2.tar']
     """
-    patterns = [urls] if isinstance(urls, str) else list(urls)
+    patterns = [urls] if isinstance(urls, (str, os.PathLike)) else list(urls)
     expanded: list[str] = []
     for pattern in patterns:
+        pattern = os.fspath(pattern) if isinstance(pattern, os.PathLike) else pattern
         if not isinstance(pattern, str) or not pattern:
             raise ValueError(f"shard URLs must be non-empty strings (got {pattern!r})")
         try:
@@ -80,11 +82,17 @@ def expand_shard_urls(urls: str | Iterable[str]) -> list[str]:
     if not expanded:
         raise ValueError(f"no shard URLs in {urls!r}")
     seen: set[str] = set()
-    repeated = [url for url in expanded if url in seen or seen.add(url)]
+    repeated = [url for url in expanded if _same_shard(url) in seen or seen.add(_same_shard(url))]
     if repeated:
         raise ValueError(f"shard URL(s) listed more than once: {_listing(repeated)}; list each shard once "
                          "(every listed shard is read once per epoch)")
     return expanded
+
+
+def _same_shard(url: str) -> str:
+    """What two URLs of one shard have in common: for local paths the absolute, normalised path
+    (``/d/x.tar``, ``/d/./x.tar`` and ``file:/d/x.tar`` are one shard); other URLs as given."""
+    return os.path.abspath(local_path(url)) if is_local(url) else url
 
 
 def is_local(url: str) -> bool:
@@ -100,10 +108,14 @@ def local_path(url: str) -> str:
 def check_shards_openable(urls: Sequence[str]) -> None:
     """Fail fast on shards that cannot be opened, without reading any of them.
 
-    Local shards must exist as files (one ``os.path`` check each); remote URLs must use a scheme
+    Local shards must exist as files, not folders (one ``os.path`` check each); remote URLs must use a scheme
     webdataset opens (``pipe:``, ``http(s):``, ``gs:``...), but are not fetched. Raises
     ``ValueError`` naming the first offending URLs.
     """
+    folders = [url for url in urls if is_local(url) and os.path.isdir(local_path(url))]
+    if folders:
+        raise ValueError(f"{_listing(folders)} is a folder, not a shard file; list the shard files inside it "
+                         f"(a pattern like {os.path.join(local_path(folders[0]), '*.tar')})")
     missing = [url for url in urls if is_local(url) and not os.path.isfile(local_path(url))]
     if missing:
         what = (f"none of the {len(urls)} shard file(s) exist" if len(missing) == len(urls)

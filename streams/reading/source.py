@@ -6,13 +6,13 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from .decode import MEL_DTYPES, decode_record
+from .decode import MEL_DTYPES, decode_sample
 from .epoch_plan import EpochPlanner, log_summary, warn_once
 from ..pipe import Node, Stage, StreamContext
 from ..sample import Origin, Sample, SampleError, check_sample
 from .shardlist import check_shards_openable, expand_shard_urls, is_local, local_path, shard_sample_counts
 from .skips import SkipEvent, SkipLedger, SkipReport, check_on_error
-from .tar_records import Record, ShardReadError, iter_records
+from .tar_records import ReadLimits, Record, ShardReadError, iter_records, short_shard_error
 
 __all__ = ["MemorySource", "ShardReadError", "ShardSource"]
 
@@ -41,12 +41,16 @@ class ShardSource(Stage):
             :meth:`skip_report` or ``pipe.skip_report()``). Under ``"skip"`` missing local shard
             files are counted when their turn comes instead of failing construction (unless
             none exists). Replays on resume raise under both policies.
+        limits: a :class:`~streams.reading.tar_records.ReadLimits`: the largest ``.npy`` and
+            ``meta.json`` member read into memory (larger ones are bad samples, never read) and
+            the stall timeout of ``pipe:`` reads. Default: 1 GiB, 4 MiB, no timeout.
 
     Shards are split across distributed ranks and DataLoader workers by an
     :class:`~streams.reading.epoch_plan.EpochPlanner` (modes and guarantees in :mod:`streams.reading.epoch_plan`);
     each sample's ``origin`` is ``("shard", shard_index, record_index)``, with a fourth element,
     the reading's occurrence, when a record is read again in an epoch (equal steps' repeats,
-    resampled draws). Fails at construction
+    resampled draws). A shard that ends cleanly with fewer samples than its known count is
+    damaged (``truncated_shard``). Fails at construction
     (``ValueError``) for local shards that do not exist, URL schemes that cannot be opened, and
     layouts where a rank of the current ``WORLD_SIZE`` would get no data.
     """
@@ -57,8 +61,12 @@ class ShardSource(Stage):
     def __init__(self, urls: str | Iterable[str], *, shuffle_shards: bool = True, mel_dtype: str = "float32",
                  check: bool = True, equal_steps: str | None = None, resampled: bool = False,
                  epoch_samples: int | None = None,
-                 sample_counts: str | Mapping[str, object] | Sequence[int] | None = None, on_error: str = "raise"):
+                 sample_counts: str | Mapping[str, object] | Sequence[int] | None = None, on_error: str = "raise",
+                 limits: ReadLimits | None = None):
         self.urls = expand_shard_urls(urls)
+        if limits is not None and not isinstance(limits, ReadLimits):
+            raise ValueError(f"limits must be a ReadLimits or None (got {type(limits).__name__})")
+        self.limits = limits or ReadLimits()
         self.on_error = check_on_error(on_error)
         missing = {u for u in self.urls if is_local(u) and not os.path.isfile(local_path(u))}
         if on_error == "skip" and len(missing) < len(self.urls):
@@ -94,16 +102,14 @@ class ShardSource(Stage):
 
     def decode(self, record: Record, shard: int) -> Sample:
         """The checked sample of ``record``, read from shard number ``shard``."""
-        sample = decode_record(record, mel_dtype=self.mel_dtype)
-        if self.check:
-            check_sample(sample)
+        sample = decode_sample(record, mel_dtype=self.mel_dtype, check=self.check)
         return sample.replace(origin=("shard", shard, record.index))
 
     def records(self, shard: int) -> Iterator[Record]:
         """The records of shard number ``shard``, with read errors naming the shard."""
         url = self.urls[shard]
         try:
-            yield from iter_records(url)
+            yield from iter_records(url, limits=self.limits)
         except (SampleError, ShardReadError):
             raise
         except Exception as err:
@@ -162,9 +168,20 @@ class _ShardReader(Node):
             self.repeated += self.plan.is_repeat(position)
             self.refilled += self.plan.is_refill(position)
             return sample
+        self._read_past_budget()
         self.close()
         self.tally.finish()
         raise StopIteration
+
+    def _read_past_budget(self) -> None:
+        """The budget was met at the last record its count gives the current shard: look for one
+        more record, so that a count lower than the shard holds warns here too (it warns when a
+        reader goes on to the next shard)."""
+        span = self.plan.span(self.position) if self.plan.budget is not None else None
+        if self._samples is None or span is None or span.stop is None or self.next_record < span.stop:
+            return
+        for _ in self._samples:  # records at or past ``stop`` end the read with the warning, yielding nothing
+            break
 
     def _end_span(self) -> None:
         self.idle_spans += 1
@@ -179,9 +196,7 @@ class _ShardReader(Node):
         self._samples = None
 
     def _read(self, shard: int, skip: int, stop: int | None = None, occurrence: int = 0) -> Iterator[Sample]:
-        seen = 0
         for record in self._records(shard, skip):
-            seen = record.index + 1
             if stop is not None and record.index >= stop:
                 warn_once(f"long:{self.source.urls[shard]}", f"shard {self.source.urls[shard]} holds more than the {stop} samples its "
                                            "count says; the extra ones are not read; re-run pack or fix sample_counts")
@@ -195,19 +210,29 @@ class _ShardReader(Node):
                     self.next_record = record.index + 1  # a resumed pass does not count it again
                     continue
                 yield sample.replace(origin=(*sample.origin, occurrence)) if occurrence else sample
-        if stop is not None and seen < stop:
-            warn_once(f"short:{self.source.urls[shard]}", f"shard {self.source.urls[shard]} ended after {seen} of the {stop} samples "
-                                        "its count says; the budget is kept by reading on; re-run pack or fix "
-                                        "sample_counts")
+
+    def _check_count(self, shard: int, seen: int) -> None:
+        """A shard that ended cleanly after ``seen`` records but is counted with more is damaged:
+        raise, or count it as a damaged shard (equal steps then keeps its budget by reading on)."""
+        counts = self.source.planner.counts
+        if counts is None or seen >= counts[shard]:
+            return
+        err = short_shard_error(self.source.urls[shard], seen, counts[shard])
+        self._skip(SkipEvent(err.reason, err.url, None, None, str(err), 0, True), err)
 
     def _records(self, shard: int, skip: int) -> Iterator[Record]:
         """The shard's records; a damaged shard raises, or under on_error="skip" ends early, counted."""
+        seen = 0
         try:
-            yield from self.source.records(shard)
+            for record in self.source.records(shard):
+                seen = record.index + 1
+                yield record
         except ShardReadError as err:
             lost = err.lost_samples if err.complete_records >= skip else 0
             self.tally.add_read(lost)  # the record the damage cut, if any, was read in part
             self._skip(SkipEvent(err.reason, self.source.urls[shard], err.key, err.member, str(err), lost, True), err)
+            return
+        self._check_count(shard, seen)
 
     def _skip(self, event: SkipEvent, err: Exception) -> None:
         """Raise ``err`` (on_error="raise"), or count ``event`` and warn once for its shard."""

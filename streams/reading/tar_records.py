@@ -2,15 +2,18 @@
 
 Three small steps, each a generator over the one before:
 
-1. :func:`iter_tar_members` opens a URL with :func:`streams.reading.remote.open_shard` (http(s)
-   with Range retries; local paths, ``file:``, ``pipe:``, cloud CLIs through webdataset's ``gopen``) and emits ``(member name, bytes)`` for every regular file, in
-   tar order. Unlike ``tarfile``'s own iteration (and so webdataset's ``tar_file_iterator``), it
-   never ends quietly on a damaged archive: a tar cut at a member boundary, inside a header or
-   inside a member's data, or a garbled header, raises :class:`ShardReadError` after the members
+1. :func:`iter_tar_members` opens a URL with :func:`streams.reading.remote.open_shard`
+   (http(s) with Range retries; local paths, ``file:``, ``pipe:``, cloud CLIs through
+   webdataset's ``gopen``) and emits ``(member name, bytes)`` for every file, in tar
+   order (a member it does not read comes with a :class:`BadMember` saying why). Unlike
+   ``tarfile``'s own iteration (and so webdataset's ``tar_file_iterator``), it never ends
+   quietly on a damaged archive: a tar cut at a member boundary, inside a header or inside a
+   member's data, or a garbled header, raises :class:`ShardReadError` after the members
    read in full.
 2. :func:`iter_records` groups members by key into :class:`Record` objects. It checks what
    webdataset's grouping lets pass: a sample's members must be adjacent, a key may appear only
-   once per shard, a member only once per sample. Such a record is still emitted, with its
+   once per shard, a member only once per sample (a whole sample written twice in a row keeps
+   its first copy; the second is the repeated key). Such a record is still emitted, with its
    ``problem`` set, so that a caller that skips bad samples can count it and go on.
 3. :func:`streams.reading.decode.decode_record` turns a record into a sample (another module).
 
@@ -23,28 +26,46 @@ files), and ``meta.json`` sorts before ``pointers.npy`` and ``raw_mel.npy``, so 
 reader uses can follow the last array. Any other interrupted record is lost: the error names
 its key, and counts it as one sample read and dropped.
 
-Members whose file name has no dot (a README), directories and webdataset's ``__key__``-style
-entries are not sample members and are passed over; members with unknown suffixes
-(``KEY.wav``) stay in the record and are ignored by decoding.
+Members whose file name has no dot after its first character (a README), directories and
+webdataset's ``__key__``-style entries are not sample members and are passed over; members with
+unknown suffixes (``KEY.wav``) stay in the record and are ignored by decoding. A key may begin
+with a dot (``.hidden.raw_mel.npy`` has key ``.hidden``), so such files are read, not lost.
+
+What else is damage, not an end: a block of zeros is a tar's end only when a second one follows
+and nothing but zeros comes after them (a zeroed block inside the archive, or "a lone zero
+block" at the end of a file cut short, raises); a shard that ends cleanly with fewer samples
+than its sample count (``index.json``) says is ``truncated_shard`` (a download cut short into a
+pre-allocated, zero-filled file looks like that).
+
+Members are bounded before they are read (:class:`ReadLimits`): a member over its limit (tar
+headers give the size, sparse members included) is a bad sample, its data passed over unread.
+Hard links resolve to the member they link to, read again from the shard; symbolic links and
+special files are bad samples (``link_member``). A ``pipe:`` command that stops sending data
+fails after ``ReadLimits.stall_timeout`` seconds as ``stalled_shard``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tarfile
 from collections.abc import Callable, Iterator
 
 from ..sample import SampleError
-from .remote import open_shard
+from .stall import ReadStalled, open_shard_stream
 
 __all__ = [
+    "MEMBER_REASONS",
     "REQUIRED_MEMBERS",
     "SHARD_REASONS",
+    "BadMember",
+    "ReadLimits",
     "Record",
     "ShardReadError",
     "iter_records",
     "iter_tar_members",
+    "short_shard_error",
     "split_member_name",
 ]
 
@@ -53,10 +74,13 @@ _DECODED_SUFFIXES = frozenset((*REQUIRED_MEMBERS, "meta.json"))  # the members w
 """The members every sample needs; ``meta.json`` is optional, other suffixes are ignored."""
 
 SHARD_REASONS = ("corrupt_shard", "empty_shard", "missing_shard", "no_usable_samples", "not_a_tar",
-                 "truncated_shard", "unreadable_shard")
+                 "stalled_shard", "truncated_shard", "unreadable_shard")
 """Reasons of :class:`ShardReadError`: what went wrong with a whole shard (or its tail)."""
 
-_MEMBER_NAME = re.compile(r"^((?:.*/|)[^./]+)\.([^/]+)$")
+MEMBER_REASONS = ("link_member", "member_too_large")
+"""Reasons a record carries for a member that is not read: a link or special file, or one over its limit."""
+
+_MEMBER_NAME = re.compile(r"^((?:.*/|)\.*[^./]+)\.([^/]+)$")
 _WEBDATASET_META = re.compile(r"__[^/]*__($|/)")
 
 
@@ -103,14 +127,58 @@ def _rebuild_shard_error(message: str, reason: str, url: str | None, key: str | 
                           complete_records=complete_records, detail=detail)
 
 
+@dataclasses.dataclass(frozen=True)
+class ReadLimits:
+    """What reading one shard may cost: bytes per member held in memory, seconds without data.
+
+    ``max_array_bytes`` bounds each ``.npy`` member (default 1 GiB; 128 mels x 2 hours at 100
+    frames/s in float32 is 369 MB), ``max_meta_bytes`` bounds ``meta.json`` (default 4 MiB). A
+    member over its limit is reported as a bad sample (``member_too_large``) without being read,
+    so a tiny shard holding a huge sparse member allocates nothing. ``stall_timeout``: seconds a
+    shard read through a command (``pipe:``; ``curl`` and ``gsutil`` for ``http(s):`` and ``gs:``)
+    may wait for data before the shard fails as ``stalled_shard`` (``None``: wait forever).
+
+    >>> ReadLimits().limit_for("meta.json")
+    4194304
+    """
+
+    max_array_bytes: int = 2**30
+    max_meta_bytes: int = 4 * 2**20
+    stall_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_array_bytes", "max_meta_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1 ({value!r} given)")
+        timeout = self.stall_timeout
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout > 0):
+            raise ValueError(f"stall_timeout must be a number of seconds > 0 or None ({timeout!r} given)")
+
+    def limit_for(self, suffix: str) -> int:
+        """The byte limit of a member with this suffix (``"meta.json"``, ``"raw_mel.npy"``...)."""
+        return self.max_meta_bytes if suffix.lower().endswith(".json") else self.max_array_bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class BadMember:
+    """Stands for the data of a member that was not read: ``reason`` (one of :data:`MEMBER_REASONS`)
+    and ``detail``, which says why and what to do."""
+
+    reason: str
+    detail: str
+
+
 @dataclasses.dataclass
 class Record:
     """The members of one sample in a shard: ``{"raw_mel.npy": b"...", ...}``, undecoded.
 
     ``index`` is the sample's position in its shard (0-based), its address for resuming; every
     record counts, bad ones too. ``problem`` is set when the grouping found the record bad (its
-    key repeats, its members are split, a member repeats); decoding raises it. Members decoding
-    does not read (anything but the three arrays and ``meta.json``) are listed with ``None``.
+    key repeats, its members are split, a member repeats, a member was not read: a link or one
+    over its :class:`ReadLimits`); decoding raises it. Members decoding does not read (anything
+    but the three arrays and ``meta.json``) are listed with ``None``, and so are members not read.
     """
 
     key: str
@@ -151,6 +219,9 @@ class _StrictTarInfo(tarfile.TarInfo):
     def fromtarfile(cls, archive: tarfile.TarFile) -> tarfile.TarInfo:
         try:
             return super().fromtarfile(archive)
+        except tarfile.EOFHeaderError:
+            _check_archive_end(archive)
+            raise
         except tarfile.EmptyHeaderError:
             if archive.offset == 0:
                 raise
@@ -168,12 +239,43 @@ class _StrictTarInfo(tarfile.TarInfo):
                              ) from None
 
 
+def _check_archive_end(archive: tarfile.TarFile) -> None:
+    """A block of zeros was read at ``archive.offset``: raise :class:`_TarDamage` unless it starts
+    a real end of archive (a second zero block, then nothing but zeros to the end of the file)."""
+    start = archive.offset
+    second = archive.fileobj.read(tarfile.BLOCKSIZE)
+    if len(second) < tarfile.BLOCKSIZE and not second.strip(b"\0"):
+        raise _TarDamage("truncated_shard", f"the tar ends with a lone zero block at byte {start} (an end-of-archive "
+                                            "marker is two): it was cut short")
+    if second.strip(b"\0"):
+        raise _TarDamage("corrupt_shard", f"a block of zeros at byte {start} is followed by more data: part of the tar "
+                                          "was overwritten with zeros (or two tars were joined)")
+    position = start + 2 * tarfile.BLOCKSIZE
+    while chunk := archive.fileobj.read(1 << 16):
+        rest = chunk.lstrip(b"\0")
+        if rest:
+            raise _TarDamage("corrupt_shard", f"the end-of-archive marker at byte {start} is followed by non-zero "
+                                              f"data at byte {position + len(chunk) - len(rest)}: part of the tar "
+                                              "was overwritten with zeros (or two tars were joined)")
+        position += len(chunk)
+
+
+def short_shard_error(url: str, records: int, expected: int) -> ShardReadError:
+    """The error of a shard that ended cleanly after ``records`` records when its count says ``expected``."""
+    return _shard_error(url, "truncated_shard", f"the tar ends cleanly after {records} sample(s) but its sample count "
+                                                f"(index.json or sample_counts) says {expected}: it was cut short (a "
+                                                "download cut short into a pre-allocated file leaves a zero-filled "
+                                                "tail like this) or the count is stale",
+                        complete_records=records)
+
+
 _FIX = {
     "missing_shard": "check the path or brace pattern (in a config, relative paths are relative to the config file)",
     "unreadable_shard": "check permissions, the URL and network access, then retry",
     "not_a_tar": "shards must be POSIX tar files (optionally .tar.gz); re-pack it with `python -m pipelines pack`",
     "empty_shard": "re-write it, or remove it from the shard list",
     "truncated_shard": "re-upload or re-pack the shard (an upload cut short is the usual cause)",
+    "stalled_shard": "check the command and the network; raise the stall timeout if the source is just slow",
     "corrupt_shard": "re-upload or re-pack the shard",
 }
 
@@ -196,6 +298,10 @@ def _command_failure(stream: object) -> str | None:
 def _open_archive(stream: object, url: str) -> tarfile.TarFile:
     try:
         return tarfile.open(fileobj=stream, mode="r|*", tarinfo=_StrictTarInfo)
+    except _TarDamage as err:
+        raise _shard_error(url, err.reason, err.detail + " before its first member") from None
+    except ReadStalled as err:
+        raise _shard_error(url, "stalled_shard", f"reading it stalled ({err})") from err
     except tarfile.ReadError as err:
         if str(err) == "empty file":
             raise _shard_error(url, "empty_shard", "the file is empty (0 bytes)") from err
@@ -204,40 +310,116 @@ def _open_archive(stream: object, url: str) -> tarfile.TarFile:
         raise _shard_error(url, "unreadable_shard", f"cannot read it ({type(err).__name__}: {err})") from err
 
 
-def iter_tar_members(url: str, wanted: Callable[[str], bool] | None = None) -> Iterator[tuple[str, bytes | None]]:
-    """Yield ``(name, bytes)`` for each regular file of the tar at ``url``, in tar order.
+def _open_stream(url: str, limits: ReadLimits) -> object:
+    """The shard's byte stream; a missing file, a folder or an unopenable URL raises :class:`ShardReadError`."""
+    path = url.removeprefix("file:")
+    if ":" not in path.split("/", 1)[0] and os.path.isdir(path):
+        raise _shard_error(url, "not_a_tar", "it is a folder, not a tar file; list the shard files inside it "
+                                             f"(a pattern like {os.path.join(path, '*.tar')})")
+    try:
+        return open_shard_stream(url, limits.stall_timeout)
+    except FileNotFoundError as err:
+        raise _shard_error(url, "missing_shard", "the file does not exist") from err
+    except Exception as err:  # permissions, an unknown scheme...
+        raise _shard_error(url, "unreadable_shard", f"cannot open it ({type(err).__name__}: {err})") from err
+
+
+def _over_limit(name: str, size: int, limits: ReadLimits) -> BadMember | None:
+    parts = split_member_name(name)
+    limit = limits.limit_for(parts[1] if parts else name)
+    if size <= limit:
+        return None
+    return BadMember("member_too_large", f"member {name} is {size:,} bytes, over the {limit:,}-byte limit for such "
+                                         "members (ReadLimits; source.max_array_mb / max_meta_mb in a config); raise "
+                                         "the limit if the sample is genuine")
+
+
+def _reread_member(url: str, archive: tarfile.TarFile, target: tarfile.TarInfo, limits: ReadLimits) -> bytes:
+    """The data of ``target``, a member read earlier from this shard, read again (a hard link's content).
+
+    A plain local tar is read at the member's offset; anything else (compressed, remote, sparse)
+    is streamed again from the start up to that member.
+    """
+    path = url.removeprefix("file:")
+    plain = getattr(archive.fileobj, "comptype", None) == "tar" and not target.issparse()
+    if plain and ":" not in path.split("/", 1)[0] and os.path.isfile(path):
+        with open(path, "rb") as f:
+            f.seek(target.offset_data)
+            return f.read(target.size)
+    stream = open_shard_stream(url, limits.stall_timeout)
+    try:
+        again = tarfile.open(fileobj=stream, mode="r|*")
+        for info in again:
+            if info.offset_data == target.offset_data and info.name == target.name:
+                return again.extractfile(info).read()
+            again.members = []
+    finally:
+        _command_failure(stream)
+    raise tarfile.ReadError(f"member {target.name} is no longer where it was")
+
+
+def _member_data(url: str, archive: tarfile.TarFile, info: tarfile.TarInfo, earlier: dict[str, tarfile.TarInfo],
+                 wanted: Callable[[str], bool] | None, limits: ReadLimits) -> bytes | BadMember | None:
+    """What :func:`iter_tar_members` yields for ``info``: its bytes, ``None`` when not wanted, or a
+    :class:`BadMember` (a link that cannot be resolved, a symlink, a special file, over its limit)."""
+    if wanted is not None and not wanted(info.name):
+        return None
+    if info.issym():
+        return BadMember("link_member", f"member {info.name} is a symbolic link (to {info.linkname}); store the file "
+                                        "itself (GNU tar: --dereference)")
+    if info.islnk():
+        target = earlier.get(info.linkname)
+        if target is None:
+            return BadMember("link_member", f"member {info.name} is a hard link to {info.linkname}, which is not an "
+                                            "earlier file of this shard; store the file itself (GNU tar: "
+                                            "--hard-dereference)")
+        return _over_limit(info.name, target.size, limits) or _reread_member(url, archive, target, limits)
+    if not info.isreg():
+        return BadMember("link_member", f"member {info.name} is not a regular file (tar type {info.type!r}); store "
+                                        "a regular file")
+    return _over_limit(info.name, info.size, limits) or archive.extractfile(info).read()
+
+
+def iter_tar_members(url: str, wanted: Callable[[str], bool] | None = None, *,
+                     limits: ReadLimits | None = None) -> Iterator[tuple[str, bytes | BadMember | None]]:
+    """Yield ``(name, bytes)`` for each file of the tar at ``url``, in tar order.
 
     Members for which ``wanted(name)`` is false come as ``(name, None)``: their data is passed
-    over in the stream, never held in memory (audio files next to the mels, say).
+    over in the stream, never held in memory (audio files next to the mels, say). A wanted
+    member that is not read comes as ``(name, BadMember)``: over its size limit (``limits``), a
+    symbolic link, a special file, or a hard link to no earlier member; a hard link to an
+    earlier member yields that member's bytes.
 
     Raises :class:`ShardReadError` (after the members read in full) when the shard does not
     exist (``missing_shard``), cannot be opened or read (``unreadable_shard``), is not a tar
-    (``not_a_tar``), is an empty file (``empty_shard``), ends before its end-of-archive marker
-    (``truncated_shard``) or has a garbled header (``corrupt_shard``). ``member`` names the
-    member whose data was cut, when the damage hit one.
+    (``not_a_tar``, a folder included), is an empty file (``empty_shard``), ends before its
+    end-of-archive marker or with a lone zero block (``truncated_shard``), has a garbled header
+    or a zeroed block followed by data (``corrupt_shard``), or is a ``pipe:`` command that
+    stopped sending data (``stalled_shard``). ``member`` names the member whose data was cut,
+    when the damage hit one.
     """
-    try:
-        stream = open_shard(url)  # http(s): resumes dropped connections (remote.py)
-    except FileNotFoundError as err:
-        raise _shard_error(url, "missing_shard", "the file does not exist") from err
-    except Exception as err:  # permissions, a folder, an unknown scheme...
-        raise _shard_error(url, "unreadable_shard", f"cannot open it ({type(err).__name__}: {err})") from err
+    limits = limits or ReadLimits()
+    stream = _open_stream(url, limits)
     try:
         archive = _open_archive(stream, url)
         last: str | None = None
+        earlier: dict[str, tarfile.TarInfo] = {}  # regular files by name: targets of hard links
         while True:
             reading = None
             try:
                 info = archive.next()
                 if info is None:
                     return
-                if not info.isreg() or _WEBDATASET_META.match(info.name):
+                if info.isdir() or _WEBDATASET_META.match(info.name):
                     continue
                 reading = info.name
-                data = archive.extractfile(info).read() if wanted is None or wanted(info.name) else None
+                data = _member_data(url, archive, info, earlier, wanted, limits)
             except _TarDamage as err:
                 where = f" after member {last}" if last else " before its first member"
                 raise _shard_error(url, err.reason, err.detail + where) from None
+            except ReadStalled as err:
+                where = f" while reading member {reading}" if reading else (f" after member {last}" if last else "")
+                raise _shard_error(url, "stalled_shard", f"reading stalled{where} ({err})", member=reading) from err
             except tarfile.ReadError as err:
                 if reading is not None:
                     detail = f"member {reading} is cut short ({err})"
@@ -250,10 +432,13 @@ def iter_tar_members(url: str, wanted: Callable[[str], bool] | None = None) -> I
                 raise _shard_error(url, "unreadable_shard", f"read failed{where} ({type(err).__name__}: {err})",
                                    member=reading) from err
             archive.members = []  # stream mode would keep every TarInfo otherwise
+            if info.isreg():
+                earlier[info.name] = info
             last = info.name
             yield info.name, data
     except ShardReadError as err:
-        failure = _command_failure(stream)  # a failed download looks like an empty or cut tar: say why
+        # a failed download looks like an empty or cut tar: say why (a stalled command was stopped by us)
+        failure = _command_failure(stream) if err.reason != "stalled_shard" else None
         if failure is not None:
             raise _shard_error(url, "unreadable_shard", f"reading it failed ({failure}); what arrived: {err.detail}",
                                member=err.member) from err
@@ -292,23 +477,39 @@ def _is_decoded_member(name: str) -> bool:
     return parts is not None and parts[1].lower() in _DECODED_SUFFIXES
 
 
-def iter_records(url: str) -> Iterator[Record]:
+def _is_complete(record: Record) -> bool:
+    return all(member in record.members for member in REQUIRED_MEMBERS)
+
+
+def _bad_member_problem(record: Record, suffix: str, bad: BadMember) -> SampleError:
+    return SampleError(f"sample {record.key!r} in shard {record.url}, member {suffix}: {bad.detail}",
+                       reason=bad.reason, key=record.key, url=record.url, member=suffix)
+
+
+def iter_records(url: str, *, limits: ReadLimits | None = None, expected: int | None = None) -> Iterator[Record]:
     """Yield the records of the shard at ``url`` in tar order, bad ones included (``problem`` set).
 
     Raises :class:`ShardReadError` when the shard cannot be read to its clean end (after the
-    records complete before the damage; see the module docstring for which those are), and
-    ``empty_shard`` when a readable tar holds no sample members at all.
+    records complete before the damage; see the module docstring for which those are),
+    ``empty_shard`` when a readable tar holds no sample members at all, and ``truncated_shard``
+    when it ends cleanly with fewer records than ``expected`` (its count from ``index.json``).
+    ``limits`` bounds member sizes and ``pipe:`` stalls (:class:`ReadLimits`).
+
+    A member repeated in a record starts the next record when the record already holds all
+    three arrays (the same sample written twice in a row): the later copy is then a
+    ``duplicate_key``, the first one is kept.
     """
     current: Record | None = None
     earlier: dict[str, tuple[int, frozenset[str]]] = {}  # key -> (record index, member suffixes)
     index = 0
     try:
-        for name, data in iter_tar_members(url, wanted=_is_decoded_member):
+        for name, data in iter_tar_members(url, wanted=_is_decoded_member, limits=limits):
             parts = split_member_name(name)
             if parts is None:
                 continue  # files without an extension (READMEs) are not members
             key, suffix = parts[0], parts[1].lower()
-            if current is None or key != current.key:
+            repeat_of_whole = current is not None and suffix in current.members and _is_complete(current)
+            if current is None or key != current.key or repeat_of_whole:
                 if current is not None:
                     yield _finish(current, earlier)
                     earlier.setdefault(current.key, (current.index, frozenset(current.members)))
@@ -318,6 +519,9 @@ def iter_records(url: str) -> Iterator[Record]:
                 current.problem = SampleError(
                     f"sample {key!r} in shard {url}, member {suffix}: the member appears twice; keep one copy",
                     reason="duplicate_member", key=key, url=url, member=suffix)
+            if isinstance(data, BadMember):
+                current.problem = current.problem or _bad_member_problem(current, suffix, data)
+                data = None
             current.members[suffix] = data
     except ShardReadError as err:
         damage = _after_damage(err, current, index)
@@ -327,6 +531,8 @@ def iter_records(url: str) -> Iterator[Record]:
     if current is None:
         raise _shard_error(url, "empty_shard", "the tar holds no sample members (names like KEY.raw_mel.npy)")
     yield _finish(current, earlier)
+    if expected is not None and index + 1 < expected:
+        raise short_shard_error(url, index + 1, expected)
 
 
 def _after_damage(err: ShardReadError, current: Record | None, index: int) -> ShardReadError:

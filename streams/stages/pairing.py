@@ -13,6 +13,7 @@ again by origin, and a pair (origin ``("pair", origin_a, origin_b)``) is rebuilt
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -218,6 +219,9 @@ class _PairNode(Node):
             matching = range(len(self.buffer))
         else:
             tag = lead.meta.get(stage.pair_by, _MISSING)
+            self._field_seen = getattr(self, "_field_seen", False) or tag is not _MISSING
+            if tag is _MISSING and not self._field_seen:
+                self._warn_missing_field(lead)
             matching = [] if tag is _MISSING else [
                 i for i, other in enumerate(self.buffer) if other.meta.get(stage.pair_by, _MISSING) == tag]
         if not matching:
@@ -232,6 +236,18 @@ class _PairNode(Node):
             length = lead.raw_frames + lead.edit_frames
             return min(fitting, key=lambda i: abs(self.buffer[i].raw_frames + self.buffer[i].edit_frames - length))
         return fitting[int(self.rng.integers(len(fitting)))]
+
+    def _warn_missing_field(self, lead: Sample) -> None:
+        """Warn, once per pass, when neither ``lead`` nor any buffered sample has the ``pair_by``
+        field and no sample had it before in this pass: a misspelt field pairs nothing."""
+        if getattr(self, "_warned_missing", False) or any(self.stage.pair_by in other.meta for other in self.buffer):
+            self._field_seen = True
+            return
+        self._warned_missing = True
+        fields = ", ".join(sorted(k for k in lead.meta if k not in ("augmentations", "parts"))) or "none"
+        warnings.warn(f"pairing by meta field {self.stage.pair_by!r}: neither sample {lead.key!r} (its fields: "
+                      f"{fields}) nor the {len(self.buffer)} other buffered samples have it, so none is paired; "
+                      "check the spelling of pair_by", UserWarning, stacklevel=2)
 
     def replay(self, origins: list[Origin]) -> Iterator[Sample]:
         parts: list[Origin] = []

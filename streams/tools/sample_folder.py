@@ -19,7 +19,7 @@ import torch
 from ..reading.decode import META_MEMBER, REQUIRED_MEMBERS
 from ..sample import Sample, SampleError
 from .shard_writer import sample_members
-from ..reading.tar_records import split_member_name
+from ..reading.tar_records import ReadLimits, split_member_name
 
 __all__ = ["iter_sample_folder"]
 
@@ -48,12 +48,17 @@ def _pt_sample(path: str, key: str) -> Sample:
                   meta=meta)
 
 
-def iter_sample_folder(directory: str) -> Iterator[tuple[str, dict[str, bytes]]]:
+def iter_sample_folder(directory: str, *, limits: ReadLimits | None = None
+                       ) -> Iterator[tuple[str, dict[str, bytes] | SampleError]]:
     """Yield ``(key, members)`` for every sample in ``directory``, sorted by key.
 
     Files that belong to neither layout are ignored. A ``.npy`` sample missing one of its three
-    arrays is yielded with what it has, so the caller's check reports it by name.
+    arrays is yielded with what it has, so the caller's check reports it by name. A sample whose
+    files cannot be read (a folder where a file should be, a ``.pt`` that does not load, a meta
+    that is not JSON, a file over its :class:`~streams.reading.tar_records.ReadLimits` size,
+    which is not read) comes as ``(key, SampleError)``, so the caller reports it and goes on.
     """
+    limits = limits or ReadLimits()
     if not os.path.isdir(directory):
         raise ValueError(f"{directory} is not a folder of samples")
     groups: dict[str, dict[str, str]] = {}
@@ -65,12 +70,26 @@ def iter_sample_folder(directory: str) -> Iterator[tuple[str, dict[str, bytes]]]
         if suffix in _MEMBERS or suffix == "pt":
             groups.setdefault(key, {})[suffix] = os.path.join(directory, name)
     for key in sorted(groups):
-        files = groups[key]
-        if "pt" in files:
-            yield key, sample_members(_pt_sample(files["pt"], key))
-            continue
-        members = {}
-        for suffix, path in files.items():
+        try:
+            yield key, _read_members(groups[key], key, limits)
+        except SampleError as err:
+            yield key, err
+
+
+def _read_members(files: dict[str, str], key: str, limits: ReadLimits) -> dict[str, bytes]:
+    """The members of one sample from its files (``suffix -> path``)."""
+    if "pt" in files:
+        return sample_members(_pt_sample(files["pt"], key))
+    members = {}
+    for suffix, path in files.items():
+        size = os.path.getsize(path) if os.path.isfile(path) else 0
+        if size > limits.limit_for(suffix):
+            raise SampleError(f"{path}: {size:,} bytes, over the {limits.limit_for(suffix):,}-byte limit for such "
+                              "members; it is not read", reason="member_too_large", key=key, member=suffix)
+        try:
             with open(path, "rb") as f:
                 members[suffix] = f.read()
-        yield key, members
+        except OSError as err:
+            raise SampleError(f"{path}: cannot read it ({type(err).__name__}: {err}); sample files must be "
+                              "readable regular files", reason="unreadable_file", key=key, member=suffix) from err
+    return members

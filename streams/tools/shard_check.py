@@ -2,8 +2,11 @@
 
 :func:`check_shards` reads every shard to its end the way a source with ``on_error="skip"``
 would, but instead of dropping bad samples it lists them: each bad sample, and each shard that
-cannot be read to its end (missing, not a tar, empty, cut short, garbled), is one
-:class:`Problem`. ``python -m pipelines check`` prints them and exits non-zero if there is any.
+cannot be read to its end (missing, not a tar, empty, cut short, garbled, fewer samples than
+its ``index.json`` count), is one :class:`Problem`; so is a key that appears in two shards
+(``duplicate_key_across_shards``: a pattern would read the sample twice). No exception of one
+shard stops the check of the others. ``python -m pipelines check`` prints them and exits
+non-zero if there is any.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from ..reading.decode import decode_record
-from ..sample import SampleError, check_sample
-from ..reading.shardlist import expand_shard_urls
-from ..reading.tar_records import Record, ShardReadError, iter_records
+from ..reading.decode import decode_sample
+from ..reading.shardlist import expand_shard_urls, shard_sample_counts
+from ..reading.tar_records import ReadLimits, Record, ShardReadError, iter_records
+from ..sample import SampleError
 
 __all__ = ["Problem", "ShardCheck", "check_records", "check_shards"]
 
@@ -50,31 +53,63 @@ def check_records(records: Iterable[Record], *, mel_dtype: str = "float32") -> I
     """Decode and check each record; yield a :class:`Problem` for each bad one."""
     for record in records:
         try:
-            check_sample(decode_record(record, mel_dtype=mel_dtype))
+            decode_sample(record, mel_dtype=mel_dtype)
         except SampleError as err:
             yield Problem(err.reason, record.url, record.key, str(err), err.member)
 
 
-def check_shards(urls: str | Iterable[str], *, mel_dtype: str = "float32") -> Iterator[ShardCheck]:
+def _known_counts(urls: list[str]) -> list[int | None]:
+    """Each shard's count from the ``index.json`` beside local shards, ``None`` where unknown."""
+    try:
+        counts = shard_sample_counts(urls)
+    except ValueError:
+        counts = None
+    return list(counts) if counts is not None else [None] * len(urls)
+
+
+def check_shards(urls: str | Iterable[str], *, mel_dtype: str = "float32",
+                 limits: ReadLimits | None = None) -> Iterator[ShardCheck]:
     """For each shard of ``urls`` (patterns expanded): a :class:`ShardCheck`.
 
     Reading goes on past bad samples. A shard that cannot be read to its end adds one problem
     after those of the samples read before the damage; a sample the damage cut counts as read.
-    ``mel_dtype`` is the source's (float64 mels that overflow float16 show up as ``not_finite``).
+    A shard holding fewer samples than the ``index.json`` beside it says is ``truncated_shard``.
+    A key already seen in an earlier shard adds ``duplicate_key_across_shards``. ``mel_dtype``
+    is the source's (float64 mels that overflow float16 show up as ``not_finite``); ``limits``
+    bounds member sizes and ``pipe:`` stalls as in the source.
     """
-    for url in expand_shard_urls(urls):
+    expanded = expand_shard_urls(urls)
+    first_shard: dict[str, str] = {}  # key -> the shard it was first seen in
+    for url, expected in zip(expanded, _known_counts(expanded)):
+        tracker = _KeyTracker(first_shard)
         problems: list[Problem] = []
-        count = 0
-
-        def counted(records: Iterable[Record]) -> Iterator[Record]:
-            nonlocal count
-            for record in records:
-                count += 1
-                yield record
-
         try:
-            problems.extend(check_records(counted(iter_records(url)), mel_dtype=mel_dtype))
+            records = tracker.track(iter_records(url, limits=limits, expected=expected))
+            problems.extend(check_records(records, mel_dtype=mel_dtype))
         except ShardReadError as err:
-            count += err.lost_samples
+            tracker.count += err.lost_samples
             problems.append(Problem(err.reason, url, err.key, str(err), err.member))
-        yield ShardCheck(url, count, problems)
+        except Exception as err:  # whatever else goes wrong in one shard, the others are still checked
+            problems.append(Problem("unreadable_shard", url, None, f"shard {url}: checking it failed "
+                                                                   f"({type(err).__name__}: {err})"))
+        yield ShardCheck(url, tracker.count, [*problems, *tracker.repeated])
+
+
+class _KeyTracker:
+    """Counts the records of one shard and notes keys already seen in earlier shards."""
+
+    def __init__(self, first_shard: dict[str, str]):
+        self.first_shard = first_shard
+        self.count = 0
+        self.repeated: list[Problem] = []
+
+    def track(self, records: Iterable[Record]) -> Iterator[Record]:
+        for record in records:
+            self.count += 1
+            first = self.first_shard.setdefault(record.key, record.url)
+            if first != record.url:
+                self.repeated.append(Problem(
+                    "duplicate_key_across_shards", record.url, record.key,
+                    f"sample {record.key!r} in shard {record.url}: the key is also in shard {first}; keys must be "
+                    "unique across a shard set (rename one of the samples when packing)"))
+            yield record
