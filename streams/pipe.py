@@ -7,13 +7,15 @@ later node pulls from the one before) inside a :class:`StreamContext` that says 
 and worker this pass is.
 
 Every node can report a small state (positions, RNG states, the origins of buffered items) and
-restore it; :class:`PipeIterator` nests them, and :meth:`Pipe.state_dict` /
+is handed it back when it is opened (``Stage.open(upstream, ctx, state)``, as torchdata.nodes'
+``reset(initial_state)``); :class:`PipeIterator` nests them, and :meth:`Pipe.state_dict` /
 :meth:`Pipe.load_state_dict` expose them to ``torchdata``'s ``StatefulDataLoader``. A node that
 buffers items restores its buffer through :meth:`Node.replay`: the source reads the buffered
 samples again by origin and every stage between re-applies its (deterministic, keyed) work.
 
-Stages register fluent methods with :func:`pipe_method`, so scripts read
-``Pipe.from_shards(urls).crop(...).shuffle(100).batch(8)``; each call returns a new pipe.
+Stages register fluent methods with :func:`pipe_method` and sources their constructors with
+:func:`pipe_source`, so scripts read ``Pipe.from_shards(urls).crop(...).shuffle(100).batch(8)``
+while this module knows no concrete stage; each call returns a new pipe.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from typing import Any, TypeVar
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .checks import check_int
 from .sample import Origin
-from .reading.skips import SkipReport
 
 __all__ = [
     "FilterStage",
@@ -38,6 +40,7 @@ __all__ = [
     "Stage",
     "StreamContext",
     "pipe_method",
+    "pipe_source",
 ]
 
 STATE_VERSION = 1
@@ -104,8 +107,8 @@ def _distributed_rank() -> tuple[int, int]:
 class Node:
     """A live iterator over one pass of a stage.
 
-    Subclasses implement ``__next__``; stateful ones also ``state_dict``/``load_state_dict``
-    (called before the first ``__next__``); transforming ones also ``replay``.
+    Subclasses implement ``__next__``; stateful ones also ``state_dict`` (the state their stage's
+    ``open`` resumes from); transforming ones also ``replay``.
     """
 
     upstream: Node | None = None
@@ -117,11 +120,8 @@ class Node:
         raise TypeError(f"{type(self).__name__} must define __next__")
 
     def state_dict(self) -> dict[str, Any]:
-        """Small, tensor-free state that :meth:`load_state_dict` can resume from."""
+        """Small, tensor-free state that this node's stage can open a resumed node from."""
         return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from ``state``; called on a fresh node, before its first item."""
 
     def replay(self, origins: list[Origin]) -> Iterator[Any]:
         """Produce again, in the given order, the items this node emitted with these origins.
@@ -144,13 +144,14 @@ class Stage:
     """Settings of one step of a pipe. Immutable and picklable; ``open`` makes its live node.
 
     ``name`` is the stage's default name; a pipe makes names unique (``noise``, ``noise#2``) and
-    the name enters the seed of the stage's per-sample randomness.
+    the name enters the seed of the stage's per-sample randomness. ``open`` gets the node's saved
+    ``state`` (what its ``state_dict`` returned) when the pass resumes, else ``None``.
     """
 
     name: str = "stage"
     is_source: bool = False
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
         raise TypeError(f"{type(self).__name__} must define open()")
 
     def __repr__(self) -> str:
@@ -188,16 +189,15 @@ class MapStage(Stage):
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "map")
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
         return _MapNode(upstream, self.fn)
 
 
 class _FilterNode(Node):
-    def __init__(self, upstream: Node, predicate: Callable[[Any], bool]):
+    def __init__(self, upstream: Node, predicate: Callable[[Any], bool], state: dict[str, Any] | None):
         self.upstream = upstream
         self.predicate = predicate
-        self.kept = 0
-        self.dropped = 0
+        self.kept, self.dropped = (state["kept"], state["dropped"]) if state is not None else (0, 0)
 
     def __next__(self) -> Any:
         while True:
@@ -209,9 +209,6 @@ class _FilterNode(Node):
 
     def state_dict(self) -> dict[str, Any]:
         return {"kept": self.kept, "dropped": self.dropped}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.kept, self.dropped = state["kept"], state["dropped"]
 
     def stats(self) -> dict[str, Any]:
         return {"kept": self.kept, "dropped": self.dropped}
@@ -228,8 +225,8 @@ class FilterStage(Stage):
         self.predicate = predicate
         self.name = name or getattr(predicate, "__name__", "filter")
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
-        return _FilterNode(upstream, self.predicate)
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        return _FilterNode(upstream, self.predicate, state)
 
 
 _S = TypeVar("_S", bound=type)
@@ -242,19 +239,37 @@ def pipe_method(method_name: str) -> Callable[[_S], _S]:
     """
 
     def register(cls: _S) -> _S:
-        if hasattr(Pipe, method_name):
-            raise ValueError(f"Pipe already has a method {method_name!r}; choose another name")
-
         def method(self: Pipe, *args: Any, **kwargs: Any) -> Pipe:
             return self.then(cls(*args, **kwargs))
 
-        method.__name__ = method_name
-        method.__qualname__ = f"Pipe.{method_name}"
-        method.__doc__ = f"Append a :class:`{cls.__name__}` stage; returns a new pipe.\n\n{cls.__doc__ or ''}"
-        setattr(Pipe, method_name, method)
+        _add_method(method_name, method, f"Append a :class:`{cls.__name__}` stage; returns a new pipe.", cls)
         return cls
 
     return register
+
+
+def pipe_source(method_name: str) -> Callable[[_S], _S]:
+    """Class decorator for a source stage: ``Pipe.<method_name>(*args, seed=0, **kw)`` is a new pipe
+    reading ``cls(*args, **kw)``. Sources register themselves, so the pipe imports none of them."""
+
+    def register(cls: _S) -> _S:
+        def method(pipe_cls: type[Pipe], *args: Any, seed: int = 0, **kwargs: Any) -> Pipe:
+            return pipe_cls([cls(*args, **kwargs)], seed=seed)
+
+        _add_method(method_name, classmethod(method), f"A pipe reading a :class:`{cls.__name__}`.", cls)
+        return cls
+
+    return register
+
+
+def _add_method(name: str, method: Any, summary: str, cls: type) -> None:
+    if hasattr(Pipe, name):
+        raise ValueError(f"Pipe already has a method {name!r}; choose another name")
+    function = getattr(method, "__func__", method)
+    function.__name__ = name
+    function.__qualname__ = f"Pipe.{name}"
+    function.__doc__ = f"{summary}\n\n{cls.__doc__ or ''}"
+    setattr(Pipe, name, method)
 
 
 def _shared_epoch(epoch: int) -> torch.Tensor:
@@ -289,10 +304,8 @@ class Pipe(IterableDataset):
         for stage in stages[1:]:
             if stage.is_source:
                 raise ValueError(f"{stage!r} is a source and can only start a pipe")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ValueError(f"seed must be an int (got {seed!r})")
         self.stages = stages
-        self.seed = seed
+        self.seed = check_int(seed, "seed", minimum=None)
         self.stage_names = _unique_names(stage.name for stage in stages)
         self._epoch_cell = _epoch_cell if _epoch_cell is not None else _shared_epoch(0)
         self._pending_state: dict[str, Any] | None = None
@@ -304,21 +317,7 @@ class Pipe(IterableDataset):
         """The source stage (the first one)."""
         return self.stages[0]
 
-    # construction -----------------------------------------------------------------------------
-    @classmethod
-    def from_shards(cls, urls: str | Iterable[str], *, seed: int = 0, **source_options: Any) -> Pipe:
-        """A pipe reading WebDataset tar shards (see :class:`streams.reading.source.ShardSource`)."""
-        from .reading.source import ShardSource
-
-        return cls([ShardSource(urls, **source_options)], seed=seed)
-
-    @classmethod
-    def from_samples(cls, samples: Iterable[Any], *, seed: int = 0, **source_options: Any) -> Pipe:
-        """A pipe over items in memory (see :class:`streams.reading.source.MemorySource`)."""
-        from .reading.source import MemorySource
-
-        return cls([MemorySource(samples, **source_options)], seed=seed)
-
+    # construction (``from_shards``, ``from_samples``: registered by the sources, see pipe_source) ---
     def then(self, stage: Stage) -> Pipe:
         """A new pipe with ``stage`` appended; this pipe is unchanged."""
         if not isinstance(stage, Stage):
@@ -343,8 +342,7 @@ class Pipe(IterableDataset):
 
         A state loaded for another epoch is dropped: the user has moved on from it.
         """
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative int (got {epoch!r})")
+        check_int(epoch, "epoch")
         if self._pending_state is not None and int(self._pending_state["epoch"]) != epoch:
             self._pending_state = None
         self._epoch_cell.fill_(epoch)
@@ -416,11 +414,13 @@ class Pipe(IterableDataset):
         """Per-stage counters of the live pass in this process (empty before the first pass)."""
         return self._live.stats() if self._live is not None else {}
 
-    def skip_report(self) -> SkipReport:
+    def skip_report(self) -> Any:
         """Samples the source read, yielded and skipped (``on_error="skip"``) in every pass so far,
-        DataLoader workers included; empty for a source that never skips (see :mod:`streams.reading.skips`)."""
-        report = getattr(self.stages[0], "skip_report", None)
-        return report() if report is not None else SkipReport()
+        DataLoader workers included: the source's :class:`~streams.reading.skips.SkipReport`."""
+        report = getattr(self.source, "skip_report", None)
+        if report is None:
+            raise TypeError(f"the source {type(self.source).__name__} keeps no skip report (it has no skip_report())")
+        return report()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -448,16 +448,17 @@ class PipeIterator(Iterator[Any]):
         self.ctx = ctx
         self.names = pipe.stage_names
         self.nodes: list[Node] = []
+        self.finished = bool(state.get("finished", False)) if state is not None else False
         node: Node | None = None
-        for name, stage in zip(pipe.stage_names, pipe.stages):
-            node = stage.open(node, dataclasses.replace(ctx, stage=name))
-            self.nodes.append(node)
+        try:
+            for name, stage in zip(pipe.stage_names, pipe.stages):
+                saved = state["stages"][name] if state is not None else None
+                node = stage.open(node, dataclasses.replace(ctx, stage=name), saved)
+                self.nodes.append(node)
+        except BaseException:
+            self.close()  # the nodes already open (a replay that failed, a bad state) release their shards
+            raise
         self.last = node
-        self.finished = False
-        if state is not None:
-            self.finished = bool(state.get("finished", False))
-            for name, node in zip(self.names, self.nodes):
-                node.load_state_dict(state["stages"][name])
 
     def __next__(self) -> Any:
         if self.finished:

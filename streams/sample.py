@@ -7,18 +7,10 @@ from typing import Any
 
 import torch
 
+from .origin import Origin
+
 __all__ = ["Origin", "Sample", "SampleError", "check_sample"]
 
-Origin = tuple
-"""Where an item came from, enough to read it again on resume.
-
-A sample read from a shard has ``("shard", shard_index, record_index)``: the shard's index in the
-pipe's shard list and the sample's position in that shard; a record read again within an epoch
-(equal steps' repeats, resampled draws) adds a fourth element, the reading's occurrence, which
-also enters the seed of its augmentations. A concatenated pair has
-``("pair", origin_a, origin_b)``. Origins are plain tuples of ints and strings, so they fit in a
-state dict.
-"""
 
 
 class SampleError(ValueError):
@@ -128,6 +120,8 @@ def check_sample(sample: Sample) -> Sample:
     ``bad_dtype``, ``empty``, ``length_mismatch``, ``pointer_out_of_range``, ``not_finite``.
 
     >>> import torch
+
+from .origin import Origin
     >>> s = Sample("a", torch.zeros(2, 3), torch.zeros(2, 2), torch.tensor([0, 2]))
     >>> check_sample(s) is s
     True

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..checks import check_choice
 from ..sample import Sample, SampleError
 from .tar_records import REQUIRED_MEMBERS, Record
 
@@ -98,8 +99,7 @@ def decode_record(record: Record, *, mel_dtype: str = "float32") -> Sample:
     """
     if record.problem is not None:
         raise record.problem
-    if mel_dtype not in MEL_DTYPES:
-        raise ValueError(f"mel_dtype must be one of {sorted(MEL_DTYPES)} ({mel_dtype!r} given)")
+    check_choice(mel_dtype, "mel_dtype", tuple(MEL_DTYPES))
     where = f"sample {record.key!r} in shard {record.url}"
 
     def fail(reason: str, member: str, message: str) -> SampleError:
