@@ -14,10 +14,11 @@ Stage order, and why:
 from __future__ import annotations
 
 import dataclasses
-import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams import Pipe, ShardSource, Stage
+from streams.checks import FieldError
+from streams.schedule import ProbabilitySchedule
 from streams.stages.batch import BatchStage
 from streams.stages.bucketing import FrameBudgetBatchStage
 from streams.stages.channel_dropout import ChannelDropoutStage
@@ -26,36 +27,32 @@ from streams.stages.crop import CropStage
 from streams.stages.gain import GainStage
 from streams.stages.noise import NoiseStage
 from streams.stages.pairing import PairStage
-from streams.schedule import ProbabilitySchedule
 from streams.stages.shuffle import ShuffleStage
 from streams.stages.spec_augment import SpecAugmentStage
 
-from .config import Config, ConfigError
+from .errors import ConfigError
 
-__all__ = ["build_pipe", "build_stages"]
+if TYPE_CHECKING:  # config.py imports this module (load_config checks by building): types only
+    from .config import BatchingConfig, Config
+
+__all__ = ["build_pipe", "build_stages", "check_config"]
 
 
 def _block_kwargs(block: Any) -> dict[str, Any]:
     return {f.name: getattr(block, f.name) for f in dataclasses.fields(block) if f.name != "enabled"}
 
 
-def _field_path(path: str, message: str, names: Any, paths: dict[str, str]) -> str:
-    """The config path of the argument ``message`` names first (``augmentation.noise.probability``);
-    ``path`` (the block) when it names none. ``paths`` overrides where an argument lives."""
-    found = [(match.start(), name) for name in names if (match := re.search(rf"\b{re.escape(name)}\b", message))]
-    if not found:
-        return path
-    name = min(found)[1]
-    if name in paths:
-        return paths[name]
-    return path if path.rsplit(".", 1)[-1] == name else f"{path}.{name}"
-
-
-def _make(path: str, factory: Any, *, paths: dict[str, str] | None = None, **kwargs: Any) -> Stage:
+def _make(block: str, factory: Any, *, paths: dict[str, str] | None = None, **kwargs: Any) -> Stage:
+    """``factory(**kwargs)``; a bad argument raises :class:`ConfigError` at its config path: the
+    block's field of the argument's name (``augmentation.noise.probability``), or ``paths[name]``
+    where the argument lives elsewhere; an error no argument owns names the block."""
     try:
         return factory(**kwargs)
+    except FieldError as err:
+        path = (paths or {}).get(err.field) or (f"{block}.{err.field}" if err.field in kwargs else block)
+        raise ConfigError(path, str(err)) from err
     except ValueError as err:
-        raise ConfigError(_field_path(path, str(err), kwargs, paths or {}), str(err)) from err
+        raise ConfigError(block, str(err)) from err
 
 
 def build_stages(config: Config) -> list[Stage]:
@@ -78,7 +75,7 @@ def build_stages(config: Config) -> list[Stage]:
 
     augmentation("crop", CropStage)
     if config.shuffle.buffer_size:
-        stages.append(_make("shuffle.buffer_size", ShuffleStage, buffer_size=config.shuffle.buffer_size))
+        stages.append(_make("shuffle", ShuffleStage, buffer_size=config.shuffle.buffer_size))
     augmentation("concatenation", PairStage)
     augmentation("chunk_shuffle", ChunkShuffleStage)
     augmentation("gain", GainStage)
@@ -90,23 +87,22 @@ def build_stages(config: Config) -> list[Stage]:
     return stages
 
 
-def _batching_stages(batching: Any) -> list[Stage]:
-    if batching.batch_size is not None and batching.max_frames is not None:
-        raise ConfigError("batching", "give batch_size or max_frames, not both")
-    budget_only = {"bucket_buffer": batching.bucket_buffer, "max_batch_size": batching.max_batch_size}
-    for name, value in budget_only.items():
-        if value is not None and batching.max_frames is None:
-            raise ConfigError(f"batching.{name}", "applies only to frame-budget batching; set batching.max_frames "
-                                                  "or remove it")
-    if batching.drop_last is not None and batching.batch_size is None:
-        raise ConfigError("batching.drop_last", "applies only to fixed-size batches (batching.batch_size); "
-                                                "frame-budget batches keep every sample")
+def _batching_stages(batching: BatchingConfig) -> list[Stage]:
+    """The batching stage (none, fixed-size or frame-budget); the modes are exclusive (the parse checked)."""
     if batching.batch_size is not None:
         return [_make("batching", BatchStage, batch_size=batching.batch_size, drop_last=bool(batching.drop_last))]
     if batching.max_frames is not None:
-        options = {name: value for name, value in budget_only.items() if value is not None}
+        options = {name: value for name in ("bucket_buffer", "max_batch_size")
+                   if (value := getattr(batching, name)) is not None}
         return [_make("batching", FrameBudgetBatchStage, max_frames=batching.max_frames, **options)]
     return []
+
+
+def check_config(config: Config) -> Config:
+    """``config``, once every stage it describes was built (so each ran its own checks); a bad value
+    raises :class:`ConfigError` with the field's config path, before any data flows."""
+    build_stages(config)
+    return config
 
 
 def build_pipe(config: Config) -> Pipe:

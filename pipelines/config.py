@@ -4,8 +4,10 @@ The ``augmentation`` block is exactly the schema of the augmentation plan's conf
 example (which loads unchanged, as does its flat ``augmentation_enabled`` switch), plus optional
 fields documented on each block. Unknown keys are rejected with a did-you-mean; wrong types and
 bad values are rejected with the dotted path of the field (``augmentation.noise.probability``).
-Values each stage checks itself (ranges, min <= max) are checked by building the stages at load
-time, so a bad config never reaches a DataLoader worker.
+
+:func:`parse_config` is the parse and these schema checks alone. :func:`load_config` also checks
+the values each stage checks itself (ranges, min <= max) by building the stages once
+(:func:`pipelines.build.check_config`), so a bad config never reaches a DataLoader worker.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import os
 import types
 import typing
 from typing import Any, Literal, Union
+
+from .build import check_config
+from .errors import ConfigError
 
 __all__ = [
     "AugmentationConfig",
@@ -34,15 +39,8 @@ __all__ = [
     "SourceConfig",
     "SpecAugmentConfig",
     "load_config",
+    "parse_config",
 ]
-
-
-class ConfigError(ValueError):
-    """A config value is missing, unknown, of the wrong type or out of range; ``path`` names it."""
-
-    def __init__(self, path: str, message: str):
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
 
 
 # --- augmentation blocks (field names are the stage constructors' keyword arguments) -------------
@@ -320,12 +318,19 @@ def _resolve_urls(urls: str | list[str], base_dir: str) -> str | list[str]:
     return [resolve(u) for u in urls]
 
 
-def load_config(source: str | os.PathLike | dict[str, Any], *, validate: bool = True) -> Config:
-    """Parse a config from a JSON file path or a dict; raise :class:`ConfigError` naming the field.
+def load_config(source: str | os.PathLike | dict[str, Any]) -> Config:
+    """:func:`parse_config`, then every stage's own checks (by building them once); raise
+    :class:`ConfigError` naming the field's path either way."""
+    return check_config(parse_config(source))
+
+
+def parse_config(source: str | os.PathLike | dict[str, Any]) -> Config:
+    """Parse a config from a JSON file path or a dict, with the schema's checks (types, unknown
+    keys, options of one batching mode given with the other); raise :class:`ConfigError` naming
+    the field. Values are not range-checked here: :func:`load_config` does that.
 
     Relative local shard paths are resolved against the config file's folder (against the
-    working directory for a dict). With ``validate`` (default), the stages are built once so
-    their own range checks run now, reported with the block's path.
+    working directory for a dict).
     """
     if isinstance(source, dict):
         data, base_dir = source, os.getcwd()
@@ -343,20 +348,22 @@ def load_config(source: str | os.PathLike | dict[str, Any], *, validate: bool = 
     if not config.source.urls:
         raise ConfigError("source.urls", "no shards given; set it to a shard pattern like "
                                          "\"shards/train-{000000..000009}.tar\"")
-    config = dataclasses.replace(
+    _check_batching(config.batching)
+    return dataclasses.replace(
         config, source=dataclasses.replace(
             config.source, urls=_resolve_urls(config.source.urls, base_dir),
             sample_counts=(_resolve_urls(config.source.sample_counts, base_dir)
                            if config.source.sample_counts else config.source.sample_counts)))
-    if validate:
-        from streams.reading.shardlist import expand_shard_urls
 
-        from .build import build_pipe
 
-        try:  # a bad pattern is the field's fault, whatever else the source checks
-            expand_shard_urls(config.source.urls)
-        except ValueError as err:
-            raise ConfigError("source.urls", str(err)) from err
-
-        build_pipe(config)
-    return config
+def _check_batching(batching: BatchingConfig) -> None:
+    """One batching mode: its own options only, never the other mode's, silently ignored."""
+    if batching.batch_size is not None and batching.max_frames is not None:
+        raise ConfigError("batching", "give batch_size or max_frames, not both")
+    for name in ("bucket_buffer", "max_batch_size"):
+        if getattr(batching, name) is not None and batching.max_frames is None:
+            raise ConfigError(f"batching.{name}", "applies only to frame-budget batching; set batching.max_frames "
+                                                  "or remove it")
+    if batching.drop_last is not None and batching.batch_size is None:
+        raise ConfigError("batching.drop_last", "applies only to fixed-size batches (batching.batch_size); "
+                                                "frame-budget batches keep every sample")
