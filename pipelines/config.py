@@ -92,10 +92,10 @@ class SpecAugmentConfig:
 
     enabled: bool = False
     probability: float = 0.5
-    freq_masks: Union[int, list[int]] = 2
-    freq_width: Union[int, list[int]] = 20
-    time_masks: Union[int, list[int]] = 2
-    time_width: Union[int, list[int]] = 50
+    freq_masks: int | list[int] = 2
+    freq_width: int | list[int] = 20
+    time_masks: int | list[int] = 2
+    time_width: int | list[int] = 50
     mode: Literal["shared", "independent"] = "shared"
     fill: Literal["zero", "mean"] = "zero"
     adaptive: bool = False
@@ -187,7 +187,7 @@ class SourceConfig:
     proportion to their size.
     """
 
-    urls: Union[str, list[str]] = ""
+    urls: str | list[str] = ""
     shuffle_shards: bool = True
     mel_dtype: Literal["float32", "float16"] = "float32"
     on_error: Literal["raise", "skip"] = "raise"
@@ -254,6 +254,15 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
+_SCALARS = {
+    type(None): lambda value: value is None,
+    bool: lambda value: isinstance(value, bool),
+    int: lambda value: isinstance(value, int) and not isinstance(value, bool),
+    float: lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
+    str: lambda value: isinstance(value, str),
+}
+
+
 def _parse_value(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
@@ -270,21 +279,8 @@ def _parse_value(tp: Any, value: Any, path: str) -> Any:
     elif origin is list:
         if isinstance(value, list):
             return [_parse_value(typing.get_args(tp)[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
-    elif tp is type(None):
-        if value is None:
-            return None
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
+    elif tp in _SCALARS and _SCALARS[tp](value):
+        return float(value) if tp is float else value
     raise ConfigError(path, f"expected {_type_name(tp)}, got {json.dumps(value)}")
 
 

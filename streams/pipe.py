@@ -20,15 +20,16 @@ while this module knows no concrete stage; each call returns a new pipe.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .checks import check_int
+from .checks import FieldError, check_int
 from .sample import Origin
 
 __all__ = [
@@ -105,13 +106,22 @@ def _distributed_rank() -> tuple[int, int]:
 
 
 class Node:
-    """A live iterator over one pass of a stage.
+    """A live iterator over one pass of a stage, made by :meth:`Stage.open`.
 
-    Subclasses implement ``__next__``; stateful ones also ``state_dict`` (the state their stage's
-    ``open`` resumes from); transforming ones also ``replay``.
+    Subclasses implement ``__next__``; transforming ones also ``replay``. The counters named in
+    ``counters`` live in ``self.counts``: they are the node's :meth:`stats` and its state, and a
+    node opened with a saved state starts from the saved counts; nodes with more state extend
+    ``state_dict`` and read it back in ``__init__``.
     """
 
     upstream: Node | None = None
+    counters: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, upstream: Node | None, stage: Stage, ctx: StreamContext, state: dict[str, Any] | None = None):
+        self.upstream, self.stage, self.ctx = upstream, stage, ctx
+        self.counts = dict.fromkeys(self.counters, 0)
+        if state is not None:
+            self.counts.update(state.get("counts", {}))
 
     def __iter__(self) -> Node:
         return self
@@ -121,7 +131,7 @@ class Node:
 
     def state_dict(self) -> dict[str, Any]:
         """Small, tensor-free state that this node's stage can open a resumed node from."""
-        return {}
+        return {"counts": dict(self.counts)}
 
     def replay(self, origins: list[Origin]) -> Iterator[Any]:
         """Produce again, in the given order, the items this node emitted with these origins.
@@ -134,7 +144,7 @@ class Node:
 
     def stats(self) -> dict[str, Any]:
         """Counters for the run summary (items in, out, fired...)."""
-        return {}
+        return dict(self.counts)
 
     def close(self) -> None:
         """Release files or processes held by this node."""
@@ -144,15 +154,19 @@ class Stage:
     """Settings of one step of a pipe. Immutable and picklable; ``open`` makes its live node.
 
     ``name`` is the stage's default name; a pipe makes names unique (``noise``, ``noise#2``) and
-    the name enters the seed of the stage's per-sample randomness. ``open`` gets the node's saved
-    ``state`` (what its ``state_dict`` returned) when the pass resumes, else ``None``.
+    the name enters the seed of the stage's per-sample randomness. ``open`` makes
+    ``node(upstream, stage, ctx, state)``, with the node's saved ``state`` (what its
+    ``state_dict`` returned) when the pass resumes, else ``None``.
     """
 
     name: str = "stage"
     is_source: bool = False
+    node: ClassVar[type[Node] | None] = None
 
     def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        raise TypeError(f"{type(self).__name__} must define open()")
+        if self.node is None:
+            raise TypeError(f"{type(self).__name__} must set node (its Node class) or define open()")
+        return self.node(upstream, self, ctx, state)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -160,21 +174,15 @@ class Stage:
 
 
 class _MapNode(Node):
-    def __init__(self, upstream: Node, fn: Callable[[Any], Any]):
-        self.upstream = upstream
-        self.fn = fn
-        self.count = 0
+    counters = ("out",)
 
     def __next__(self) -> Any:
-        item = self.fn(next(self.upstream))
-        self.count += 1
+        item = self.stage.fn(next(self.upstream))
+        self.counts["out"] += 1
         return item
 
     def replay(self, origins: list[Origin]) -> Iterator[Any]:
-        return map(self.fn, self.upstream.replay(origins))
-
-    def stats(self) -> dict[str, Any]:
-        return {"out": self.count}
+        return map(self.stage.fn, self.upstream.replay(origins))
 
 
 class MapStage(Stage):
@@ -182,51 +190,38 @@ class MapStage(Stage):
     picklable for DataLoader workers (a module-level function, not a lambda, under spawn)."""
 
     name = "map"
+    node = _MapNode
 
     def __init__(self, fn: Callable[[Any], Any], *, name: str | None = None):
         if not callable(fn):
-            raise ValueError(f"map needs a callable, got {type(fn).__name__}")
+            raise FieldError("fn", f"map needs a callable, got {type(fn).__name__}")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "map")
 
-    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _MapNode(upstream, self.fn)
-
 
 class _FilterNode(Node):
-    def __init__(self, upstream: Node, predicate: Callable[[Any], bool], state: dict[str, Any] | None):
-        self.upstream = upstream
-        self.predicate = predicate
-        self.kept, self.dropped = (state["kept"], state["dropped"]) if state is not None else (0, 0)
+    counters = ("kept", "dropped")
 
     def __next__(self) -> Any:
         while True:
             item = next(self.upstream)
-            if self.predicate(item):
-                self.kept += 1
+            keep = self.stage.predicate(item)
+            self.counts["kept" if keep else "dropped"] += 1
+            if keep:
                 return item
-            self.dropped += 1
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"kept": self.kept, "dropped": self.dropped}
-
-    def stats(self) -> dict[str, Any]:
-        return {"kept": self.kept, "dropped": self.dropped}
 
 
 class FilterStage(Stage):
     """Keep the items for which ``predicate`` is true; dropped items are counted in the stats."""
 
     name = "filter"
+    node = _FilterNode
 
     def __init__(self, predicate: Callable[[Any], bool], *, name: str | None = None):
         if not callable(predicate):
-            raise ValueError(f"filter needs a callable predicate, got {type(predicate).__name__}")
+            raise FieldError("predicate", f"filter needs a callable predicate, got {type(predicate).__name__}")
         self.predicate = predicate
         self.name = name or getattr(predicate, "__name__", "filter")
-
-    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _FilterNode(upstream, self.predicate, state)
 
 
 _S = TypeVar("_S", bound=type)
@@ -274,10 +269,8 @@ def _add_method(name: str, method: Any, summary: str, cls: type) -> None:
 
 def _shared_epoch(epoch: int) -> torch.Tensor:
     cell = torch.tensor(epoch, dtype=torch.int64)
-    try:
+    with contextlib.suppress(RuntimeError):  # without shared memory, set_epoch reaches only fresh workers
         cell.share_memory_()
-    except RuntimeError:  # shared memory unavailable: set_epoch then reaches only fresh workers
-        pass
     return cell
 
 

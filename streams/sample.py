@@ -18,9 +18,10 @@ class SampleError(ValueError):
 
     ``reason`` is a short machine-readable tag used when skipped samples are counted
     (``"pointer_out_of_range"``, ``"missing_member"``...: :data:`streams.reading.decode.DECODE_REASONS`,
-    the grouping reasons of :mod:`streams.reading.tar_records`, and those of :func:`check_sample`); ``key``, ``url`` and ``member`` (``"pointers.npy"``)
-    say where; the message says what to fix. Every argument but the message has a default, so
-    the error survives pickling and DataLoader's re-raise in the main process.
+    the grouping reasons of :mod:`streams.reading.tar_records`, and those of :func:`check_sample`);
+    ``key``, ``url`` and ``member`` (``"pointers.npy"``) say where; the message says what to fix.
+    Every argument but the message has a default, so the error survives pickling and DataLoader's
+    re-raise in the main process.
     """
 
     def __init__(self, message: str, *, reason: str = "bad_sample", key: str | None = None,
@@ -128,7 +129,8 @@ from .origin import Origin
     >>> check_sample(s.replace(pointers=torch.tensor([0, 3])))
     Traceback (most recent call last):
     ...
-    streams.sample.SampleError: sample 'a', member pointers.npy: pointers[1] = 3 is outside [0, 3) (T_raw = 3); pointers index raw frames from 0
+    streams.sample.SampleError: sample 'a', member pointers.npy: pointers[1] = 3 is outside [0, 3) (T_raw = 3); \
+pointers index raw frames from 0
     """
 
     def fail(reason: str, field: str, message: str) -> SampleError:

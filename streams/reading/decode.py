@@ -51,7 +51,8 @@ def decode_npy(data: bytes, *, what: str) -> np.ndarray:
     >>> decode_npy(buffer.getvalue()[:-4], what="x")
     Traceback (most recent call last):
     ...
-    streams.sample.SampleError: x: 20 bytes of array data but its header declares shape (3,) of int64 (24 bytes), so it is cut short or padded; re-write it with numpy.save
+    streams.sample.SampleError: x: 20 bytes of array data but its header declares shape (3,) of int64 (24 bytes), \
+so it is cut short or padded; re-write it with numpy.save
     """
     try:
         shape, fortran_order, dtype, header_bytes = _npy_layout(data)

@@ -292,14 +292,16 @@ class EpochPlanner:
         if self.epoch_samples is not None:
             check_int(self.epoch_samples, "epoch_samples", minimum=1)
         if self.resampled and self.equal_steps is not None:
-            raise FieldError("equal_steps", "resampled streams already give every rank epoch_samples samples per epoch; "
-                             "leave equal_steps unset (None; null in a config) with resampled=True")
+            raise FieldError("equal_steps", "resampled streams already give every rank epoch_samples samples per "
+                                            "epoch; leave equal_steps unset (None; null in a config) with "
+                                            "resampled=True")
         if self.epoch_samples is not None and not self.resampled and self.equal_steps is None:
-            raise FieldError("epoch_samples", f"epoch_samples={self.epoch_samples} needs resampled=True or equal_steps "
-                             "(\"repeat\" or \"drop\"); an exactly-once epoch is as long as the shards")
+            raise FieldError("epoch_samples", f"epoch_samples={self.epoch_samples} needs resampled=True or "
+                                              "equal_steps (\"repeat\" or \"drop\"); an exactly-once epoch is as "
+                                              "long as the shards")
         if self.equal_steps is not None and self.counts is None:
-            raise FieldError("sample_counts", "equal_steps needs every shard's sample count (index.json written by pack next to "
-                             "the shards, or sample_counts)")
+            raise FieldError("sample_counts", "equal_steps needs every shard's sample count (index.json written by "
+                                              "pack next to the shards, or sample_counts)")
         if self.counts is not None and sum(self.counts) == 0 and (self.equal_steps or self.resampled):
             raise ValueError("the shards hold no samples (every sample count is 0)")
 

@@ -119,7 +119,7 @@ class SkipReport:
     def by_reason(self) -> dict[str, int]:
         """Samples skipped per reason (reasons that only damaged shards, with 0 samples, included)."""
         out: collections.Counter[str] = collections.Counter()
-        for reason, _, samples, shards in self.counts:
+        for reason, _, samples, _ in self.counts:
             out[reason] += samples
         return dict(sorted(out.items()))
 

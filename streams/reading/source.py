@@ -9,7 +9,7 @@ from typing import Any
 from .decode import MEL_DTYPES, decode_record
 from .epoch_plan import EpochPlanner, log_summary, warn_once
 from ..checks import check_choice, field_errors
-from ..origin import Origin, ShardOrigin, memory_origin, parse_origin, shard_origin
+from ..origin import MemoryOrigin, Origin, ShardOrigin, parse_origin
 from ..pipe import Node, Stage, StreamContext, pipe_source
 from ..sample import Sample, SampleError, check_sample
 from .shardlist import check_shards_openable, expand_shard_urls, is_local, local_path, shard_sample_counts
@@ -101,7 +101,7 @@ class ShardSource(Stage):
         sample = decode_record(record, mel_dtype=self.mel_dtype)
         if self.check:
             check_sample(sample)
-        return sample.replace(origin=shard_origin(shard, record.index))
+        return sample.replace(origin=ShardOrigin(shard, record.index).stored())
 
     def records(self, shard: int) -> Iterator[Record]:
         """The records of shard number ``shard``, with read errors naming the shard."""
@@ -177,9 +177,9 @@ class _ShardReader(Node):
         limit = self.plan.max_idle_spans
         if limit is not None and self.idle_spans > limit:
             url = self.source.urls[self.plan.span(self.position).shard]
-            raise ShardReadError(f"{self.where}: {self.idle_spans} shards in a row gave no usable sample (last: {url}), "
-                                 "so its sample budget cannot be met; check the shards with `python -m pipelines check`",
-                                 reason="no_usable_samples", url=url)
+            raise ShardReadError(f"{self.where}: {self.idle_spans} shards in a row gave no usable sample (last: "
+                                 f"{url}), so its sample budget cannot be met; check the shards with `python -m "
+                                 "pipelines check`", reason="no_usable_samples", url=url)
         self.position += 1
         self.next_record = 0
         self._samples = None
@@ -189,8 +189,9 @@ class _ShardReader(Node):
         for record in self._records(shard, skip):
             seen = record.index + 1
             if stop is not None and record.index >= stop:
-                warn_once(f"long:{self.source.urls[shard]}", f"shard {self.source.urls[shard]} holds more than the {stop} samples its "
-                                           "count says; the extra ones are not read; re-run pack or fix sample_counts")
+                url = self.source.urls[shard]
+                warn_once(f"long:{url}", f"shard {url} holds more than the {stop} samples its count says; the extra "
+                                         "ones are not read; re-run pack or fix sample_counts")
                 return
             if record.index >= skip:  # records before a resume point are passed over undecoded
                 self.tally.add_read()
@@ -200,10 +201,13 @@ class _ShardReader(Node):
                     self._skip(SkipEvent(err.reason, record.url, record.key, err.member, str(err), 1, False), err)
                     self.next_record = record.index + 1  # a resumed pass does not count it again
                     continue
-                yield sample.replace(origin=shard_origin(shard, record.index, occurrence)) if occurrence else sample
+                if occurrence:
+                    sample = sample.replace(origin=ShardOrigin(shard, record.index, occurrence).stored())
+                yield sample
         if stop is not None and seen < stop:
-            warn_once(f"short:{self.source.urls[shard]}", f"shard {self.source.urls[shard]} ended after {seen} of the {stop} samples "
-                                        "its count says; the budget is kept by reading on; re-run pack or fix "
+            url = self.source.urls[shard]
+            warn_once(f"short:{url}", f"shard {url} ended after {seen} of the {stop} samples its count says; the "
+                                      "budget is kept by reading on; re-run pack or fix "
                                         "sample_counts")
 
     def _records(self, shard: int, skip: int) -> Iterator[Record]:
@@ -295,18 +299,19 @@ class MemorySource(Stage):
                     check_sample(item)
 
     def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _MemoryReader(self, ctx, state)
+        return _MemoryReader(upstream, self, ctx, state)
 
     def skip_report(self) -> SkipReport:
         return SkipReport()
 
     def item(self, index: int) -> Any:
         item = self.items[index]
-        return item.replace(origin=memory_origin(index)) if isinstance(item, Sample) else item
+        return item.replace(origin=MemoryOrigin(index).stored()) if isinstance(item, Sample) else item
 
 
 class _MemoryReader(Node):
-    def __init__(self, source: MemorySource, ctx: StreamContext, state: dict[str, Any] | None):
+    def __init__(self, upstream: Node | None, source: MemorySource, ctx: StreamContext, state: dict[str, Any] | None):
+        super().__init__(upstream, source, ctx, state)
         self.source = source
         self.indices = range(ctx.global_worker, len(source.items), ctx.total_workers)
         self.position = state["position"] if state is not None else 0

@@ -55,8 +55,8 @@ class AugmentStage(Stage):
     """Base of augmentation stages. Subclasses set ``name`` and define ``draw`` and ``apply``.
 
     ``draw`` returns ``None`` when the stage has nothing to do on a sample (the sample then passes
-    unchanged and unrecorded). ``params`` returned by ``draw`` must be JSON-friendly (ints, floats, strings, lists, dicts):
-    they go into the sample's metadata as its augmentation record. ``draw`` receives the
+    unchanged and unrecorded). ``params`` returned by ``draw`` must be JSON-friendly (ints, floats,
+    strings, lists, dicts): they go into the sample's metadata as its augmentation record. ``draw`` receives the
     generator ``keyed_generator(seed, epoch, stage, key)`` makes (see the module docstring).
     """
 
@@ -95,11 +95,7 @@ class AugmentStage(Stage):
 
 
 class _AugmentNode(Node):
-    def __init__(self, upstream: Node, stage: AugmentStage, ctx: StreamContext, state: dict[str, Any] | None):
-        self.upstream = upstream
-        self.stage = stage
-        self.ctx = ctx
-        self.seen, self.fired = (state["seen"], state["fired"]) if state is not None else (0, 0)
+    counters = ("seen", "fired")
 
     def _augment(self, sample: Sample) -> Sample:
         return self.stage.augment(sample, seed=self.ctx.seed, epoch=self.ctx.epoch, stage=self.ctx.stage)
@@ -107,15 +103,9 @@ class _AugmentNode(Node):
     def __next__(self) -> Sample:
         sample = next(self.upstream)
         out = self._augment(sample)
-        self.seen += 1
-        self.fired += out is not sample
+        self.counts["seen"] += 1
+        self.counts["fired"] += out is not sample
         return out
 
     def replay(self, origins: list[Origin]) -> Iterator[Sample]:
         return map(self._augment, self.upstream.replay(origins))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"seen": self.seen, "fired": self.fired}
-
-    def stats(self) -> dict[str, Any]:
-        return {"seen": self.seen, "fired": self.fired}

@@ -26,30 +26,21 @@ class BatchStage(Stage):
         self.drop_last = bool(drop_last)
 
     def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _BatchNode(upstream, self.batch_size, self.drop_last, state)
+        return _BatchNode(upstream, self, ctx, state)
 
 
 class _BatchNode(Node):
-    def __init__(self, upstream: Node, batch_size: int, drop_last: bool, state: dict[str, Any] | None):
-        self.upstream = upstream
-        self.batch_size = batch_size
-        self.drop_last = drop_last
-        self.batches, self.dropped = (state["batches"], state["dropped"]) if state is not None else (0, 0)
+    counters = ("batches", "dropped")
 
     def __next__(self) -> Any:
+        size = self.stage.batch_size
         samples = []
         for sample in self.upstream:
             samples.append(sample)
-            if len(samples) == self.batch_size:
+            if len(samples) == size:
                 break
-        if not samples or (self.drop_last and len(samples) < self.batch_size):
-            self.dropped += len(samples)
+        if not samples or (self.stage.drop_last and len(samples) < size):
+            self.counts["dropped"] += len(samples)
             raise StopIteration
-        self.batches += 1
+        self.counts["batches"] += 1
         return collate_samples(samples)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"batches": self.batches, "dropped": self.dropped}
-
-    def stats(self) -> dict[str, Any]:
-        return {"batches": self.batches, "dropped": self.dropped}

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ..origin import Origin
-from ..pipe import Node, StreamContext
+from ..pipe import Node, Stage, StreamContext
 from ..seeding import order_rng
 
 __all__ = ["BufferedNode", "held_origin"]
@@ -31,26 +31,23 @@ def held_origin(item: Any, stage: str) -> Origin:
 
 
 class BufferedNode(Node):
-    """Upstream, keyed order generator, ``exhausted`` flag, counts and held origins, in one place.
+    """Keyed order generator, ``exhausted`` flag and held origins on top of a node's counts.
 
-    Subclasses set ``held_key`` (the state key of their held origins) and ``counters`` (the names
-    of their counts), and define :meth:`held` (the origins of what they hold, any nesting of
-    lists) and :meth:`restore` (rebuild the buffer from those origins with :meth:`replayed`).
+    Subclasses set ``held_key`` (the state key of their held origins) and define :meth:`held`
+    (the origins of what they hold, any nesting of lists) and :meth:`restore` (rebuild what they
+    hold from those origins with :meth:`replayed`); they make their empty buffer before calling
+    ``super().__init__``, which restores a saved one.
     """
 
     held_key: ClassVar[str] = "buffer"
-    counters: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, upstream: Node, ctx: StreamContext, state: dict[str, Any] | None):
-        self.upstream = upstream
-        self.name = ctx.stage
+    def __init__(self, upstream: Node, stage: Stage, ctx: StreamContext, state: dict[str, Any] | None):
+        super().__init__(upstream, stage, ctx, state)
         self.rng = order_rng(ctx.seed, ctx.epoch, ctx.stage, ctx.rank, ctx.worker)
         self.exhausted = False
-        self.counts = dict.fromkeys(self.counters, 0)
         if state is not None:
             self.rng.bit_generator.state = state["rng"]
             self.exhausted = state["exhausted"]
-            self.counts.update(state.get("counts", {}))
             self.restore(state[self.held_key])
 
     def fill(self, buffer: list[Any], size: int) -> int:
@@ -74,7 +71,5 @@ class BufferedNode(Node):
         raise TypeError(f"{type(self).__name__} must define restore()")
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"rng": self.rng.bit_generator.state, self.held_key: self.held(), "exhausted": self.exhausted}
-        if self.counters:
-            state["counts"] = dict(self.counts)
-        return state
+        return {**super().state_dict(), "rng": self.rng.bit_generator.state, self.held_key: self.held(),
+                "exhausted": self.exhausted}

@@ -11,33 +11,13 @@ from .buffered import BufferedNode, held_origin
 __all__ = ["ShuffleStage"]
 
 
-@pipe_method("shuffle")
-class ShuffleStage(Stage):
-    """Shuffle items within a buffer of ``buffer_size`` (held as references, not copies).
-
-    Once the buffer is full, each new item replaces a uniformly drawn buffered item, which is
-    yielded; at the end of the stream the buffer drains in random order. Draws come from
-    (seed, epoch, stage, rank, worker). ``buffer_size`` 0 or 1 passes items through unchanged.
-    On resume, the buffered items are read again by origin (they must carry one).
-    """
-
-    name = "shuffle"
-
-    def __init__(self, buffer_size: int):
-        self.buffer_size = check_int(buffer_size, "buffer_size")
-
-    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _ShuffleNode(upstream, self.buffer_size, ctx, state)
-
-
 class _ShuffleNode(BufferedNode):
-    def __init__(self, upstream: Node, buffer_size: int, ctx: StreamContext, state: dict[str, Any] | None):
-        self.buffer_size = buffer_size
+    def __init__(self, upstream: Node, stage: ShuffleStage, ctx: StreamContext, state: dict[str, Any] | None):
         self.buffer: list[Any] = []
-        super().__init__(upstream, ctx, state)
+        super().__init__(upstream, stage, ctx, state)
 
     def __next__(self) -> Any:
-        self.fill(self.buffer, self.buffer_size)
+        self.fill(self.buffer, self.stage.buffer_size)
         if not self.exhausted:
             try:
                 incoming = next(self.upstream)
@@ -63,3 +43,20 @@ class _ShuffleNode(BufferedNode):
 
     def stats(self) -> dict[str, Any]:
         return {"buffered": len(self.buffer)}
+
+
+@pipe_method("shuffle")
+class ShuffleStage(Stage):
+    """Shuffle items within a buffer of ``buffer_size`` (held as references, not copies).
+
+    Once the buffer is full, each new item replaces a uniformly drawn buffered item, which is
+    yielded; at the end of the stream the buffer drains in random order. Draws come from
+    (seed, epoch, stage, rank, worker). ``buffer_size`` 0 or 1 passes items through unchanged.
+    On resume, the buffered items are read again by origin (they must carry one).
+    """
+
+    name = "shuffle"
+    node = _ShuffleNode
+
+    def __init__(self, buffer_size: int):
+        self.buffer_size = check_int(buffer_size, "buffer_size")
