@@ -12,26 +12,12 @@ import contextlib
 import math
 from collections.abc import Iterator
 
-__all__ = [
-    "FieldError",
-    "check_bool",
-    "check_choice",
-    "check_float",
-    "check_int",
-    "check_int_range",
-    "check_limit",
-    "check_ordered",
-    "check_probability",
-    "field_errors",
-]
+__all__ = ["FieldError", "check_bool", "check_choice", "check_float", "check_int", "check_int_range", "check_limit",
+           "check_ordered", "check_probability", "field_errors"]
 
 
 class FieldError(ValueError):
-    """A bad argument value; ``field`` is the argument's name (``"min_len"``).
-
-    >>> FieldError("min_len", "min_len must be an int >= 1 (0 given)").field
-    'min_len'
-    """
+    """A bad argument value; ``field`` is the argument's name (``"min_len"``)."""
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
@@ -59,15 +45,7 @@ def check_int(value: object, field: str, *, minimum: int | None = 0, hint: str =
 
 
 def check_limit(value: object, field: str, *, minimum: int = 1) -> int | None:
-    """``None`` (no limit) or an int ``>= minimum``.
-
-    >>> check_limit(None, "max_raw_frames"), check_limit(8, "max_raw_frames")
-    (None, 8)
-    >>> check_limit(0, "max_raw_frames")
-    Traceback (most recent call last):
-    ...
-    streams.checks.FieldError: max_raw_frames must be None (no limit) or an int >= 1 (0 given)
-    """
+    """``None`` (no limit) or an int ``>= minimum``: ``check_limit(None, "max_raw_frames")`` is ``None``."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -95,13 +73,7 @@ def check_float(value: object, field: str, *, minimum: float = 0.0, maximum: flo
 
 
 def check_probability(value: object, field: str = "probability") -> float:
-    """``value`` as a float in [0, 1].
-
-    >>> check_probability(1.5)
-    Traceback (most recent call last):
-    ...
-    streams.checks.FieldError: probability must be between 0.0 and 1.0 (1.5 given)
-    """
+    """``value`` as a float in [0, 1], e.g. ``probability must be between 0.0 and 1.0 (1.5 given)``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise FieldError(field, f"{field} must be between 0.0 and 1.0 ({value!r} given)")
     return float(value)
@@ -165,14 +137,7 @@ def check_choice(value: object, field: str, choices: tuple[str, ...]) -> str:
 @contextlib.contextmanager
 def field_errors(field: str) -> Iterator[None]:
     """Inside, a plain ``ValueError`` becomes a :class:`FieldError` on ``field`` (same message):
-    for checks made by helpers that do not know which argument they were given.
-
-    >>> with field_errors("urls"):
-    ...     int("x")
-    Traceback (most recent call last):
-    ...
-    streams.checks.FieldError: invalid literal for int() with base 10: 'x'
-    """
+    for checks made by helpers that do not know which argument they were given."""
     try:
         yield
     except FieldError:

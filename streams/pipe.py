@@ -154,19 +154,16 @@ class Stage:
     """Settings of one step of a pipe. Immutable and picklable; ``open`` makes its live node.
 
     ``name`` is the stage's default name; a pipe makes names unique (``noise``, ``noise#2``) and
-    the name enters the seed of the stage's per-sample randomness. ``open`` makes
-    ``node(upstream, stage, ctx, state)``, with the node's saved ``state`` (what its
-    ``state_dict`` returned) when the pass resumes, else ``None``.
+    the name enters the seed of the stage's per-sample randomness.
     """
 
     name: str = "stage"
     is_source: bool = False
-    node: ClassVar[type[Node] | None] = None
 
     def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        if self.node is None:
-            raise TypeError(f"{type(self).__name__} must set node (its Node class) or define open()")
-        return self.node(upstream, self, ctx, state)
+        """This stage's live node for one pass, ``SomeNode(upstream, self, ctx, state)``; ``state`` is
+        what the node's ``state_dict`` returned when the pass resumes, else ``None``."""
+        raise TypeError(f"{type(self).__name__} must define open()")
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -190,13 +187,15 @@ class MapStage(Stage):
     picklable for DataLoader workers (a module-level function, not a lambda, under spawn)."""
 
     name = "map"
-    node = _MapNode
 
     def __init__(self, fn: Callable[[Any], Any], *, name: str | None = None):
         if not callable(fn):
             raise FieldError("fn", f"map needs a callable, got {type(fn).__name__}")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "map")
+
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        return _MapNode(upstream, self, ctx, state)
 
 
 class _FilterNode(Node):
@@ -215,13 +214,15 @@ class FilterStage(Stage):
     """Keep the items for which ``predicate`` is true; dropped items are counted in the stats."""
 
     name = "filter"
-    node = _FilterNode
 
     def __init__(self, predicate: Callable[[Any], bool], *, name: str | None = None):
         if not callable(predicate):
             raise FieldError("predicate", f"filter needs a callable predicate, got {type(predicate).__name__}")
         self.predicate = predicate
         self.name = name or getattr(predicate, "__name__", "filter")
+
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        return _FilterNode(upstream, self, ctx, state)
 
 
 _S = TypeVar("_S", bound=type)
