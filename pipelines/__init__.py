@@ -1,6 +1,9 @@
 """Pipelines assembled from configs: ``load_config``, ``build_pipe``, the CLI (``python -m pipelines``)."""
 
+from .augmentor import Augmentor
 from .build import build_pipe, build_stages, check_config
 from .config import Config, ConfigError, load_config, parse_config
+from .dataset import AugmentedDataset
 
-__all__ = ["Config", "ConfigError", "build_pipe", "build_stages", "check_config", "load_config", "parse_config"]
+__all__ = ["AugmentedDataset", "Augmentor", "Config", "ConfigError", "build_pipe", "build_stages", "check_config",
+           "load_config", "parse_config"]

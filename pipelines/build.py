@@ -35,7 +35,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:  # config.py imports this module (load_config checks by building): types only
     from .config import BatchingConfig, Config
 
-__all__ = ["build_pipe", "build_stages", "check_config"]
+__all__ = ["AUGMENTATION_ORDER", "build_augmentations", "build_pipe", "build_stages", "check_config"]
 
 
 def _block_kwargs(block: Any) -> dict[str, Any]:
@@ -62,38 +62,56 @@ def build_stages(config: Config) -> list[Stage]:
                                  mel_dtype=src.mel_dtype, equal_steps=src.equal_steps, resampled=src.resampled,
                                  epoch_samples=src.epoch_samples, sample_counts=src.sample_counts,
                                  on_error=src.on_error)]
+    augmentations = build_augmentations(config)
+    stages.extend(augmentations.pop(name) for name in BEFORE_SHUFFLE if name in augmentations)
+    if config.shuffle.buffer_size:
+        stages.append(_make("shuffle", ShuffleStage, buffer_size=config.shuffle.buffer_size))
+    stages.extend(augmentations.values())
+    stages.extend(_batching_stages(config.batching))
+    return stages
+
+
+AUGMENTATION_ORDER = ("crop", "concatenation", "chunk_shuffle", "gain", "channel_dropout", "spec_augment", "noise")
+"""The augmentation blocks in pipe order (the module docstring says why)."""
+BEFORE_SHUFFLE = ("crop",)
+"""The augmentations that run before the shuffle buffer."""
+
+
+def build_augmentations(config: Config) -> dict[str, Stage]:
+    """The enabled augmentation stages of ``config``, by block name, in pipe order (none when
+    augmentation is off); ``config.source`` is not used, so a config made in code needs no shards."""
     aug = config.augmentation
     schedule = _make("augmentation.schedule", ProbabilitySchedule,
                      paths={"warmup_epochs": "augmentation.warmup_epochs"}, warmup_epochs=aug.warmup_epochs,
                      kind=aug.schedule.kind, decay_epochs=aug.schedule.decay_epochs,
                      start_factor=aug.schedule.start_factor, end_factor=aug.schedule.end_factor)
-
-    def augmentation(name: str, factory: Any) -> None:
+    factories = {"crop": CropStage, "concatenation": PairStage, "chunk_shuffle": ChunkShuffleStage, "gain": GainStage,
+                 "channel_dropout": ChannelDropoutStage, "spec_augment": SpecAugmentStage, "noise": NoiseStage}
+    stages = {}
+    for name in AUGMENTATION_ORDER:
         block = getattr(aug, name)
         if config.augment and block.enabled:
-            stages.append(_make(f"augmentation.{name}", factory, schedule=schedule, **_block_kwargs(block)))
-
-    augmentation("crop", CropStage)
-    if config.shuffle.buffer_size:
-        stages.append(_make("shuffle", ShuffleStage, buffer_size=config.shuffle.buffer_size))
-    augmentation("concatenation", PairStage)
-    augmentation("chunk_shuffle", ChunkShuffleStage)
-    augmentation("gain", GainStage)
-    augmentation("channel_dropout", ChannelDropoutStage)
-    augmentation("spec_augment", SpecAugmentStage)
-    augmentation("noise", NoiseStage)
-
-    stages.extend(_batching_stages(config.batching))
+            stages[name] = _make(f"augmentation.{name}", factories[name], schedule=schedule, **_block_kwargs(block))
     return stages
 
 
 def _batching_stages(batching: BatchingConfig) -> list[Stage]:
-    """The batching stage (none, fixed-size or frame-budget); the modes are exclusive (the parse checked)."""
+    """The batching stage: none, fixed-size or frame-budget; one mode's options given with the other
+    are refused, not ignored (checked here, so configs made in code are checked too)."""
+    if batching.batch_size is not None and batching.max_frames is not None:
+        raise ConfigError("batching", "give batch_size or max_frames, not both")
+    budget_only = {"bucket_buffer": batching.bucket_buffer, "max_batch_size": batching.max_batch_size}
+    for name, value in budget_only.items():
+        if value is not None and batching.max_frames is None:
+            raise ConfigError(f"batching.{name}", "applies only to frame-budget batching; set batching.max_frames "
+                                                  "or remove it")
+    if batching.drop_last is not None and batching.batch_size is None:
+        raise ConfigError("batching.drop_last", "applies only to fixed-size batches (batching.batch_size); "
+                                                "frame-budget batches keep every sample")
     if batching.batch_size is not None:
         return [_make("batching", BatchStage, batch_size=batching.batch_size, drop_last=bool(batching.drop_last))]
     if batching.max_frames is not None:
-        options = {name: value for name in ("bucket_buffer", "max_batch_size")
-                   if (value := getattr(batching, name)) is not None}
+        options = {name: value for name, value in budget_only.items() if value is not None}
         return [_make("batching", FrameBudgetBatchStage, max_frames=batching.max_frames, **options)]
     return []
 
@@ -106,5 +124,6 @@ def check_config(config: Config) -> Config:
 
 
 def build_pipe(config: Config) -> Pipe:
-    """The pipe described by ``config``: use it as ``DataLoader(build_pipe(cfg), batch_size=None)``."""
+    """The pipe described by ``config``: use it as ``DataLoader(build_pipe(cfg))`` (the pipe's own batches;
+    ``batch_size=None`` is the same), or, without a ``batching`` block, ``DataLoader(pipe, batch_size=N)``."""
     return Pipe(build_stages(config), seed=config.seed)

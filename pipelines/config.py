@@ -322,8 +322,8 @@ def load_config(source: str | os.PathLike | dict[str, Any]) -> Config:
 
 def parse_config(source: str | os.PathLike | dict[str, Any]) -> Config:
     """Parse a config from a JSON file path or a dict, with the schema's checks (types, unknown
-    keys, options of one batching mode given with the other); raise :class:`ConfigError` naming
-    the field. Values are not range-checked here: :func:`load_config` does that.
+    keys, shards given); raise :class:`ConfigError` naming the field. Values are not range-checked
+    here: :func:`load_config` does that.
 
     Relative local shard paths are resolved against the config file's folder (against the
     working directory for a dict).
@@ -344,22 +344,9 @@ def parse_config(source: str | os.PathLike | dict[str, Any]) -> Config:
     if not config.source.urls:
         raise ConfigError("source.urls", "no shards given; set it to a shard pattern like "
                                          "\"shards/train-{000000..000009}.tar\"")
-    _check_batching(config.batching)
     return dataclasses.replace(
         config, source=dataclasses.replace(
             config.source, urls=_resolve_urls(config.source.urls, base_dir),
             sample_counts=(_resolve_urls(config.source.sample_counts, base_dir)
                            if config.source.sample_counts else config.source.sample_counts)))
 
-
-def _check_batching(batching: BatchingConfig) -> None:
-    """One batching mode: its own options only, never the other mode's, silently ignored."""
-    if batching.batch_size is not None and batching.max_frames is not None:
-        raise ConfigError("batching", "give batch_size or max_frames, not both")
-    for name in ("bucket_buffer", "max_batch_size"):
-        if getattr(batching, name) is not None and batching.max_frames is None:
-            raise ConfigError(f"batching.{name}", "applies only to frame-budget batching; set batching.max_frames "
-                                                  "or remove it")
-    if batching.drop_last is not None and batching.batch_size is None:
-        raise ConfigError("batching.drop_last", "applies only to fixed-size batches (batching.batch_size); "
-                                                "frame-budget batches keep every sample")
