@@ -42,6 +42,7 @@ __all__ = [
     "StreamContext",
     "pipe_method",
     "pipe_source",
+    "shared_epoch_cell",
 ]
 
 STATE_VERSION = 1
@@ -268,7 +269,8 @@ def _add_method(name: str, method: Any, summary: str, cls: type) -> None:
     setattr(Pipe, name, method)
 
 
-def _shared_epoch(epoch: int) -> torch.Tensor:
+def shared_epoch_cell(epoch: int = 0) -> torch.Tensor:
+    """An int64 tensor in shared memory: an epoch set in it reaches DataLoader workers, persistent ones too."""
     cell = torch.tensor(epoch, dtype=torch.int64)
     with contextlib.suppress(RuntimeError):  # without shared memory, set_epoch reaches only fresh workers
         cell.share_memory_()
@@ -301,7 +303,7 @@ class Pipe(IterableDataset):
         self.stages = stages
         self.seed = check_int(seed, "seed", minimum=None)
         self.stage_names = _unique_names(stage.name for stage in stages)
-        self._epoch_cell = _epoch_cell if _epoch_cell is not None else _shared_epoch(0)
+        self._epoch_cell = _epoch_cell if _epoch_cell is not None else shared_epoch_cell(0)
         self._pending_state: dict[str, Any] | None = None
         self._restart_epoch = False
         self._live: PipeIterator | None = None
