@@ -1,8 +1,9 @@
 """Pipelines assembled from configs: ``load_config``, ``build_pipe``, the CLI (``python -m pipelines``)."""
 
 from .augmentor import Augmentor
-from .build import build_pipe, build_stages
-from .config import Config, ConfigError, load_config
+from .build import build_pipe, build_stages, check_config, load_config
+from .config import Config, ConfigError, parse_config
 from .dataset import AugmentedDataset
 
-__all__ = ["AugmentedDataset", "Augmentor", "Config", "ConfigError", "build_pipe", "build_stages", "load_config"]
+__all__ = ["AugmentedDataset", "Augmentor", "Config", "ConfigError", "build_pipe", "build_stages", "check_config",
+           "load_config", "parse_config"]

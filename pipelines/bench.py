@@ -75,7 +75,8 @@ from streams.tools.synthetic import synthetic_sample
 from .bench_reference import REFERENCE_AUGMENTATIONS, reference_generators
 from .bench_reference import concatenate_samples as reference_concatenate
 from .build import build_pipe, build_stages
-from .config import Config, load_config
+from .build import load_config
+from .config import Config
 
 __all__ = [
     "AUGMENTATION_BLOCKS",

@@ -14,10 +14,12 @@ Stage order, and why:
 from __future__ import annotations
 
 import dataclasses
-import re
+import os
 from typing import Any
 
 from streams import Pipe, ShardSource, Stage
+from streams.checks import FieldError
+from streams.schedule import ProbabilitySchedule
 from streams.stages.batch import BatchStage
 from streams.stages.bucketing import FrameBudgetBatchStage
 from streams.stages.channel_dropout import ChannelDropoutStage
@@ -26,37 +28,31 @@ from streams.stages.crop import CropStage
 from streams.stages.gain import GainStage
 from streams.stages.noise import NoiseStage
 from streams.stages.pairing import PairStage
-from streams.schedule import ProbabilitySchedule
 from streams.stages.shuffle import ShuffleStage
 from streams.stages.spec_augment import SpecAugmentStage
 from streams.reading.tar_records import ReadLimits
 
-from .config import Config, ConfigError, check_pipe_opt_in
+from .config import BatchingConfig, Config, check_pipe_opt_in, parse_config, pipe_urls
+from .errors import ConfigError
 
-__all__ = ["AUGMENTATION_ORDER", "build_augmentations", "build_pipe", "build_stages"]
+__all__ = ["AUGMENTATION_ORDER", "build_augmentations", "build_pipe", "build_stages", "check_config", "load_config"]
 
 
 def _block_kwargs(block: Any) -> dict[str, Any]:
     return {f.name: getattr(block, f.name) for f in dataclasses.fields(block) if f.name != "enabled"}
 
 
-def _field_path(path: str, message: str, names: Any, paths: dict[str, str]) -> str:
-    """The config path of the argument ``message`` names first (``augmentation.noise.probability``);
-    ``path`` (the block) when it names none. ``paths`` overrides where an argument lives."""
-    found = [(match.start(), name) for name in names if (match := re.search(rf"\b{re.escape(name)}\b", message))]
-    if not found:
-        return path
-    name = min(found)[1]
-    if name in paths:
-        return paths[name]
-    return path if path.rsplit(".", 1)[-1] == name else f"{path}.{name}"
-
-
-def _make(path: str, factory: Any, *, paths: dict[str, str] | None = None, **kwargs: Any) -> Stage:
+def _make(block: str, factory: Any, *, paths: dict[str, str] | None = None, **kwargs: Any) -> Stage:
+    """``factory(**kwargs)``; a bad argument raises :class:`ConfigError` at its config path: the
+    block's field of the argument's name (``augmentation.noise.probability``), or ``paths[name]``
+    where the argument lives elsewhere; an error no argument owns names the block."""
     try:
         return factory(**kwargs)
+    except FieldError as err:
+        path = (paths or {}).get(err.field) or (f"{block}.{err.field}" if err.field in kwargs else block)
+        raise ConfigError(path, str(err)) from err
     except ValueError as err:
-        raise ConfigError(_field_path(path, str(err), kwargs, paths or {}), str(err)) from err
+        raise ConfigError(block, str(err)) from err
 
 
 def _bytes(field: str, mebibytes: float) -> int:
@@ -79,7 +75,7 @@ def build_stages(config: Config) -> list[Stage]:
     augmentations = build_augmentations(config)
     stages.extend(augmentations.pop(name) for name in BEFORE_SHUFFLE if name in augmentations)
     if config.shuffle.buffer_size:
-        stages.append(_make("shuffle.buffer_size", ShuffleStage, buffer_size=config.shuffle.buffer_size))
+        stages.append(_make("shuffle", ShuffleStage, buffer_size=config.shuffle.buffer_size))
     stages.extend(augmentations.values())
     stages.extend(_batching_stages(config.batching))
     return stages
@@ -109,7 +105,9 @@ def build_augmentations(config: Config) -> dict[str, Stage]:
     return stages
 
 
-def _batching_stages(batching: Any) -> list[Stage]:
+def _batching_stages(batching: BatchingConfig) -> list[Stage]:
+    """The batching stage: none, fixed-size or frame-budget; one mode's options given with the other
+    are refused, not ignored (checked here, so configs made in code are checked too)."""
     if batching.batch_size is not None and batching.max_frames is not None:
         raise ConfigError("batching", "give batch_size or max_frames, not both")
     budget_only = {"bucket_buffer": batching.bucket_buffer, "max_batch_size": batching.max_batch_size}
@@ -126,6 +124,26 @@ def _batching_stages(batching: Any) -> list[Stage]:
         options = {name: value for name, value in budget_only.items() if value is not None}
         return [_make("batching", FrameBudgetBatchStage, max_frames=batching.max_frames, **options)]
     return []
+
+
+def load_config(source: str | os.PathLike | dict[str, Any]) -> Config:
+    """:func:`~pipelines.config.parse_config`, then every stage's own checks (:func:`check_config`);
+    raise :class:`ConfigError` naming the field's path either way. No shell command runs here."""
+    return check_config(parse_config(source))
+
+
+def check_config(config: Config) -> Config:
+    """``config``, once every stage it describes was built (so each ran its own checks); a bad value
+    raises :class:`ConfigError` with the field's config path, before any data flows.
+
+    A ``pipe:`` sample index is not run (so not read) here: equal steps, which needs those counts,
+    is left out of this check and checked when the pipe reads."""
+    checked = config
+    if pipe_urls(config.source.sample_counts):
+        checked = dataclasses.replace(config, source=dataclasses.replace(
+            config.source, sample_counts=None, equal_steps=None, epoch_samples=None))
+    build_stages(checked)
+    return config
 
 
 def build_pipe(config: Config) -> Pipe:

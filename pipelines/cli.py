@@ -24,7 +24,8 @@ from streams.tools.shard_writer import write_shards
 from streams.tools.synthetic import EditStyle, synthetic_sample
 from streams.reading.tar_records import ReadLimits, Record, ShardReadError
 
-from .config import ConfigError, load_config
+from .build import load_config
+from .config import ConfigError
 from .run import StallError
 
 __all__ = ["main"]

@@ -4,8 +4,10 @@ The ``augmentation`` block is exactly the schema of the augmentation plan's conf
 example (which loads unchanged, as does its flat ``augmentation_enabled`` switch), plus optional
 fields documented on each block. Unknown keys are rejected with a did-you-mean; wrong types and
 bad values are rejected with the dotted path of the field (``augmentation.noise.probability``).
-Values each stage checks itself (ranges, min <= max) are checked by building the stages at load
-time, so a bad config never reaches a DataLoader worker.
+
+:func:`parse_config` is the parse and these schema checks alone. :func:`load_config` also checks
+the values each stage checks itself (ranges, min <= max) by building the stages once
+(:func:`pipelines.build.check_config`), so a bad config never reaches a DataLoader worker.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import types
 import typing
 from typing import Any, Literal, Union
+
+from .errors import ConfigError
 
 __all__ = [
     "AugmentationConfig",
@@ -34,16 +38,9 @@ __all__ = [
     "SourceConfig",
     "SpecAugmentConfig",
     "check_pipe_opt_in",
-    "load_config",
+    "parse_config",
+    "pipe_urls",
 ]
-
-
-class ConfigError(ValueError):
-    """A config value is missing, unknown, of the wrong type or out of range; ``path`` names it."""
-
-    def __init__(self, path: str, message: str):
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
 
 
 # --- augmentation blocks (field names are the stage constructors' keyword arguments) -------------
@@ -95,10 +92,10 @@ class SpecAugmentConfig:
 
     enabled: bool = False
     probability: float = 0.5
-    freq_masks: Union[int, list[int]] = 2
-    freq_width: Union[int, list[int]] = 20
-    time_masks: Union[int, list[int]] = 2
-    time_width: Union[int, list[int]] = 50
+    freq_masks: int | list[int] = 2
+    freq_width: int | list[int] = 20
+    time_masks: int | list[int] = 2
+    time_width: int | list[int] = 50
     mode: Literal["shared", "independent"] = "shared"
     fill: Literal["zero", "mean"] = "zero"
     adaptive: bool = False
@@ -196,7 +193,7 @@ class SourceConfig:
     read may wait for data before its shard fails as stalled (null: forever).
     """
 
-    urls: Union[str, list[str]] = ""
+    urls: str | list[str] = ""
     shuffle_shards: bool = True
     mel_dtype: Literal["float32", "float16"] = "float32"
     on_error: Literal["raise", "skip"] = "raise"
@@ -267,6 +264,15 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
+_SCALARS = {
+    type(None): lambda value: value is None,
+    bool: lambda value: isinstance(value, bool),
+    int: lambda value: isinstance(value, int) and not isinstance(value, bool),
+    float: lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
+    str: lambda value: isinstance(value, str),
+}
+
+
 def _parse_value(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
@@ -283,21 +289,8 @@ def _parse_value(tp: Any, value: Any, path: str) -> Any:
     elif origin is list:
         if isinstance(value, list):
             return [_parse_value(typing.get_args(tp)[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
-    elif tp is type(None):
-        if value is None:
-            return None
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
+    elif tp in _SCALARS and _SCALARS[tp](value):
+        return float(value) if tp is float else value
     raise ConfigError(path, f"expected {_type_name(tp)}, got {json.dumps(value)}")
 
 
@@ -331,7 +324,7 @@ def _resolve_urls(urls: str | list[str], base_dir: str) -> str | list[str]:
     return [resolve(u) for u in urls]
 
 
-def _pipe_urls(urls: str | list[str] | None) -> list[str]:
+def pipe_urls(urls: str | list[str] | None) -> list[str]:
     """The ``pipe:`` URLs among ``urls``, brace patterns expanded (string work only: nothing is opened)."""
     from webdataset.shardlists import expand_urls
 
@@ -354,29 +347,20 @@ def check_pipe_opt_in(source: SourceConfig) -> None:
     if source.allow_pipe:
         return
     for field in ("urls", "sample_counts"):
-        found = _pipe_urls(getattr(source, field))
+        found = pipe_urls(getattr(source, field))
         if found:
             raise ConfigError(f"source.{field}", f"{found[0]!r} runs a shell command when read; set "
                                                  "source.allow_pipe to true if you trust this config as you would a "
                                                  "script, or give a path or http(s) URL")
 
 
-def _validation_view(config: Config) -> Config:
-    """``config`` as validation builds it: a ``pipe:`` sample index is not run (so not read) at
-    load time, and equal steps, which needs those counts, is left out of the check."""
-    if not _pipe_urls(config.source.sample_counts):
-        return config
-    return dataclasses.replace(config, source=dataclasses.replace(config.source, sample_counts=None,
-                                                                  equal_steps=None, epoch_samples=None))
-
-
-def load_config(source: str | os.PathLike | dict[str, Any], *, validate: bool = True) -> Config:
-    """Parse a config from a JSON file path or a dict; raise :class:`ConfigError` naming the field.
+def parse_config(source: str | os.PathLike | dict[str, Any]) -> Config:
+    """Parse a config from a JSON file path or a dict, with the schema's checks (types, unknown
+    keys, shards given); raise :class:`ConfigError` naming the field. Values are not range-checked
+    here: :func:`load_config` does that.
 
     Relative local shard paths are resolved against the config file's folder (against the
-    working directory for a dict). With ``validate`` (default), the stages are built once so
-    their own range checks run now, reported with the block's path. No shell command runs here:
-    ``pipe:`` URLs need ``source.allow_pipe`` (:func:`check_pipe_opt_in`) and are not read.
+    working directory for a dict).
     """
     if isinstance(source, dict):
         data, base_dir = source, os.getcwd()
@@ -395,20 +379,8 @@ def load_config(source: str | os.PathLike | dict[str, Any], *, validate: bool = 
     if not config.source.urls:
         raise ConfigError("source.urls", "no shards given; set it to a shard pattern like "
                                          "\"shards/train-{000000..000009}.tar\"")
-    config = dataclasses.replace(
+    return dataclasses.replace(
         config, source=dataclasses.replace(
             config.source, urls=_resolve_urls(config.source.urls, base_dir),
             sample_counts=(_resolve_urls(config.source.sample_counts, base_dir)
                            if config.source.sample_counts else config.source.sample_counts)))
-    if validate:
-        from streams.reading.shardlist import expand_shard_urls
-
-        from .build import build_pipe
-
-        try:  # a bad pattern is the field's fault, whatever else the source checks
-            expand_shard_urls(config.source.urls)
-        except ValueError as err:
-            raise ConfigError("source.urls", str(err)) from err
-
-        build_pipe(_validation_view(config))
-    return config

@@ -24,10 +24,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from streams import Pipe
+from streams.checks import check_int
+from streams.origin import MemoryOrigin
+from streams.pipe import shared_epoch_cell
 from streams.reading.decode import decode_record
 from streams.reading.tar_records import Record
 from streams.sample import Sample, check_sample
@@ -75,16 +77,12 @@ class AugmentedDataset(Dataset):
         if augmentor is not None and not isinstance(augmentor, Augmentor):
             raise ValueError(f"augmentor must be an Augmentor or None ({type(augmentor).__name__} given); build "
                              "one with Augmentor.from_config(config)")
-        self.samples = [check_sample(s).replace(origin=("memory", i)) for i, s in enumerate(samples)]
+        self.samples = [check_sample(s).replace(origin=MemoryOrigin(i).stored()) for i, s in enumerate(samples)]
         if not self.samples:
             raise ValueError("AugmentedDataset needs at least one sample")
         self.augmentor = augmentor
         self.augment = bool(augment)
-        self._epoch = torch.zeros((), dtype=torch.int64)
-        try:
-            self._epoch.share_memory_()
-        except RuntimeError:  # no shared memory: set_epoch then reaches only workers started afterwards
-            pass
+        self._epoch = shared_epoch_cell()
         frames = np.array([[s.raw_frames, s.edit_frames] for s in self.samples], dtype=np.int64)
         self._raw_frames, self._edit_frames = frames[:, 0], frames[:, 1]
 
@@ -106,9 +104,7 @@ class AugmentedDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Draw augmentations (and partners) for ``epoch`` from now on."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative int ({epoch!r} given)")
-        self._epoch.fill_(epoch)
+        self._epoch.fill_(check_int(epoch, "epoch"))
 
     def __len__(self) -> int:
         return len(self.samples)

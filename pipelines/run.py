@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from streams import Batch, Pipe, Sample
-from streams.reading.skips import SkipReport, source_samples
+from streams.origin import source_samples
+from streams.reading.skips import SkipReport
 
 from .build import build_pipe
 from .config import Config

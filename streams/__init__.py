@@ -12,7 +12,7 @@ from .reading.epoch_plan import batches_per_rank
 from .stages.gain import GainStage
 from .stages.noise import NoiseStage
 from .stages.pairing import PairStage, concatenate_samples
-from .pipe import FilterStage, MapStage, Node, Pipe, PipeIterator, Stage, StreamContext, pipe_method
+from .pipe import FilterStage, MapStage, Node, Pipe, PipeIterator, Stage, StreamContext, pipe_method, pipe_source
 from .sample import Origin, Sample, SampleError, check_sample
 from .schedule import ProbabilitySchedule
 from .seeding import derive_seed, order_rng, sample_generator
@@ -63,6 +63,7 @@ __all__ = [
     "derive_seed",
     "order_rng",
     "pipe_method",
+    "pipe_source",
     "sample_generator",
     "shuffle_chunks",
 ]

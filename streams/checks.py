@@ -1,29 +1,55 @@
-"""Validation of stage settings: each check returns the clean value or raises ``ValueError``.
+"""Validation of stage settings: each check returns the clean value or raises :class:`FieldError`.
 
 Messages name the field, the value given and what is allowed, e.g.
 ``min_len must be an int >= 1 (0 given)``, so a bad config fails when the stage is built,
-before any data flows.
+before any data flows. The error also carries the argument's name in ``field``, so a config
+layer maps it to its own path (``augmentation.crop.min_len``) without reading the message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
-__all__ = ["check_choice", "check_float", "check_int", "check_int_range", "check_ordered"]
+__all__ = ["FieldError", "check_bool", "check_choice", "check_float", "check_int", "check_int_range", "check_limit",
+           "check_ordered", "check_probability", "field_errors"]
 
 
-def check_int(value: object, field: str, *, minimum: int = 0) -> int:
-    """``value`` if it is an int (not a bool) ``>= minimum``, else ``ValueError`` naming ``field``.
+class FieldError(ValueError):
+    """A bad argument value; ``field`` is the argument's name (``"min_len"``)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+    def __reduce__(self) -> tuple:  # DataLoader workers re-raise errors after pickling them
+        return type(self), (self.field, str(self))
+
+
+def check_int(value: object, field: str, *, minimum: int | None = 0, hint: str = "") -> int:
+    """``value`` if it is an int (not a bool) ``>= minimum`` (any int for ``None``), else
+    :class:`FieldError` naming ``field``; ``hint`` says why, when the bound needs a reason.
 
     >>> check_int(3, "chunk_size", minimum=1)
     3
     >>> check_int(0, "chunk_size", minimum=1)
     Traceback (most recent call last):
     ...
-    ValueError: chunk_size must be an int >= 1 (0 given)
+    streams.checks.FieldError: chunk_size must be an int >= 1 (0 given)
     """
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        allowed = "an int" if minimum is None else f"an int >= {minimum}"
+        raise FieldError(field, f"{field} must be {allowed} ({value!r} given)" + (f"; {hint}" if hint else ""))
+    return int(value)
+
+
+def check_limit(value: object, field: str, *, minimum: int = 1) -> int | None:
+    """``None`` (no limit) or an int ``>= minimum``: ``check_limit(None, "max_raw_frames")`` is ``None``."""
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{field} must be an int >= {minimum} ({value!r} given)")
+        raise FieldError(field, f"{field} must be None (no limit) or an int >= {minimum} ({value!r} given)")
     return int(value)
 
 
@@ -36,27 +62,41 @@ def check_float(value: object, field: str, *, minimum: float = 0.0, maximum: flo
     >>> check_float(-1, "level_min")
     Traceback (most recent call last):
     ...
-    ValueError: level_min must be a number >= 0.0 (-1 given)
+    streams.checks.FieldError: level_min must be a number >= 0.0 (-1 given)
     """
     low = ">=" if include_minimum else ">"
     allowed = f"{low} {minimum}" if maximum == math.inf else f"{low} {minimum} and <= {maximum}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{field} must be a number {allowed} ({value!r} given)")
-    if value < minimum or (value == minimum and not include_minimum) or value > maximum:
-        raise ValueError(f"{field} must be a number {allowed} ({value!r} given)")
+    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+    if bad or value < minimum or (value == minimum and not include_minimum) or value > maximum:
+        raise FieldError(field, f"{field} must be a number {allowed} ({value!r} given)")
     return float(value)
 
 
+def check_probability(value: object, field: str = "probability") -> float:
+    """``value`` as a float in [0, 1], e.g. ``probability must be between 0.0 and 1.0 (1.5 given)``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise FieldError(field, f"{field} must be between 0.0 and 1.0 ({value!r} given)")
+    return float(value)
+
+
+def check_bool(value: object, field: str) -> bool:
+    """``value`` if it is a bool (``1`` or ``"yes"`` are refused, not guessed)."""
+    if not isinstance(value, bool):
+        raise FieldError(field, f"{field} must be true or false ({value!r} given)")
+    return value
+
+
 def check_ordered(low: float, high: float, low_field: str, high_field: str) -> None:
-    """``ValueError`` unless ``low <= high``.
+    """:class:`FieldError` (on ``low_field``) unless ``low <= high``.
 
     >>> check_ordered(2, 1, "min_len", "max_len")
     Traceback (most recent call last):
     ...
-    ValueError: min_len must be <= max_len (min_len=2, max_len=1 given)
+    streams.checks.FieldError: min_len must be <= max_len (min_len=2, max_len=1 given)
     """
     if low > high:
-        raise ValueError(f"{low_field} must be <= {high_field} ({low_field}={low!r}, {high_field}={high!r} given)")
+        raise FieldError(low_field, f"{low_field} must be <= {high_field} "
+                                    f"({low_field}={low!r}, {high_field}={high!r} given)")
 
 
 def check_int_range(value: object, field: str) -> tuple[int, int]:
@@ -67,14 +107,15 @@ def check_int_range(value: object, field: str) -> tuple[int, int]:
     >>> check_int_range((3, 1), "freq_width")
     Traceback (most recent call last):
     ...
-    ValueError: freq_width must be an int >= 0 or a pair [low, high] of ints with 0 <= low <= high ((3, 1) given)
+    streams.checks.FieldError: freq_width must be an int >= 0 or a pair [low, high] of ints with 0 <= low <= high \
+((3, 1) given)
     """
     message = f"{field} must be an int >= 0 or a pair [low, high] of ints with 0 <= low <= high ({value!r} given)"
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(message)
+        raise FieldError(field, message)
     low, high = value
     if any(isinstance(v, bool) or not isinstance(v, int) for v in (low, high)) or not 0 <= low <= high:
-        raise ValueError(message)
+        raise FieldError(field, message)
     return int(low), int(high)
 
 
@@ -86,8 +127,22 @@ def check_choice(value: object, field: str, choices: tuple[str, ...]) -> str:
     >>> check_choice("avg", "fill", ("zero", "mean"))
     Traceback (most recent call last):
     ...
-    ValueError: fill must be one of 'zero', 'mean' ('avg' given)
+    streams.checks.FieldError: fill must be one of 'zero', 'mean' ('avg' given)
     """
     if value not in choices:
-        raise ValueError(f"{field} must be one of {', '.join(map(repr, choices))} ({value!r} given)")
+        raise FieldError(field, f"{field} must be one of {', '.join(map(repr, choices))} ({value!r} given)")
     return str(value)
+
+
+@contextlib.contextmanager
+def field_errors(field: str) -> Iterator[None]:
+    """Inside, a plain ``ValueError`` becomes a :class:`FieldError` on ``field`` (same message):
+    for checks made by helpers that do not know which argument they were given."""
+    try:
+        yield
+    except FieldError:
+        raise
+    except ValueError as err:
+        if type(err) is not ValueError:  # typed errors (a bad sample, a bad shard) keep their type
+            raise
+        raise FieldError(field, str(err)) from err

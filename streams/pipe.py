@@ -7,27 +7,30 @@ later node pulls from the one before) inside a :class:`StreamContext` that says 
 and worker this pass is.
 
 Every node can report a small state (positions, RNG states, the origins of buffered items) and
-restore it; :class:`PipeIterator` nests them, and :meth:`Pipe.state_dict` /
+is handed it back when it is opened (``Stage.open(upstream, ctx, state)``, as torchdata.nodes'
+``reset(initial_state)``); :class:`PipeIterator` nests them, and :meth:`Pipe.state_dict` /
 :meth:`Pipe.load_state_dict` expose them to ``torchdata``'s ``StatefulDataLoader``. A node that
 buffers items restores its buffer through :meth:`Node.replay`: the source reads the buffered
 samples again by origin and every stage between re-applies its (deterministic, keyed) work.
 
-Stages register fluent methods with :func:`pipe_method`, so scripts read
-``Pipe.from_shards(urls).crop(...).shuffle(100).batch(8)``; each call returns a new pipe.
+Stages register fluent methods with :func:`pipe_method` and sources their constructors with
+:func:`pipe_source`, so scripts read ``Pipe.from_shards(urls).crop(...).shuffle(100).batch(8)``
+while this module knows no concrete stage; each call returns a new pipe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .checks import FieldError, check_int
 from .sample import Origin
-from .reading.skips import SkipReport
 
 __all__ = [
     "FilterStage",
@@ -38,6 +41,8 @@ __all__ = [
     "Stage",
     "StreamContext",
     "pipe_method",
+    "pipe_source",
+    "shared_epoch_cell",
 ]
 
 STATE_VERSION = 1
@@ -102,13 +107,22 @@ def _distributed_rank() -> tuple[int, int]:
 
 
 class Node:
-    """A live iterator over one pass of a stage.
+    """A live iterator over one pass of a stage, made by :meth:`Stage.open`.
 
-    Subclasses implement ``__next__``; stateful ones also ``state_dict``/``load_state_dict``
-    (called before the first ``__next__``); transforming ones also ``replay``.
+    Subclasses implement ``__next__``; transforming ones also ``replay``. The counters named in
+    ``counters`` live in ``self.counts``: they are the node's :meth:`stats` and its state, and a
+    node opened with a saved state starts from the saved counts; nodes with more state extend
+    ``state_dict`` and read it back in ``__init__``.
     """
 
     upstream: Node | None = None
+    counters: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, upstream: Node | None, stage: Stage, ctx: StreamContext, state: dict[str, Any] | None = None):
+        self.upstream, self.stage, self.ctx = upstream, stage, ctx
+        self.counts = dict.fromkeys(self.counters, 0)
+        if state is not None:
+            self.counts.update(state.get("counts", {}))
 
     def __iter__(self) -> Node:
         return self
@@ -117,11 +131,8 @@ class Node:
         raise TypeError(f"{type(self).__name__} must define __next__")
 
     def state_dict(self) -> dict[str, Any]:
-        """Small, tensor-free state that :meth:`load_state_dict` can resume from."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from ``state``; called on a fresh node, before its first item."""
+        """Small, tensor-free state that this node's stage can open a resumed node from."""
+        return {"counts": dict(self.counts)}
 
     def replay(self, origins: list[Origin]) -> Iterator[Any]:
         """Produce again, in the given order, the items this node emitted with these origins.
@@ -134,7 +145,7 @@ class Node:
 
     def stats(self) -> dict[str, Any]:
         """Counters for the run summary (items in, out, fired...)."""
-        return {}
+        return dict(self.counts)
 
     def close(self) -> None:
         """Release files or processes held by this node."""
@@ -150,7 +161,9 @@ class Stage:
     name: str = "stage"
     is_source: bool = False
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        """This stage's live node for one pass, ``SomeNode(upstream, self, ctx, state)``; ``state`` is
+        what the node's ``state_dict`` returned when the pass resumes, else ``None``."""
         raise TypeError(f"{type(self).__name__} must define open()")
 
     def __repr__(self) -> str:
@@ -159,21 +172,15 @@ class Stage:
 
 
 class _MapNode(Node):
-    def __init__(self, upstream: Node, fn: Callable[[Any], Any]):
-        self.upstream = upstream
-        self.fn = fn
-        self.count = 0
+    counters = ("out",)
 
     def __next__(self) -> Any:
-        item = self.fn(next(self.upstream))
-        self.count += 1
+        item = self.stage.fn(next(self.upstream))
+        self.counts["out"] += 1
         return item
 
     def replay(self, origins: list[Origin]) -> Iterator[Any]:
-        return map(self.fn, self.upstream.replay(origins))
-
-    def stats(self) -> dict[str, Any]:
-        return {"out": self.count}
+        return map(self.stage.fn, self.upstream.replay(origins))
 
 
 class MapStage(Stage):
@@ -184,37 +191,24 @@ class MapStage(Stage):
 
     def __init__(self, fn: Callable[[Any], Any], *, name: str | None = None):
         if not callable(fn):
-            raise ValueError(f"map needs a callable, got {type(fn).__name__}")
+            raise FieldError("fn", f"map needs a callable, got {type(fn).__name__}")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "map")
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
-        return _MapNode(upstream, self.fn)
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        return _MapNode(upstream, self, ctx, state)
 
 
 class _FilterNode(Node):
-    def __init__(self, upstream: Node, predicate: Callable[[Any], bool]):
-        self.upstream = upstream
-        self.predicate = predicate
-        self.kept = 0
-        self.dropped = 0
+    counters = ("kept", "dropped")
 
     def __next__(self) -> Any:
         while True:
             item = next(self.upstream)
-            if self.predicate(item):
-                self.kept += 1
+            keep = self.stage.predicate(item)
+            self.counts["kept" if keep else "dropped"] += 1
+            if keep:
                 return item
-            self.dropped += 1
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"kept": self.kept, "dropped": self.dropped}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.kept, self.dropped = state["kept"], state["dropped"]
-
-    def stats(self) -> dict[str, Any]:
-        return {"kept": self.kept, "dropped": self.dropped}
 
 
 class FilterStage(Stage):
@@ -224,12 +218,12 @@ class FilterStage(Stage):
 
     def __init__(self, predicate: Callable[[Any], bool], *, name: str | None = None):
         if not callable(predicate):
-            raise ValueError(f"filter needs a callable predicate, got {type(predicate).__name__}")
+            raise FieldError("predicate", f"filter needs a callable predicate, got {type(predicate).__name__}")
         self.predicate = predicate
         self.name = name or getattr(predicate, "__name__", "filter")
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
-        return _FilterNode(upstream, self.predicate)
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        return _FilterNode(upstream, self, ctx, state)
 
 
 _S = TypeVar("_S", bound=type)
@@ -242,27 +236,44 @@ def pipe_method(method_name: str) -> Callable[[_S], _S]:
     """
 
     def register(cls: _S) -> _S:
-        if hasattr(Pipe, method_name):
-            raise ValueError(f"Pipe already has a method {method_name!r}; choose another name")
-
         def method(self: Pipe, *args: Any, **kwargs: Any) -> Pipe:
             return self.then(cls(*args, **kwargs))
 
-        method.__name__ = method_name
-        method.__qualname__ = f"Pipe.{method_name}"
-        method.__doc__ = f"Append a :class:`{cls.__name__}` stage; returns a new pipe.\n\n{cls.__doc__ or ''}"
-        setattr(Pipe, method_name, method)
+        _add_method(method_name, method, f"Append a :class:`{cls.__name__}` stage; returns a new pipe.", cls)
         return cls
 
     return register
 
 
-def _shared_epoch(epoch: int) -> torch.Tensor:
+def pipe_source(method_name: str) -> Callable[[_S], _S]:
+    """Class decorator for a source stage: ``Pipe.<method_name>(*args, seed=0, **kw)`` is a new pipe
+    reading ``cls(*args, **kw)``. Sources register themselves, so the pipe imports none of them."""
+
+    def register(cls: _S) -> _S:
+        def method(pipe_cls: type[Pipe], *args: Any, seed: int = 0, **kwargs: Any) -> Pipe:
+            return pipe_cls([cls(*args, **kwargs)], seed=seed)
+
+        _add_method(method_name, classmethod(method), f"A pipe reading a :class:`{cls.__name__}`.", cls)
+        return cls
+
+    return register
+
+
+def _add_method(name: str, method: Any, summary: str, cls: type) -> None:
+    if hasattr(Pipe, name):
+        raise ValueError(f"Pipe already has a method {name!r}; choose another name")
+    function = getattr(method, "__func__", method)
+    function.__name__ = name
+    function.__qualname__ = f"Pipe.{name}"
+    function.__doc__ = f"{summary}\n\n{cls.__doc__ or ''}"
+    setattr(Pipe, name, method)
+
+
+def shared_epoch_cell(epoch: int = 0) -> torch.Tensor:
+    """An int64 tensor in shared memory: an epoch set in it reaches DataLoader workers, persistent ones too."""
     cell = torch.tensor(epoch, dtype=torch.int64)
-    try:
+    with contextlib.suppress(RuntimeError):  # without shared memory, set_epoch reaches only fresh workers
         cell.share_memory_()
-    except RuntimeError:  # shared memory unavailable: set_epoch then reaches only fresh workers
-        pass
     return cell
 
 
@@ -289,12 +300,10 @@ class Pipe(IterableDataset):
         for stage in stages[1:]:
             if stage.is_source:
                 raise ValueError(f"{stage!r} is a source and can only start a pipe")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ValueError(f"seed must be an int (got {seed!r})")
         self.stages = stages
-        self.seed = seed
+        self.seed = check_int(seed, "seed", minimum=None)
         self.stage_names = _unique_names(stage.name for stage in stages)
-        self._epoch_cell = _epoch_cell if _epoch_cell is not None else _shared_epoch(0)
+        self._epoch_cell = _epoch_cell if _epoch_cell is not None else shared_epoch_cell(0)
         self._pending_state: dict[str, Any] | None = None
         self._restart_epoch = False
         self._live: PipeIterator | None = None
@@ -304,21 +313,7 @@ class Pipe(IterableDataset):
         """The source stage (the first one)."""
         return self.stages[0]
 
-    # construction -----------------------------------------------------------------------------
-    @classmethod
-    def from_shards(cls, urls: str | Iterable[str], *, seed: int = 0, **source_options: Any) -> Pipe:
-        """A pipe reading WebDataset tar shards (see :class:`streams.reading.source.ShardSource`)."""
-        from .reading.source import ShardSource
-
-        return cls([ShardSource(urls, **source_options)], seed=seed)
-
-    @classmethod
-    def from_samples(cls, samples: Iterable[Any], *, seed: int = 0, **source_options: Any) -> Pipe:
-        """A pipe over items in memory (see :class:`streams.reading.source.MemorySource`)."""
-        from .reading.source import MemorySource
-
-        return cls([MemorySource(samples, **source_options)], seed=seed)
-
+    # construction (``from_shards``, ``from_samples``: registered by the sources, see pipe_source) ---
     def then(self, stage: Stage) -> Pipe:
         """A new pipe with ``stage`` appended; this pipe is unchanged."""
         if not isinstance(stage, Stage):
@@ -343,8 +338,7 @@ class Pipe(IterableDataset):
 
         A state loaded for another epoch is dropped: the user has moved on from it.
         """
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative int (got {epoch!r})")
+        check_int(epoch, "epoch")
         if self._pending_state is not None and int(self._pending_state["epoch"]) != epoch:
             self._pending_state = None
         self._epoch_cell.fill_(epoch)
@@ -416,11 +410,13 @@ class Pipe(IterableDataset):
         """Per-stage counters of the live pass in this process (empty before the first pass)."""
         return self._live.stats() if self._live is not None else {}
 
-    def skip_report(self) -> SkipReport:
+    def skip_report(self) -> Any:
         """Samples the source read, yielded and skipped (``on_error="skip"``) in every pass so far,
-        DataLoader workers included; empty for a source that never skips (see :mod:`streams.reading.skips`)."""
-        report = getattr(self.stages[0], "skip_report", None)
-        return report() if report is not None else SkipReport()
+        DataLoader workers included: the source's :class:`~streams.reading.skips.SkipReport`."""
+        report = getattr(self.source, "skip_report", None)
+        if report is None:
+            raise TypeError(f"the source {type(self.source).__name__} keeps no skip report (it has no skip_report())")
+        return report()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -448,16 +444,17 @@ class PipeIterator(Iterator[Any]):
         self.ctx = ctx
         self.names = pipe.stage_names
         self.nodes: list[Node] = []
+        self.finished = bool(state.get("finished", False)) if state is not None else False
         node: Node | None = None
-        for name, stage in zip(pipe.stage_names, pipe.stages):
-            node = stage.open(node, dataclasses.replace(ctx, stage=name))
-            self.nodes.append(node)
+        try:
+            for name, stage in zip(pipe.stage_names, pipe.stages):
+                saved = state["stages"][name] if state is not None else None
+                node = stage.open(node, dataclasses.replace(ctx, stage=name), saved)
+                self.nodes.append(node)
+        except BaseException:
+            self.close()  # the nodes already open (a replay that failed, a bad state) release their shards
+            raise
         self.last = node
-        self.finished = False
-        if state is not None:
-            self.finished = bool(state.get("finished", False))
-            for name, node in zip(self.names, self.nodes):
-                node.load_state_dict(state["stages"][name])
 
     def __next__(self) -> Any:
         if self.finished:

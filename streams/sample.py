@@ -7,18 +7,10 @@ from typing import Any
 
 import torch
 
+from .origin import Origin
+
 __all__ = ["Origin", "Sample", "SampleError", "check_sample"]
 
-Origin = tuple
-"""Where an item came from, enough to read it again on resume.
-
-A sample read from a shard has ``("shard", shard_index, record_index)``: the shard's index in the
-pipe's shard list and the sample's position in that shard; a record read again within an epoch
-(equal steps' repeats, resampled draws) adds a fourth element, the reading's occurrence, which
-also enters the seed of its augmentations. A concatenated pair has
-``("pair", origin_a, origin_b)``. Origins are plain tuples of ints and strings, so they fit in a
-state dict.
-"""
 
 
 class SampleError(ValueError):
@@ -26,9 +18,10 @@ class SampleError(ValueError):
 
     ``reason`` is a short machine-readable tag used when skipped samples are counted
     (``"pointer_out_of_range"``, ``"missing_member"``...: :data:`streams.reading.decode.DECODE_REASONS`,
-    the grouping reasons of :mod:`streams.reading.tar_records`, and those of :func:`check_sample`); ``key``, ``url`` and ``member`` (``"pointers.npy"``)
-    say where; the message says what to fix. Every argument but the message has a default, so
-    the error survives pickling and DataLoader's re-raise in the main process.
+    the grouping reasons of :mod:`streams.reading.tar_records`, and those of :func:`check_sample`);
+    ``key``, ``url`` and ``member`` (``"pointers.npy"``) say where; the message says what to fix.
+    Every argument but the message has a default, so the error survives pickling and DataLoader's
+    re-raise in the main process.
     """
 
     def __init__(self, message: str, *, reason: str = "bad_sample", key: str | None = None,
@@ -128,13 +121,16 @@ def check_sample(sample: Sample) -> Sample:
     ``bad_dtype``, ``empty``, ``length_mismatch``, ``pointer_out_of_range``, ``not_finite``.
 
     >>> import torch
+
+from .origin import Origin
     >>> s = Sample("a", torch.zeros(2, 3), torch.zeros(2, 2), torch.tensor([0, 2]))
     >>> check_sample(s) is s
     True
     >>> check_sample(s.replace(pointers=torch.tensor([0, 3])))
     Traceback (most recent call last):
     ...
-    streams.sample.SampleError: sample 'a', member pointers.npy: pointers[1] = 3 is outside [0, 3) (T_raw = 3); pointers index raw frames from 0
+    streams.sample.SampleError: sample 'a', member pointers.npy: pointers[1] = 3 is outside [0, 3) (T_raw = 3); \
+pointers index raw frames from 0
     """
 
     def fail(reason: str, field: str, message: str) -> SampleError:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from .checks import FieldError, check_choice, check_int, check_probability
+
 __all__ = ["ProbabilitySchedule", "check_schedule", "scheduled_probability"]
 
 KINDS = ("constant", "linear")
@@ -42,21 +44,16 @@ class ProbabilitySchedule:
     start_factor: float = 1.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be an int >= 0 (got {self.warmup_epochs!r})")
-        if self.kind not in KINDS:
-            raise ValueError(f"schedule kind must be one of {KINDS} (got {self.kind!r})")
-        if not isinstance(self.decay_epochs, int) or self.decay_epochs < 1:
-            raise ValueError(f"decay_epochs must be an int >= 1 (got {self.decay_epochs!r})")
+        check_int(self.warmup_epochs, "warmup_epochs")
+        check_choice(self.kind, "kind", KINDS)
+        check_int(self.decay_epochs, "decay_epochs", minimum=1)
         if self.kind == "constant":
             for name, default in (("decay_epochs", 1), ("start_factor", 1.0), ("end_factor", 1.0)):
                 if getattr(self, name) != default:
-                    raise ValueError(f"{name} shapes a linear schedule; set kind to \"linear\" or remove "
-                                     f"{name} ({getattr(self, name)!r} given)")
-        for name in ("start_factor", "end_factor"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0.0 and 1.0 ({value!r} given)")
+                    raise FieldError(name, f"{name} shapes a linear schedule; set kind to \"linear\" or remove "
+                                           f"{name} ({getattr(self, name)!r} given)")
+        check_probability(self.start_factor, "start_factor")
+        check_probability(self.end_factor, "end_factor")
 
     def factor(self, epoch: int) -> float:
         """The probability factor for ``epoch`` (0-based)."""
@@ -72,7 +69,7 @@ class ProbabilitySchedule:
 def check_schedule(schedule: object) -> ProbabilitySchedule | None:
     """``schedule`` if it is ``None`` or a :class:`ProbabilitySchedule`, else ``ValueError``."""
     if schedule is not None and not isinstance(schedule, ProbabilitySchedule):
-        raise ValueError(f"schedule must be a ProbabilitySchedule (got {type(schedule).__name__})")
+        raise FieldError("schedule", f"schedule must be a ProbabilitySchedule (got {type(schedule).__name__})")
     return schedule
 
 

@@ -387,7 +387,8 @@ def test_chunk_shuffle_moves_the_remainder_chunk():
     assert one_chunk is sample  # one chunk cannot move: unchanged and unrecorded
 
 
-@pytest.mark.parametrize("domain, expected", [("linear", [[-4.0, 1.0]]), ("log", [[-2.0 + math.log(2.0), 0.5 + math.log(2.0)]]),
+@pytest.mark.parametrize("domain, expected", [("linear", [[-4.0, 1.0]]),
+                                              ("log", [[-2.0 + math.log(2.0), 0.5 + math.log(2.0)]]),
                                               ("db", [[-2.0 + 10 * math.log10(2.0), 0.5 + 10 * math.log10(2.0)]])])
 def test_gain_domains_scale_linear_mels_and_offset_log_mels(domain, expected):
     sample = Sample("g", torch.tensor([[-2.0, 0.5]]), torch.tensor([[0.5]]), torch.tensor([1]))

@@ -21,7 +21,7 @@ from pipelines.config import (
 )
 from pipelines.dataset import AugmentedDataset, load_folder_samples, load_shard_samples
 from streams import Batch, Sample
-from streams.stages.pairing import is_pair_origin
+from streams.origin import is_pair_origin
 from streams.tools.invariants import make_tagged_sample, pointer_content_error
 from streams.tools.shard_writer import sample_members
 

@@ -24,7 +24,9 @@ from pipelines.cli import main
 from pipelines.run import run_pipeline
 from streams import Pipe, SampleError, ShardReadError, check_sample
 from streams.tools.shard_check import check_shards
-from streams.reading.skips import SkipLedger, SkipReport, source_samples
+from streams.origin import source_samples
+from streams.reading.skip_ledger import SkipLedger
+from streams.reading.skips import SkipReport
 from streams.reading.tar_records import iter_records
 
 N_MELS, RAW, EDIT = 4, 6, 5

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from streams.stages.bucketing import FrameBudgetBatchStage, cut_frame_budget_batches
 from streams.stages.collate import IGNORE_INDEX, Batch
 from streams.tools.invariants import make_tagged_sample
-from streams.stages.pairing import is_pair_origin
+from streams.origin import is_pair_origin
 from streams.pipe import Pipe
 from streams.sample import Sample
 

@@ -73,7 +73,8 @@ def test_config_is_frozen():
 
 BAD = [
     ({"sed": 1}, r"^sed: unknown key; did you mean 'seed'\?"),
-    ({"augmentation": {"noise": {"probabilty": 0.5}}}, r"^augmentation\.noise\.probabilty: unknown key; did you mean 'probability'"),
+    ({"augmentation": {"noise": {"probabilty": 0.5}}},
+     r"^augmentation\.noise\.probabilty: unknown key; did you mean 'probability'"),
     ({"seed": "one"}, r"^seed: expected an integer, got \"one\""),
     ({"seed": True}, r"^seed: expected an integer"),
     ({"augmentation": {"gain": {"enabled": "yes"}}}, r"^augmentation\.gain\.enabled: expected true or false"),
@@ -87,7 +88,8 @@ BAD = [
     ({"source": {"urls": "x-{000..003.tar"}}, r"^source\.urls: .*unbalanced braces"),
     ({"source": {"urls": ""}}, r"^source\.urls: no shards given"),
     ({"source": {"urls": DEMO_URLS, "on_error": "ignore"}}, r"^source\.on_error: expected \"raise\" or \"skip\""),
-    ({"augmentation": {"spec_augment": {"fill": "noise"}}}, r"^augmentation\.spec_augment\.fill: expected \"zero\" or \"mean\""),
+    ({"augmentation": {"spec_augment": {"fill": "noise"}}},
+     r"^augmentation\.spec_augment\.fill: expected \"zero\" or \"mean\""),
     ({"augmentation": []}, r"^augmentation: expected an object"),
 ]
 
@@ -96,7 +98,8 @@ BAD = [
 def test_bad_configs_name_the_field(patch, message):
     data = copy.deepcopy({"source": {"urls": DEMO_URLS}})
     for key, value in patch.items():
-        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+        nested = isinstance(value, dict) and isinstance(data.get(key), dict)
+        data[key] = {**data.get(key, {}), **value} if nested else value
     with pytest.raises(ConfigError, match=message):
         load_config(data)
 

@@ -222,7 +222,7 @@ def test_equal_steps_property(sizes: list[int], world_size: int, num_workers: in
     layout = {where: [s.key for s in reader] for where, reader in readers.items()}
     # every rank the same total, and every worker index the same share on every rank
     assert rank_totals(layout, world_size) == [per_rank] * world_size
-    for (rank, worker), keys in layout.items():
+    for (_, worker), keys in layout.items():
         assert len(keys) == split_evenly(per_rank, num_workers)[worker]
     # each sample once, except the declared repeats and drops
     counts = collections.Counter(itertools.chain(*layout.values()))

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 from streams.tools.invariants import make_tagged_sample, pointer_content_error
-from streams.stages.pairing import PairStage, concatenate_samples, is_pair_origin, lead_pairing_chance
+from streams.origin import is_pair_origin
+from streams.stages.pairing import PairStage, concatenate_samples, lead_pairing_chance
 from streams.pipe import Pipe
 from streams.sample import Sample
 from streams.schedule import ProbabilitySchedule

@@ -116,10 +116,10 @@ def test_pipe_pickles_without_its_live_pass():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (lambda p: p.shuffle(-1), r"buffer_size must be an int >= 0 \(got -1\)"),
-    (lambda p: p.batch(0), r"batch_size must be an int >= 1 \(got 0\)"),
+    (lambda p: p.shuffle(-1), r"buffer_size must be an int >= 0 \(-1 given\)"),
+    (lambda p: p.batch(0), r"batch_size must be an int >= 1 \(0 given\)"),
     (lambda p: p.map(3), "map needs a callable"),
-    (lambda p: p.set_epoch(-2), "epoch must be a non-negative int"),
+    (lambda p: p.set_epoch(-2), r"epoch must be an int >= 0 \(-2 given\)"),
 ])
 def test_bad_stage_arguments_fail_at_construction(bad, message):
     with pytest.raises(ValueError, match=message):

@@ -40,8 +40,9 @@ class ShardHandler(http.server.BaseHTTPRequestHandler):
 
     ``ok``: plain; ``cut-N``: every response stops after N body bytes and closes (Content-Length
     says the whole rest); ``flaky-K``: the first K requests of each file get 503; ``down``: always
-    503; ``cutdown-N``: the first response cut after N bytes, then 503 for good; ``gone``: 404; ``norange-N``: ignores Range (always 200 from byte 0) and cuts its first
-    response of each file after N bytes.
+    503; ``cutdown-N``: the first response cut after N bytes, then 503 for good; ``gone``: 404;
+    ``norange-N``: ignores Range (always 200 from byte 0) and cuts its first response of each file
+    after N bytes.
     """
 
     protocol_version = "HTTP/1.1"

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..checks import check_choice
 from ..sample import Sample, SampleError, check_sample
 from .tar_records import REQUIRED_MEMBERS, Record
 
@@ -65,7 +66,8 @@ def decode_npy(data: bytes, *, what: str) -> np.ndarray:
     >>> decode_npy(buffer.getvalue()[:-4], what="x")
     Traceback (most recent call last):
     ...
-    streams.sample.SampleError: x: 20 bytes of array data but its header declares shape (3,) of int64 (24 bytes), so it is cut short or padded; re-write it with numpy.save
+    streams.sample.SampleError: x: 20 bytes of array data but its header declares shape (3,) of int64 (24 bytes), \
+so it is cut short or padded; re-write it with numpy.save
     """
     try:
         shape, fortran_order, dtype, header_bytes = _npy_layout(data)
@@ -113,8 +115,7 @@ def decode_record(record: Record, *, mel_dtype: str = "float32") -> Sample:
     """
     if record.problem is not None:
         raise record.problem
-    if mel_dtype not in MEL_DTYPES:
-        raise ValueError(f"mel_dtype must be one of {sorted(MEL_DTYPES)} ({mel_dtype!r} given)")
+    check_choice(mel_dtype, "mel_dtype", tuple(MEL_DTYPES))
     where = f"sample {record.key!r} in shard {record.url}"
 
     def fail(reason: str, member: str, message: str) -> SampleError:

@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import FieldError, check_int
 from ..seeding import derive_seed
 from .shardlist import epoch_shard_order, shards_for_worker
 
@@ -286,19 +287,21 @@ class EpochPlanner:
             if len(self.counts) != self.num_shards:
                 raise ValueError(f"{len(self.counts)} sample counts for {self.num_shards} shards")
         if self.equal_steps is not None and self.equal_steps not in EQUAL_STEPS_POLICIES:
-            raise ValueError(f"equal_steps must be None, \"repeat\" or \"drop\" ({self.equal_steps!r} given)")
-        if self.epoch_samples is not None and (not isinstance(self.epoch_samples, int)
-                                               or isinstance(self.epoch_samples, bool) or self.epoch_samples < 1):
-            raise ValueError(f"epoch_samples must be an int >= 1 or None ({self.epoch_samples!r} given)")
+            raise FieldError("equal_steps", f"equal_steps must be None, \"repeat\" or \"drop\" "
+                                            f"({self.equal_steps!r} given)")
+        if self.epoch_samples is not None:
+            check_int(self.epoch_samples, "epoch_samples", minimum=1)
         if self.resampled and self.equal_steps is not None:
-            raise ValueError("resampled streams already give every rank epoch_samples samples per epoch; "
-                             "leave equal_steps unset (None; null in a config) with resampled=True")
+            raise FieldError("equal_steps", "resampled streams already give every rank epoch_samples samples per "
+                                            "epoch; leave equal_steps unset (None; null in a config) with "
+                                            "resampled=True")
         if self.epoch_samples is not None and not self.resampled and self.equal_steps is None:
-            raise ValueError(f"epoch_samples={self.epoch_samples} needs resampled=True or equal_steps "
-                             "(\"repeat\" or \"drop\"); an exactly-once epoch is as long as the shards")
+            raise FieldError("epoch_samples", f"epoch_samples={self.epoch_samples} needs resampled=True or "
+                                              "equal_steps (\"repeat\" or \"drop\"); an exactly-once epoch is as "
+                                              "long as the shards")
         if self.equal_steps is not None and self.counts is None:
-            raise ValueError("equal_steps needs every shard's sample count (index.json written by pack next to "
-                             "the shards, or sample_counts)")
+            raise FieldError("sample_counts", "equal_steps needs every shard's sample count (index.json written by "
+                                              "pack next to the shards, or sample_counts)")
         if self.counts is not None and sum(self.counts) == 0 and (self.equal_steps or self.resampled):
             raise ValueError("the shards hold no samples (every sample count is 0)")
 

@@ -29,6 +29,7 @@ and ``POINTER_STREAMS_HTTP_TIMEOUT`` (seconds a connect or a read may block, def
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import io
@@ -43,7 +44,10 @@ from urllib.parse import urlparse
 
 from webdataset.gopen import gopen
 
-__all__ = ["RETRY_STATUSES", "RangeRetryReader", "RemoteReadError", "RetryPolicy", "is_http", "open_shard", "remote_size"]
+from ..checks import check_float, check_int
+
+__all__ = ["RETRY_STATUSES", "RangeRetryReader", "RemoteReadError", "RetryPolicy", "is_http", "open_shard",
+           "remote_size"]
 
 RETRY_STATUSES = frozenset((408, 425, 429, 500, 502, 503, 504))
 """HTTP statuses answered with a retry: the server asks to come back later."""
@@ -83,14 +87,10 @@ class RetryPolicy:
     timeout: float = 60.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"retries must be an int >= 0 ({self.retries!r} given)")
-        for name in ("backoff", "max_backoff", "timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number of seconds >= 0 ({value!r} given)")
-        if self.timeout == 0:
-            raise ValueError("timeout must be > 0 seconds (0 given)")
+        check_int(self.retries, "retries")
+        check_float(self.backoff, "backoff")
+        check_float(self.max_backoff, "max_backoff")
+        check_float(self.timeout, "timeout", include_minimum=False)
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
@@ -253,10 +253,8 @@ class RangeRetryReader(io.RawIOBase):
 
     def _drop(self) -> None:
         if self._response is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._response.close()
-            except OSError:
-                pass
             self._response = None
 
     # retries ----------------------------------------------------------------------------------

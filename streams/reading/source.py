@@ -8,15 +8,19 @@ from typing import Any
 
 from .decode import MEL_DTYPES, decode_sample
 from .epoch_plan import EpochPlanner, log_summary, warn_once
-from ..pipe import Node, Stage, StreamContext
-from ..sample import Origin, Sample, SampleError, check_sample
+from ..checks import FieldError, check_choice, field_errors
+from ..origin import MemoryOrigin, Origin, ShardOrigin, parse_origin
+from ..pipe import Node, Stage, StreamContext, pipe_source
+from ..sample import Sample, SampleError, check_sample
 from .shardlist import check_shards_openable, expand_shard_urls, is_local, local_path, shard_sample_counts
-from .skips import SkipEvent, SkipLedger, SkipReport, check_on_error
+from .skip_ledger import SkipLedger
+from .skips import ON_ERROR_POLICIES, SkipEvent, SkipReport
 from .tar_records import ReadLimits, Record, ShardReadError, iter_records, short_shard_error
 
 __all__ = ["MemorySource", "ShardReadError", "ShardSource"]
 
 
+@pipe_source("from_shards")
 class ShardSource(Stage):
     """Read samples from WebDataset tar shards (the layout is in ``shards/README.md``).
 
@@ -63,31 +67,31 @@ class ShardSource(Stage):
                  epoch_samples: int | None = None,
                  sample_counts: str | Mapping[str, object] | Sequence[int] | None = None, on_error: str = "raise",
                  limits: ReadLimits | None = None):
-        self.urls = expand_shard_urls(urls)
+        self.on_error = check_choice(on_error, "on_error", ON_ERROR_POLICIES)
+        self.mel_dtype = check_choice(mel_dtype, "mel_dtype", tuple(MEL_DTYPES))
         if limits is not None and not isinstance(limits, ReadLimits):
-            raise ValueError(f"limits must be a ReadLimits or None (got {type(limits).__name__})")
+            raise FieldError("limits", f"limits must be a ReadLimits or None ({type(limits).__name__} given)")
         self.limits = limits or ReadLimits()
-        self.on_error = check_on_error(on_error)
-        missing = {u for u in self.urls if is_local(u) and not os.path.isfile(local_path(u))}
-        if on_error == "skip" and len(missing) < len(self.urls):
-            check_shards_openable([u for u in self.urls if u not in missing])  # missing ones are skipped, counted
-        else:
-            check_shards_openable(self.urls)
-        self._ledger = SkipLedger()
-        counts = shard_sample_counts(self.urls, sample_counts, required=equal_steps is not None)
+        with field_errors("urls"):
+            self.urls = expand_shard_urls(urls)
+            missing = {u for u in self.urls if is_local(u) and not os.path.isfile(local_path(u))}
+            if on_error == "skip" and len(missing) < len(self.urls):
+                check_shards_openable([u for u in self.urls if u not in missing])  # missing ones are skipped, counted
+            else:
+                check_shards_openable(self.urls)
+        with field_errors("sample_counts"):
+            counts = shard_sample_counts(self.urls, sample_counts, required=equal_steps is not None)
         self.planner = EpochPlanner(len(self.urls), counts, shuffle_shards=bool(shuffle_shards),
                                     equal_steps=equal_steps, resampled=bool(resampled), epoch_samples=epoch_samples)
         here = StreamContext.detect(seed=0, epoch=0)
         self.planner.check_layout(here.world_size)
         log_summary(self.planner, here.world_size, here.rank)
-        if mel_dtype not in MEL_DTYPES:
-            raise ValueError(f"mel_dtype must be one of {sorted(MEL_DTYPES)} (got {mel_dtype!r})")
+        self._ledger = SkipLedger(shared=self.on_error == "skip")
         self.shuffle_shards = bool(shuffle_shards)
-        self.mel_dtype = mel_dtype
         self.check = bool(check)
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
-        return _ShardReader(self, ctx)
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        return _ShardReader(self, ctx, state)
 
     def samples_per_rank(self, world_size: int | None = None) -> int | None:
         """Samples each rank yields per epoch (equal steps or resampled; else ``None``).
@@ -103,7 +107,7 @@ class ShardSource(Stage):
     def decode(self, record: Record, shard: int) -> Sample:
         """The checked sample of ``record``, read from shard number ``shard``."""
         sample = decode_sample(record, mel_dtype=self.mel_dtype, check=self.check)
-        return sample.replace(origin=("shard", shard, record.index))
+        return sample.replace(origin=ShardOrigin(shard, record.index).stored())
 
     def records(self, shard: int) -> Iterator[Record]:
         """The records of shard number ``shard``, with read errors naming the shard."""
@@ -121,7 +125,7 @@ class ShardSource(Stage):
 class _ShardReader(Node):
     """Reads the spans of its :class:`~streams.reading.epoch_plan.ReaderPlan` until they end or the budget is met."""
 
-    def __init__(self, source: ShardSource, ctx: StreamContext):
+    def __init__(self, source: ShardSource, ctx: StreamContext, state: dict[str, Any] | None):
         self.source = source
         self.where = f"rank {ctx.rank} worker {ctx.worker}"
         self.plan = source.planner.reader_plan(seed=ctx.seed, epoch=ctx.epoch, rank=ctx.rank,
@@ -137,6 +141,8 @@ class _ShardReader(Node):
         self.failed: Exception | None = None
         self._samples: Iterator[Sample] | None = None
         self.tally = source._ledger.open_pass(epoch=ctx.epoch, rank=ctx.rank, worker=ctx.worker)
+        if state is not None:
+            self._resume(state)
 
     def __next__(self) -> Sample:
         if self.failed is not None:  # a pass that raised stays failed: it must not skip on quietly
@@ -159,7 +165,7 @@ class _ShardReader(Node):
                 self.failed = err
                 self.close()
                 raise
-            record = sample.origin[2]
+            record = parse_origin(sample.origin).record
             self.next_record = record + 1
             self.yielded += 1
             self.tally.add_yield()
@@ -188,9 +194,9 @@ class _ShardReader(Node):
         limit = self.plan.max_idle_spans
         if limit is not None and self.idle_spans > limit:
             url = self.source.urls[self.plan.span(self.position).shard]
-            raise ShardReadError(f"{self.where}: {self.idle_spans} shards in a row gave no usable sample (last: {url}), "
-                                 "so its sample budget cannot be met; check the shards with `python -m pipelines check`",
-                                 reason="no_usable_samples", url=url)
+            raise ShardReadError(f"{self.where}: {self.idle_spans} shards in a row gave no usable sample (last: "
+                                 f"{url}), so its sample budget cannot be met; check the shards with `python -m "
+                                 "pipelines check`", reason="no_usable_samples", url=url)
         self.position += 1
         self.next_record = 0
         self._samples = None
@@ -198,8 +204,9 @@ class _ShardReader(Node):
     def _read(self, shard: int, skip: int, stop: int | None = None, occurrence: int = 0) -> Iterator[Sample]:
         for record in self._records(shard, skip):
             if stop is not None and record.index >= stop:
-                warn_once(f"long:{self.source.urls[shard]}", f"shard {self.source.urls[shard]} holds more than the {stop} samples its "
-                                           "count says; the extra ones are not read; re-run pack or fix sample_counts")
+                url = self.source.urls[shard]
+                warn_once(f"long:{url}", f"shard {url} holds more than the {stop} samples its count says; the extra "
+                                         "ones are not read; re-run pack or fix sample_counts")
                 return
             if record.index >= skip:  # records before a resume point are passed over undecoded
                 self.tally.add_read()
@@ -209,7 +216,9 @@ class _ShardReader(Node):
                     self._skip(SkipEvent(err.reason, record.url, record.key, err.member, str(err), 1, False), err)
                     self.next_record = record.index + 1  # a resumed pass does not count it again
                     continue
-                yield sample.replace(origin=(*sample.origin, occurrence)) if occurrence else sample
+                if occurrence:
+                    sample = sample.replace(origin=ShardOrigin(shard, record.index, occurrence).stored())
+                yield sample
 
     def _check_count(self, shard: int, seen: int) -> None:
         """A shard that ended cleanly after ``seen`` records but is counted with more is damaged:
@@ -246,7 +255,7 @@ class _ShardReader(Node):
                 "yielded": self.yielded, "repeated": self.repeated, "refilled": self.refilled,
                 "idle_spans": self.idle_spans, "accounting": self.tally.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def _resume(self, state: dict[str, Any]) -> None:
         if state["plan"] != self.plan.describe():
             raise ValueError("the saved reading plan differs from this run's; resume with the same shard list, "
                              "sample counts, seed, epoch and source options")
@@ -256,11 +265,12 @@ class _ShardReader(Node):
             self.tally.load_state_dict(state["accounting"])
 
     def replay(self, origins: list[Origin]) -> Iterator[Sample]:
+        parsed = [parse_origin(origin) for origin in origins]
         wanted: dict[int, set[int]] = {}
-        for origin in origins:
-            if origin[0] != "shard":
-                raise ValueError(f"origin {origin!r} does not come from a shard")
-            wanted.setdefault(origin[1], set()).add(origin[2])
+        for origin in parsed:
+            if not isinstance(origin, ShardOrigin):
+                raise ValueError(f"origin {origin.stored()!r} does not come from a shard")
+            wanted.setdefault(origin.shard, set()).add(origin.record)
         found: dict[tuple[int, int], Sample] = {}
         for shard in sorted(wanted):
             needed = wanted[shard]
@@ -279,7 +289,7 @@ class _ShardReader(Node):
             if needed:
                 raise ValueError(f"shard {self.source.urls[shard]} no longer holds records {sorted(needed)}; "
                                  "the shards changed since the state was saved")
-        return (found[(origin[1], origin[2])].replace(origin=tuple(origin)) for origin in origins)
+        return (found[(origin.shard, origin.record)].replace(origin=origin.stored()) for origin in parsed)
 
     def stats(self) -> dict[str, Any]:
         counts = {"shards_opened": self.opened, "yielded": self.yielded}
@@ -293,10 +303,12 @@ class _ShardReader(Node):
             self._samples = None
 
 
+@pipe_source("from_samples")
 class MemorySource(Stage):
     """Stream items held in memory (tests, notebooks, small sets); split across ranks and workers.
 
     Samples are checked once, here (unless ``check=False``), and get ``origin = ("memory", index)``.
+    It never skips, so its :meth:`skip_report` is empty.
     """
 
     name = "source"
@@ -310,19 +322,23 @@ class MemorySource(Stage):
                 if isinstance(item, Sample):
                     check_sample(item)
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
-        return _MemoryReader(self, ctx)
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        return _MemoryReader(upstream, self, ctx, state)
+
+    def skip_report(self) -> SkipReport:
+        return SkipReport()
 
     def item(self, index: int) -> Any:
         item = self.items[index]
-        return item.replace(origin=("memory", index)) if isinstance(item, Sample) else item
+        return item.replace(origin=MemoryOrigin(index).stored()) if isinstance(item, Sample) else item
 
 
 class _MemoryReader(Node):
-    def __init__(self, source: MemorySource, ctx: StreamContext):
+    def __init__(self, upstream: Node | None, source: MemorySource, ctx: StreamContext, state: dict[str, Any] | None):
+        super().__init__(upstream, source, ctx, state)
         self.source = source
         self.indices = range(ctx.global_worker, len(source.items), ctx.total_workers)
-        self.position = 0
+        self.position = state["position"] if state is not None else 0
 
     def __next__(self) -> Any:
         if self.position >= len(self.indices):
@@ -334,11 +350,8 @@ class _MemoryReader(Node):
     def state_dict(self) -> dict[str, Any]:
         return {"position": self.position}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.position = state["position"]
-
     def replay(self, origins: list[Origin]) -> Iterator[Any]:
-        return (self.source.item(origin[1]) for origin in origins)
+        return (self.source.item(parse_origin(origin).index) for origin in origins)
 
     def stats(self) -> dict[str, Any]:
         return {"yielded": self.position}

@@ -20,34 +20,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+from ..checks import check_probability
 from ..pipe import Node, Stage, StreamContext
-from ..sample import Origin, Sample
+from ..origin import Origin, parse_origin
+from ..sample import Sample
 from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probability
 from ..seeding import sample_generator, sample_uniform
 
-__all__ = ["AugmentStage", "check_probability", "draw_key"]
-
-
-def check_probability(value: float, field: str = "probability") -> float:
-    """``value`` as a float if it lies in [0, 1], else ``ValueError`` naming ``field``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{field} must be between 0.0 and 1.0 ({value!r} given)")
-    return float(value)
-
-
-def _occurrences(origin: Any) -> list[int]:
-    """The occurrence of each source reading inside ``origin`` (a pair's parts in order)."""
-    if isinstance(origin, (tuple, list)) and len(origin) == 3 and origin[0] == "pair":
-        return _occurrences(origin[1]) + _occurrences(origin[2])
-    if isinstance(origin, (tuple, list)) and len(origin) == 4 and origin[0] == "shard":
-        return [int(origin[3])]
-    return [0]
+__all__ = ["AugmentStage", "draw_key"]
 
 
 def draw_key(sample: Sample) -> str:
     """The key a sample's random draws are made from: its key, plus the readings' occurrences when
     the source read a record again in the epoch (an equal-steps repeat, a resampled draw; see
-    :data:`streams.sample.Origin`), also inside a pair, so that a second reading gets fresh
+    :mod:`streams.origin`), also inside a pair, so that a second reading gets fresh
     augmentations.
 
     >>> import torch
@@ -57,7 +43,9 @@ def draw_key(sample: Sample) -> str:
     >>> draw_key(s.replace(key="a+b", origin=("pair", ("shard", 0, 3), ("shard", 1, 0, 1))))
     'a+b@0.1'
     """
-    occurrences = _occurrences(sample.origin)
+    if sample.origin is None:
+        return sample.key
+    occurrences = [part.occurrence for part in parse_origin(sample.origin).parts()]
     if not any(occurrences):
         return sample.key
     return f"{sample.key}@{'.'.join(map(str, occurrences))}"
@@ -67,8 +55,8 @@ class AugmentStage(Stage):
     """Base of augmentation stages. Subclasses set ``name`` and define ``draw`` and ``apply``.
 
     ``draw`` returns ``None`` when the stage has nothing to do on a sample (the sample then passes
-    unchanged and unrecorded). ``params`` returned by ``draw`` must be JSON-friendly (ints, floats, strings, lists, dicts):
-    they go into the sample's metadata as its augmentation record. ``draw`` receives the
+    unchanged and unrecorded). ``params`` returned by ``draw`` must be JSON-friendly (ints, floats,
+    strings, lists, dicts): they go into the sample's metadata as its augmentation record. ``draw`` receives the
     generator ``keyed_generator(seed, epoch, stage, key)`` makes (see the module docstring).
     """
 
@@ -102,17 +90,12 @@ class AugmentStage(Stage):
             return sample
         return self.apply(sample, params).with_record(stage, **params)
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
-        return _AugmentNode(upstream, self, ctx)
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        return _AugmentNode(upstream, self, ctx, state)
 
 
 class _AugmentNode(Node):
-    def __init__(self, upstream: Node, stage: AugmentStage, ctx: StreamContext):
-        self.upstream = upstream
-        self.stage = stage
-        self.ctx = ctx
-        self.seen = 0
-        self.fired = 0
+    counters = ("seen", "fired")
 
     def _augment(self, sample: Sample) -> Sample:
         return self.stage.augment(sample, seed=self.ctx.seed, epoch=self.ctx.epoch, stage=self.ctx.stage)
@@ -120,18 +103,9 @@ class _AugmentNode(Node):
     def __next__(self) -> Sample:
         sample = next(self.upstream)
         out = self._augment(sample)
-        self.seen += 1
-        self.fired += out is not sample
+        self.counts["seen"] += 1
+        self.counts["fired"] += out is not sample
         return out
 
     def replay(self, origins: list[Origin]) -> Iterator[Sample]:
         return map(self._augment, self.upstream.replay(origins))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"seen": self.seen, "fired": self.fired}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.seen, self.fired = state["seen"], state["fired"]
-
-    def stats(self) -> dict[str, Any]:
-        return {"seen": self.seen, "fired": self.fired}

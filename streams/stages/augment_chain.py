@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..checks import check_int
 from ..sample import Sample
 from .augment import AugmentStage
 
@@ -44,17 +45,14 @@ class AugmentChain:
             if (not isinstance(entry, tuple) or len(entry) != 2 or not isinstance(entry[0], str)
                     or not isinstance(entry[1], AugmentStage)):
                 raise ValueError(f"AugmentChain takes (name, AugmentStage) pairs ({entry!r} given)")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int ({seed!r} given)")
-        self.seed = seed
+        self.seed = check_int(seed, "seed", minimum=None)
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.stages)
 
     def __call__(self, sample: Sample, *, epoch: int = 0) -> Sample:
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative int ({epoch!r} given)")
+        check_int(epoch, "epoch")
         for name, stage in self.stages:
             sample = stage.augment(sample, seed=self.seed, epoch=epoch, stage=name)
         return sample

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..checks import check_int
 from .collate import collate_samples
 from ..pipe import Node, Stage, StreamContext, pipe_method
 
@@ -21,40 +22,25 @@ class BatchStage(Stage):
     name = "batch"
 
     def __init__(self, batch_size: int, *, drop_last: bool = False):
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1 (got {batch_size!r})")
-        self.batch_size = batch_size
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         self.drop_last = bool(drop_last)
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
-        return _BatchNode(upstream, self.batch_size, self.drop_last)
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        return _BatchNode(upstream, self, ctx, state)
 
 
 class _BatchNode(Node):
-    def __init__(self, upstream: Node, batch_size: int, drop_last: bool):
-        self.upstream = upstream
-        self.batch_size = batch_size
-        self.drop_last = drop_last
-        self.batches = 0
-        self.dropped = 0
+    counters = ("batches", "dropped")
 
     def __next__(self) -> Any:
+        size = self.stage.batch_size
         samples = []
         for sample in self.upstream:
             samples.append(sample)
-            if len(samples) == self.batch_size:
+            if len(samples) == size:
                 break
-        if not samples or (self.drop_last and len(samples) < self.batch_size):
-            self.dropped += len(samples)
+        if not samples or (self.stage.drop_last and len(samples) < size):
+            self.counts["dropped"] += len(samples)
             raise StopIteration
-        self.batches += 1
+        self.counts["batches"] += 1
         return collate_samples(samples)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"batches": self.batches, "dropped": self.dropped}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.batches, self.dropped = state["batches"], state["dropped"]
-
-    def stats(self) -> dict[str, Any]:
-        return {"batches": self.batches, "dropped": self.dropped}

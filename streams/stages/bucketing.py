@@ -15,8 +15,9 @@ from typing import Any
 from ..checks import check_int
 from .collate import Batch, collate_samples
 from ..pipe import Node, Stage, StreamContext, pipe_method
-from ..sample import Origin, Sample
-from ..seeding import order_rng
+from ..origin import Origin
+from ..sample import Sample
+from .buffered import BufferedNode, held_origin
 
 __all__ = ["FrameBudgetBatchStage", "cut_frame_budget_batches"]
 
@@ -98,26 +99,25 @@ class FrameBudgetBatchStage(Stage):
         """Whether ``sample`` alone exceeds the budget."""
         return sample.raw_frames > self.max_frames or sample.edit_frames > self.max_frames
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
-        return _FrameBudgetBatchNode(upstream, self, ctx)
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        return _FrameBudgetBatchNode(upstream, self, ctx, state)
 
 
-class _FrameBudgetBatchNode(Node):
-    def __init__(self, upstream: Node, stage: FrameBudgetBatchStage, ctx: StreamContext):
-        self.upstream = upstream
-        self.stage = stage
-        self.rng = order_rng(ctx.seed, ctx.epoch, ctx.stage, ctx.rank, ctx.worker)
+class _FrameBudgetBatchNode(BufferedNode):
+    held_key = "pending"
+    counters = ("batches", "samples", "oversized", "real_frames", "padded_frames", "largest_padded_frames",
+                "largest_batch_size")
+
+    def __init__(self, upstream: Node, stage: FrameBudgetBatchStage, ctx: StreamContext,
+                 state: dict[str, Any] | None):
         self.pending: list[list[Sample]] = []  # batches cut from the last flush, in emission order
-        self.exhausted = False
-        self.counts = {"batches": 0, "samples": 0, "oversized": 0, "real_frames": 0, "padded_frames": 0,
-                       "largest_padded_frames": 0, "largest_batch_size": 0}
-        self._restore: list[list[Origin]] | None = None
+        super().__init__(upstream, stage, ctx, state)
 
     def __next__(self) -> Batch:
-        if self._restore is not None:
-            self.pending, self._restore = self._replayed(self._restore), None
         if not self.pending:
-            self._flush(self._collect())
+            bucket: list[Sample] = []
+            self.fill(bucket, self.stage.bucket_buffer)
+            self._flush(bucket)
         if not self.pending:
             raise StopIteration
         samples = self.pending.pop(0)
@@ -132,15 +132,6 @@ class _FrameBudgetBatchNode(Node):
         counts["largest_batch_size"] = max(counts["largest_batch_size"], len(samples))
         return batch
 
-    def _collect(self) -> list[Sample]:
-        bucket: list[Sample] = []
-        while not self.exhausted and len(bucket) < self.stage.bucket_buffer:
-            try:
-                bucket.append(next(self.upstream))
-            except StopIteration:
-                self.exhausted = True
-        return bucket
-
     def _flush(self, bucket: list[Sample]) -> None:
         if not bucket:
             return
@@ -148,23 +139,15 @@ class _FrameBudgetBatchNode(Node):
                                           self.stage.max_frames, self.stage.max_batch_size)
         self.pending = [[bucket[i] for i in groups[k]] for k in self.rng.permutation(len(groups))]
 
-    def _replayed(self, batches: list[list[Origin]]) -> list[list[Sample]]:
-        samples = iter(self.upstream.replay([origin for batch in batches for origin in batch]))
-        return [[next(samples) for _ in batch] for batch in batches]
+    def held(self) -> list[list[Origin]]:
+        return [[held_origin(s, "batch_by_frames") for s in batch] for batch in self.pending]
+
+    def restore(self, held: list[list[Origin]]) -> None:
+        samples = iter(self.replayed([origin for batch in held for origin in batch]))
+        self.pending = [[next(samples) for _ in batch] for batch in held]
 
     def replay(self, origins: list[Origin]) -> Iterator[Any]:
         raise TypeError("batch_by_frames cannot replay batches; put buffering stages (shuffle, pair) before it")
-
-    def state_dict(self) -> dict[str, Any]:
-        held = self._restore if self._restore is not None else [[s.origin for s in batch] for batch in self.pending]
-        return {"rng": self.rng.bit_generator.state, "pending": [list(batch) for batch in held],
-                "exhausted": self.exhausted, "counts": dict(self.counts)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state["rng"]
-        self.exhausted = state["exhausted"]
-        self.counts = dict(state["counts"])
-        self._restore = [list(batch) for batch in state["pending"]]
 
     def stats(self) -> dict[str, Any]:
         padded = self.counts["padded_frames"]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .augment import AugmentStage
-from ..checks import check_int, check_ordered
+from ..checks import FieldError, check_int, check_ordered
 from ..pipe import pipe_method
 from ..sample import Sample
 from ..schedule import ProbabilitySchedule
@@ -34,7 +34,8 @@ def crop_bounds(sample: Sample, start: int, length: int, context: int) -> dict[s
     """
     edit_frames = sample.edit_frames
     if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= edit_frames:
-        raise ValueError(f"crop start must be an int in [0, {edit_frames}] (T_edit = {edit_frames}; {start!r} given)")
+        raise FieldError("start", f"crop start must be an int in [0, {edit_frames}] "
+                                  f"(T_edit = {edit_frames}; {start!r} given)")
     check_int(length, "crop length")
     check_int(context, "context")
     length = min(length, edit_frames - start)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from ..checks import check_choice, check_float, check_ordered
+from ..checks import FieldError, check_choice, check_float, check_ordered
 from ..pipe import pipe_method
 from ..schedule import ProbabilitySchedule
 from .spectral import SpectralAugmentStage
@@ -78,8 +78,8 @@ class GainStage(SpectralAugmentStage):
         check_ordered(self.scale_min, self.scale_max, "scale_min", "scale_max")
         self.domain = check_choice(domain, "domain", DOMAINS)
         if self.domain != "linear" and self.scale_min <= 0.0:
-            raise ValueError(f"scale_min must be > 0 for domain {self.domain!r}: the offset is its log "
-                             f"({self.scale_min!r} given)")
+            raise FieldError("scale_min", f"scale_min must be > 0 for domain {self.domain!r}: the offset is its log "
+                                          f"({self.scale_min!r} given)")
 
     def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
         fraction = float(generator.random())

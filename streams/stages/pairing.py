@@ -19,27 +19,17 @@ from typing import Any
 
 import torch
 
-from .augment import check_probability
+from ..checks import FieldError, check_int, check_limit, check_probability
 from ..pipe import Node, Stage, StreamContext, pipe_method
-from ..sample import Origin, Sample
+from ..origin import Origin, pair_origin, parse_origin
+from ..sample import Sample
 from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probability
-from ..seeding import order_rng
+from .buffered import BufferedNode, held_origin
 
-__all__ = ["PAIR_BY_POLICIES", "PairStage", "concatenate_samples", "is_pair_origin", "lead_pairing_chance"]
+__all__ = ["PAIR_BY_POLICIES", "PairStage", "concatenate_samples", "lead_pairing_chance"]
 
 PAIR_BY_POLICIES = ("length", "random")
 """The built-in ``pair_by`` policies; any other string names a metadata field."""
-
-
-def is_pair_origin(origin: Origin | None) -> bool:
-    """Whether ``origin`` is a concatenated pair's ``("pair", origin_a, origin_b)``.
-
-    Lists count as tuples, so origins that went through JSON still match.
-
-    >>> is_pair_origin(("pair", ("memory", 0), ("memory", 1))), is_pair_origin(("memory", 0))
-    (True, False)
-    """
-    return isinstance(origin, (tuple, list)) and len(origin) == 3 and origin[0] == "pair"
 
 
 def concatenate_samples(a: Sample, b: Sample, *, stage: str = "pair") -> Sample:
@@ -82,7 +72,7 @@ def concatenate_samples(a: Sample, b: Sample, *, stage: str = "pair") -> Sample:
         pointers=pointers,
         meta={"parts": [a.meta, b.meta], "augmentations": []},
         url=a.url if a.url == b.url else None,
-        origin=("pair", a.origin, b.origin),
+        origin=pair_origin(a.origin, b.origin),
     )
     return pair.with_record(stage, keys=[a.key, b.key], urls=[a.url, b.url],
                             raw_split=a.raw_frames, edit_split=a.edit_frames)
@@ -99,14 +89,6 @@ def lead_pairing_chance(probability: float) -> float:
     (0.0, 1.0, 0.1111)
     """
     return probability / (2.0 - probability)
-
-
-def _check_limit(value: int | None, field: str) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{field} must be None (no limit) or an int >= 1 ({value!r} given)")
-    return value
 
 
 @pipe_method("pair")
@@ -148,14 +130,13 @@ class PairStage(Stage):
                  max_edit_frames: int | None = None, pair_by: str = "random",
                  schedule: ProbabilitySchedule | None = None):
         self.probability = check_probability(probability)
-        if not isinstance(buffer_size, int) or isinstance(buffer_size, bool) or buffer_size < 2:
-            raise ValueError(f"buffer_size must be an int >= 2 ({buffer_size!r} given); a sample needs at least "
-                             "one other buffered sample to pair with")
-        self.buffer_size = buffer_size
-        self.max_raw_frames = _check_limit(max_raw_frames, "max_raw_frames")
-        self.max_edit_frames = _check_limit(max_edit_frames, "max_edit_frames")
+        self.buffer_size = check_int(buffer_size, "buffer_size", minimum=2,
+                                     hint="a sample needs at least one other buffered sample to pair with")
+        self.max_raw_frames = check_limit(max_raw_frames, "max_raw_frames")
+        self.max_edit_frames = check_limit(max_edit_frames, "max_edit_frames")
         if not isinstance(pair_by, str) or not pair_by:
-            raise ValueError(f"pair_by must be 'random', 'length' or a metadata field name ({pair_by!r} given)")
+            raise FieldError("pair_by", f"pair_by must be 'random', 'length' or a metadata field name "
+                                        f"({pair_by!r} given)")
         self.pair_by = pair_by
         self.schedule = check_schedule(schedule)
 
@@ -168,35 +149,24 @@ class PairStage(Stage):
         return ((self.max_raw_frames is None or raw_frames <= self.max_raw_frames)
                 and (self.max_edit_frames is None or edit_frames <= self.max_edit_frames))
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
-        return _PairNode(upstream, self, ctx)
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        return _PairNode(upstream, self, ctx, state)
 
 
 _MISSING = object()
 
 
-class _PairNode(Node):
-    def __init__(self, upstream: Node, stage: PairStage, ctx: StreamContext):
-        self.upstream = upstream
-        self.stage = stage
-        self.name = ctx.stage or stage.name
-        self.rng = order_rng(ctx.seed, ctx.epoch, ctx.stage, ctx.rank, ctx.worker)
+class _PairNode(BufferedNode):
+    counters = ("in", "pairs", "singles", "over_limit", "refused_limit", "no_partner")
+
+    def __init__(self, upstream: Node, stage: PairStage, ctx: StreamContext, state: dict[str, Any] | None):
         self.lead_chance = lead_pairing_chance(stage.probability_at(ctx.epoch))
         self.buffer: list[Sample] = []
-        self.exhausted = False
-        self.counts = {"in": 0, "pairs": 0, "singles": 0, "over_limit": 0, "refused_limit": 0, "no_partner": 0}
-        self._restore: list[Origin] | None = None
+        super().__init__(upstream, stage, ctx, state)
+        self.name = ctx.stage or stage.name
 
     def __next__(self) -> Sample:
-        if self._restore is not None:
-            self.buffer, self._restore = list(self.upstream.replay(self._restore)), None
-        while not self.exhausted and len(self.buffer) < self.stage.buffer_size:
-            try:
-                self.buffer.append(next(self.upstream))
-            except StopIteration:
-                self.exhausted = True
-            else:
-                self.counts["in"] += 1
+        self.counts["in"] += self.fill(self.buffer, self.stage.buffer_size)
         if not self.buffer:
             raise StopIteration
         lead = self.buffer.pop(0)
@@ -250,30 +220,23 @@ class _PairNode(Node):
                       "check the spelling of pair_by", UserWarning, stacklevel=2)
 
     def replay(self, origins: list[Origin]) -> Iterator[Sample]:
-        parts: list[Origin] = []
-        for origin in origins:
-            parts.extend(origin[1:] if is_pair_origin(origin) else (origin,))
-        replayed = iter(self.upstream.replay(parts))
-        for origin in origins:
-            if is_pair_origin(origin):
+        parsed = [parse_origin(origin) for origin in origins]
+        halves = [half for origin in parsed for half in (origin if origin.is_pair else (origin,))]
+        replayed = iter(self.upstream.replay([half.stored() for half in halves]))
+        for origin in parsed:
+            if origin.is_pair:
                 first = next(replayed)
                 yield concatenate_samples(first, next(replayed), stage=self.name)
             else:
                 yield next(replayed)
 
-    def state_dict(self) -> dict[str, Any]:
-        held = self._restore if self._restore is not None else [sample.origin for sample in self.buffer]
-        return {"rng": self.rng.bit_generator.state, "buffer": list(held), "exhausted": self.exhausted,
-                "counts": dict(self.counts)}
+    def held(self) -> list[Origin]:
+        return [held_origin(sample, "pair") for sample in self.buffer]
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state["rng"]
-        self.exhausted = state["exhausted"]
-        self.counts = dict(state["counts"])
-        self._restore = list(state["buffer"])
+    def restore(self, held: list[Origin]) -> None:
+        self.buffer = self.replayed(held)
 
     def stats(self) -> dict[str, Any]:
         out = 2 * self.counts["pairs"] + self.counts["singles"]
         paired_fraction = 2 * self.counts["pairs"] / out if out else 0.0
-        buffered = len(self._restore) if self._restore is not None else len(self.buffer)
-        return {**self.counts, "paired_fraction": paired_fraction, "buffered": buffered}
+        return {**self.counts, "paired_fraction": paired_fraction, "buffered": len(self.buffer)}

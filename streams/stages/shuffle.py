@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..checks import check_int
 from ..pipe import Node, Stage, StreamContext, pipe_method
-from ..seeding import order_rng
+from .buffered import BufferedNode, held_origin
 
 __all__ = ["ShuffleStage"]
 
@@ -23,31 +24,19 @@ class ShuffleStage(Stage):
     name = "shuffle"
 
     def __init__(self, buffer_size: int):
-        if not isinstance(buffer_size, int) or isinstance(buffer_size, bool) or buffer_size < 0:
-            raise ValueError(f"shuffle buffer_size must be an int >= 0 (got {buffer_size!r})")
-        self.buffer_size = buffer_size
+        self.buffer_size = check_int(buffer_size, "buffer_size")
 
-    def open(self, upstream: Node | None, ctx: StreamContext) -> Node:
-        return _ShuffleNode(upstream, self.buffer_size, ctx)
+    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
+        return _ShuffleNode(upstream, self, ctx, state)
 
 
-class _ShuffleNode(Node):
-    def __init__(self, upstream: Node, buffer_size: int, ctx: StreamContext):
-        self.upstream = upstream
-        self.buffer_size = buffer_size
-        self.rng = order_rng(ctx.seed, ctx.epoch, ctx.stage, ctx.rank, ctx.worker)
+class _ShuffleNode(BufferedNode):
+    def __init__(self, upstream: Node, stage: ShuffleStage, ctx: StreamContext, state: dict[str, Any] | None):
         self.buffer: list[Any] = []
-        self.exhausted = False
-        self._restore: list | None = None
+        super().__init__(upstream, stage, ctx, state)
 
     def __next__(self) -> Any:
-        if self._restore is not None:
-            self.buffer, self._restore = list(self.upstream.replay(self._restore)), None
-        while not self.exhausted and len(self.buffer) < self.buffer_size:
-            try:
-                self.buffer.append(next(self.upstream))
-            except StopIteration:
-                self.exhausted = True
+        self.fill(self.buffer, self.stage.buffer_size)
         if not self.exhausted:
             try:
                 incoming = next(self.upstream)
@@ -65,23 +54,11 @@ class _ShuffleNode(Node):
         self.buffer[index], self.buffer[-1] = self.buffer[-1], self.buffer[index]
         return self.buffer.pop()
 
-    def state_dict(self) -> dict[str, Any]:
-        held = self._restore if self._restore is not None else [_origin(item) for item in self.buffer]
-        return {"rng": self.rng.bit_generator.state, "buffer": list(held), "exhausted": self.exhausted}
+    def held(self) -> list[Any]:
+        return [held_origin(item, "shuffle") for item in self.buffer]
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state["rng"]
-        self.exhausted = state["exhausted"]
-        self._restore = list(state["buffer"])
+    def restore(self, held: list[Any]) -> None:
+        self.buffer = self.replayed(held)
 
     def stats(self) -> dict[str, Any]:
         return {"buffered": len(self.buffer)}
-
-
-def _origin(item: Any) -> Any:
-    origin = getattr(item, "origin", None)
-    if origin is None:
-        raise ValueError(f"shuffle can save its buffer only for items with an origin (samples read by a source), "
-                         f"not {type(item).__name__}; shuffle before a map that drops it, or do not save this pipe")
-    return origin
-

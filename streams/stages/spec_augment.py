@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checks import check_choice, check_float, check_int, check_int_range
+from ..checks import check_bool, check_choice, check_float, check_int, check_int_range
 from ..pipe import pipe_method
 from ..sample import Sample
 from ..schedule import ProbabilitySchedule
@@ -364,9 +364,7 @@ class SpecAugmentStage(SpectralAugmentStage):
         self.time_masks = time_masks if isinstance(time_masks, int) else self._time_counts
         self.time_width = time_width if isinstance(time_width, int) else self._time_widths
         self.fill = check_choice(fill, "fill", FILLS)
-        if not isinstance(adaptive, bool):
-            raise ValueError(f"adaptive must be true or false ({adaptive!r} given)")
-        self.adaptive = adaptive
+        self.adaptive = check_bool(adaptive, "adaptive")
         self.time_mask_multiplicity = _optional_fraction(time_mask_multiplicity, "time_mask_multiplicity")
         self.time_mask_ratio = _optional_fraction(time_mask_ratio, "time_mask_ratio")
         self.max_time_fraction = check_float(max_time_fraction, "max_time_fraction", maximum=1.0)

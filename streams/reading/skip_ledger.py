@@ -1,0 +1,254 @@
+"""The skip ledger: how every pass of a source, in this process or a DataLoader worker, reaches one report.
+
+Every pass of a source keeps a :class:`PassTally` in which ``read == yielded + skipped`` holds
+between any two items. The counts are part of the source's state dict; a pass resumed from it
+replaces, in reports, the pass it continues, so resuming never counts a sample twice.
+
+Where the counts go. A pass that runs in the process that built the source (no DataLoader
+workers) registers its live tally with the source's :class:`SkipLedger`, so a report is always
+current. Under ``on_error="skip"``, a pass in another process (a DataLoader worker, under fork or
+spawn, persistent or not) appends one JSON line per skip, and one when its pass ends, to its own
+file in the ledger's directory. That directory's path is fixed when the ledger is made, but the
+folder is made only when first used (by the first worker pass that posts, or by reading
+:attr:`SkipLedger.directory`), and removed when the ledger is garbage collected in its owner
+process; under ``on_error="raise"`` worker passes post nothing (the first bad sample ends the
+run), so no folder is ever made. Writes are finished before the worker raises ``StopIteration``,
+so once a DataLoader pass is over its report is complete; a worker pass still running shows its
+skips so far, with the read and yielded counts as of its last skip. The path is a plain string,
+so the source pickles anywhere (spawn, ``copy.deepcopy``), and nothing can block: there is no
+queue to fill. Each distributed rank builds its own pipe, so its report covers its own reads;
+add them up with ``torch.distributed`` if needed.
+
+:meth:`SkipLedger.report` merges everything into a :class:`~streams.reading.skips.SkipReport`:
+``pipe.skip_report()`` in code, and the summary of ``python -m pipelines run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+import weakref
+from typing import Any
+
+from . import skips
+from .skips import Counts, SkipEvent, SkipReport, add_counts, count_rows
+
+__all__ = ["PassTally", "SkipLedger"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class _PassRecord:
+    """One pass as the ledger sees it: its report, and the pass its state was restored from."""
+
+    pass_id: str
+    continues: tuple[str, int] | None  # (id of the pass resumed, how many of its events came before the save)
+    report: SkipReport
+
+
+class PassTally:
+    """The live accounting of one pass of a source node.
+
+    The node calls :meth:`add_read` for every record it forms, then :meth:`add_yield` or
+    :meth:`add_skip`; so ``read == yielded + skipped`` between items. The state dict keeps the
+    counts by reason and shard (not the events) and the pass's id: a pass resumed from it goes
+    on counting, and the ledger reports it *instead of* the pass it continues (with that pass's
+    events up to the save, when the ledger has them), so a resume never counts a sample twice.
+    """
+
+    def __init__(self, pass_id: str, *, epoch: int = 0, rank: int = 0, worker: int = 0, path: str | None = None):
+        self.pass_id = pass_id
+        self.epoch, self.rank, self.worker = epoch, rank, worker
+        self.read = 0
+        self.yielded = 0
+        self.counts: Counts = {}
+        self.events: list[SkipEvent] = []
+        self.finished = False
+        self.continues: tuple[str, int] | None = None
+        self._base: list[list[Any]] = []  # counts restored from a state dict
+        self._path = path  # where a pass outside the owner process posts its lines
+        self._posted = False
+
+    @property
+    def skipped(self) -> int:
+        return sum(samples for samples, _ in self.counts.values())
+
+    def add_read(self, count: int = 1) -> None:
+        self.read += count
+
+    def add_yield(self) -> None:
+        self.yielded += 1
+
+    def add_skip(self, event: SkipEvent) -> None:
+        """Count ``event`` (its record, if any, was already counted as read)."""
+        add_counts(self.counts, [(event.reason, event.url, event.samples, int(event.shard))])
+        self.events.append(event)
+        self._post({"skip": event.to_json()})
+
+    def finish(self) -> None:
+        """Mark the pass as ended (posts the final counts from a worker)."""
+        if not self.finished:
+            self.finished = True
+            self._post({"end": True})
+
+    def state_dict(self) -> dict[str, Any]:
+        inherited = self.continues[1] if self.continues is not None else 0
+        return {"read": self.read, "yielded": self.yielded, "counts": count_rows(self.counts), "pass": self.pass_id,
+                "events": inherited + len(self.events)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.read, self.yielded = int(state["read"]), int(state["yielded"])
+        self.counts = {}
+        add_counts(self.counts, state["counts"])
+        self._base = [list(row) for row in state["counts"]]
+        self.continues = (str(state["pass"]), int(state["events"]))
+        self._post({"resumed": True})  # the ledger drops the continued pass from now on
+
+    def record(self) -> _PassRecord:
+        report = SkipReport(read=self.read, yielded=self.yielded, counts=tuple(map(tuple, count_rows(self.counts))),
+                            events=tuple(self.events), passes=1, finished_passes=int(self.finished))
+        return _PassRecord(self.pass_id, self.continues, report)
+
+    def _post(self, line: dict[str, Any]) -> None:
+        if self._path is None:
+            return
+        line = {**line, "read": self.read, "yielded": self.yielded}
+        if not self._posted:
+            line.update({"pass": {"id": self.pass_id, "epoch": self.epoch, "rank": self.rank, "worker": self.worker,
+                                  "continues": self.continues}, "base": self._base})
+        try:
+            if not self._posted:  # the first post of the first worker pass makes the ledger's folder
+                os.makedirs(os.path.dirname(self._path), mode=0o700, exist_ok=True)
+            with open(self._path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
+        except OSError as err:  # the owner is gone (its directory removed) or the disk is full
+            logger.warning("cannot post skip accounting to %s (%s); the run summary will miss this pass",
+                           self._path, err)
+            self._path = None
+            return
+        self._posted = True
+
+
+def _read_pass_file(path: str) -> _PassRecord | None:
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    parsed = []
+    for number, text in enumerate(lines):
+        try:
+            parsed.append(json.loads(text))
+        except json.JSONDecodeError:
+            if number == len(lines) - 1:
+                break  # the worker is writing this line right now
+            raise
+    if not parsed:
+        return None
+    counts: Counts = {}
+    events = []
+    finished = False
+    for line in parsed:
+        if "base" in line:
+            add_counts(counts, line["base"])
+        if "skip" in line:
+            event = SkipEvent.from_json(line["skip"])
+            events.append(event)
+            add_counts(counts, [(event.reason, event.url, event.samples, int(event.shard))])
+        finished = finished or bool(line.get("end"))
+    last = parsed[-1]
+    report = SkipReport(read=last["read"], yielded=last["yielded"], counts=tuple(tuple(r) for r in count_rows(counts)),
+                        events=tuple(events), passes=1, finished_passes=int(finished))
+    header = parsed[0]["pass"]
+    continues = tuple(header["continues"]) if header["continues"] is not None else None
+    return _PassRecord(header["id"], continues, report)
+
+
+def _resolve(records: list[_PassRecord]) -> list[SkipReport]:
+    """The reports of the passes no other pass continues, each with the events it inherited."""
+    by_id = {record.pass_id: record for record in records}
+    continued = {record.continues[0] for record in records if record.continues is not None}
+
+    def events(record: _PassRecord) -> tuple[SkipEvent, ...]:
+        if record.continues is None or record.continues[0] not in by_id:
+            return record.report.events
+        parent_id, before_save = record.continues
+        return events(by_id[parent_id])[:before_save] + record.report.events
+
+    return [dataclasses.replace(record.report, events=events(record))
+            for record in records if record.pass_id not in continued]
+
+
+def _remove_directory(path: str, owner: int) -> None:
+    if os.getpid() == owner:  # forked workers hold a copy of this finalizer: only the owner cleans up
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class SkipLedger:
+    """Where a source's passes post their accounting; read it with :meth:`report`.
+
+    Built in the process that builds the source (its *owner*); see the module docstring for how
+    passes in other processes reach it. ``shared=False`` (a source under ``on_error="raise"``)
+    counts only the passes of the owner process. Pickles as the owner's pid and directory path.
+    """
+
+    def __init__(self, *, shared: bool = True) -> None:
+        self._owner = os.getpid()
+        self._shared = shared
+        self._directory = os.path.join(tempfile.gettempdir(), f"streams-skips-{self._owner}-{uuid.uuid4().hex}")
+        self._finalizer = weakref.finalize(self, _remove_directory, self._directory, self._owner)
+        self._reset_process_state()
+
+    def _reset_process_state(self) -> None:
+        self._local: list[PassTally] = []
+        self._warned: set[str] = set()
+        self._serial = itertools.count()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"owner": self._owner, "directory": self._directory, "shared": self._shared}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._owner, self._directory, self._shared = state["owner"], state["directory"], state["shared"]
+        self._finalizer = None
+        self._reset_process_state()
+
+    @property
+    def directory(self) -> str:
+        """The folder worker passes post to; made on first use (here or by a worker's first post)."""
+        os.makedirs(self._directory, mode=0o700, exist_ok=True)
+        return self._directory
+
+    def open_pass(self, *, epoch: int = 0, rank: int = 0, worker: int = 0) -> PassTally:
+        """A new tally for a pass starting in the calling process, registered with this ledger."""
+        # pid and clock: a later worker may reuse a pid, never at the same nanosecond
+        pass_id = f"{os.getpid()}-{time.monotonic_ns()}-{next(self._serial)}"
+        if os.getpid() == self._owner:
+            tally = PassTally(pass_id, epoch=epoch, rank=rank, worker=worker)
+            self._local.append(tally)
+            return tally
+        path = os.path.join(self._directory, f"pass-{pass_id}.jsonl") if self._shared else None
+        return PassTally(pass_id, epoch=epoch, rank=rank, worker=worker, path=path)
+
+    def warn_once(self, event: SkipEvent) -> None:
+        """Log ``event`` as a warning if it is the first skip in its shard in this process."""
+        if event.url in self._warned:
+            return
+        self._warned.add(event.url)
+        skips.logger.warning("skipping bad input (on_error='skip'): %s. Further skips in shard %s are counted "
+                       "without a warning; see pipe.skip_report() or the run summary.", event.message, event.url)
+
+    def report(self) -> SkipReport:
+        """Everything posted so far: live passes of this process, plus every worker's file."""
+        records = [tally.record() for tally in self._local]
+        if os.path.isdir(self._directory):
+            for name in sorted(os.listdir(self._directory)):
+                if name.endswith(".jsonl"):
+                    record = _read_pass_file(os.path.join(self._directory, name))
+                    if record is not None:
+                        records.append(record)
+        return SkipReport.merge(_resolve(records))
