@@ -1,0 +1,89 @@
+"""Batches made in DataLoader workers reuse shared buffers only after the main process let them go."""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+
+import torch
+from torch.utils.data import DataLoader
+
+from streams import Pipe, Sample
+from streams.stages.collate import collate_samples
+from streams.stages import worker_buffers
+from streams.stages.worker_buffers import SLOTS, _Pool, attach_release
+
+
+def test_a_buffer_is_handed_out_again_only_after_its_release():
+    pool = _Pool()
+    first, slot = pool.take(1000)
+    assert slot is not None and first.is_shared() and first.nbytes() >= 1000
+    second, other = pool.take(1000)
+    assert other != slot and second.data_ptr() != first.data_ptr()  # the first is still out
+    # the main process's mapping of the buffer: another storage object (here, a stand-in)
+    tensor = torch.zeros(1000, dtype=torch.uint8).share_memory_()
+    view = tensor[10:20]
+    attach_release({"t": tensor}, (os.getpid() + 1, pool.flags, {"t": slot}))  # as if unpickled elsewhere
+    del tensor
+    gc.collect()
+    assert pool.flags[slot] == 1  # a view still holds the buffer
+    del view
+    gc.collect()
+    assert pool.flags[slot] == 0
+    again, same = pool.take(900)
+    assert same == slot and again.data_ptr() == first.data_ptr()
+
+
+def test_a_copy_made_in_the_worker_itself_releases_nothing():
+    pool = _Pool()
+    storage, slot = pool.take(64)
+    tensor = torch.empty(0, dtype=torch.uint8).set_(storage, 0, (64,))
+    attach_release({"t": tensor.clone().share_memory_()}, (os.getpid(), pool.flags, {"t": slot}))
+    gc.collect()
+    assert pool.flags[slot] == 1
+
+
+def test_when_every_slot_is_out_the_pool_makes_new_segments():
+    pool = _Pool()
+    taken = [pool.take(16) for _ in range(SLOTS)]
+    storage, slot = pool.take(16)
+    assert slot is None and storage.data_ptr() not in {s.data_ptr() for s, _ in taken}
+
+
+def test_a_batch_pickled_outside_a_worker_carries_no_ticket():
+    assert worker_buffers.tickets({"t": torch.zeros(3)}) is None
+
+
+def _batches_by_key(loader: DataLoader, *, hold: bool) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    out, held = {}, []
+    for batch in loader:
+        if hold:
+            held.append(batch)  # nothing released: the workers must not write into these
+        for row, key in enumerate(batch.keys):
+            out[key] = (batch.raw_mel[row, :, :int(batch.raw_lengths[row])].clone(),
+                        batch.edit_mel[row, :, :int(batch.edit_lengths[row])].clone())
+    if hold:
+        for batch in held:  # still intact after the whole epoch
+            for row, key in enumerate(batch.keys):
+                assert torch.equal(batch.raw_mel[row, :, :int(batch.raw_lengths[row])], out[key][0])
+    return out
+
+
+def test_worker_batches_equal_in_process_batches_held_or_dropped(make_shards):
+    pattern, _ = make_shards(24, 3, n_mels=4, min_frames=20, max_frames=90)
+    pipe = Pipe.from_shards(pattern, seed=1).batch(2)
+    expected = _batches_by_key(DataLoader(pipe, batch_size=None, num_workers=0), hold=False)
+    for hold in (False, True):
+        loader = DataLoader(pipe, batch_size=None, num_workers=2, persistent_workers=True)
+        for epoch in range(2):  # the second epoch reuses the buffers released in the first
+            got = _batches_by_key(loader, hold=hold)
+            assert got.keys() == expected.keys()
+            for key, (raw, edit) in expected.items():
+                assert torch.equal(got[key][0], raw) and torch.equal(got[key][1], edit)
+
+
+def test_a_batch_round_trips_through_pickle():
+    batch = collate_samples([Sample("a", torch.ones(2, 3), torch.ones(2, 1), torch.tensor([2]))])
+    copy = pickle.loads(pickle.dumps(batch))
+    assert copy.keys == ["a"] and torch.equal(copy.raw_mel, batch.raw_mel) and copy.pointers.tolist() == [[2]]
