@@ -65,7 +65,8 @@ def _tar(members: dict[str, bytes]) -> bytes:
                       max_size=5), seed=st.integers(0, 100))
 def test_members_read_in_one_call_equal_tarfiles_reads(tmp_path_factory, sizes, seed):
     rng = np.random.default_rng(seed)
-    members = {f"k{i}.raw_mel.npy": rng.integers(0, 256, size, dtype=np.uint8).tobytes() for i, size in enumerate(sizes)}
+    members = {f"k{i}.raw_mel.npy": rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+               for i, size in enumerate(sizes)}
     path = tmp_path_factory.mktemp("tar") / "t.tar"
     path.write_bytes(_tar(members))
     assert {name: bytes(data) for name, data in iter_tar_members(str(path))} == members

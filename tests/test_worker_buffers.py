@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from streams import Pipe, Sample
-from streams.stages.collate import collate_samples
 from streams.stages import worker_buffers
+from streams.stages.collate import collate_samples
 from streams.stages.worker_buffers import SLOTS, _Pool, attach_release
 
 
