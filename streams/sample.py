@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from .worker_buffers import register_transport
+
 __all__ = ["Origin", "Sample", "SampleError", "check_sample"]
 
 Origin = tuple
@@ -49,6 +51,7 @@ def _rebuild_sample_error(message: str, reason: str, key: str | None, url: str |
     return SampleError(message, reason=reason, key=key, url=url, member=member)
 
 
+@register_transport
 @dataclasses.dataclass(frozen=True, eq=False)
 class Sample:
     """One training example for a pointer network.

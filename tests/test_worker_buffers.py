@@ -6,13 +6,13 @@ import gc
 import os
 import pickle
 
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from streams import Pipe, Sample
-from streams.stages import worker_buffers
+from streams import Pipe, Sample, worker_buffers
 from streams.stages.collate import collate_samples
-from streams.stages.worker_buffers import SLOTS, _Pool, attach_release
+from streams.worker_buffers import SLOTS, _Pool, attach_release
 
 
 def test_a_buffer_is_handed_out_again_only_after_its_release():
@@ -44,40 +44,46 @@ def test_a_copy_made_in_the_worker_itself_releases_nothing():
     assert pool.flags[slot] == 1
 
 
-def test_when_every_slot_is_out_the_pool_makes_new_segments():
+def test_when_every_slot_is_out_the_pool_says_so():
     pool = _Pool()
-    taken = [pool.take(16) for _ in range(SLOTS)]
-    storage, slot = pool.take(16)
-    assert slot is None and storage.data_ptr() not in {s.data_ptr() for s, _ in taken}
+    assert all(pool.take(16)[1] is not None for _ in range(SLOTS))
+    assert pool.take(16) == (None, None)
 
 
 def test_a_batch_pickled_outside_a_worker_carries_no_ticket():
     assert worker_buffers.tickets({"t": torch.zeros(3)}) is None
 
 
-def _batches_by_key(loader: DataLoader, *, hold: bool) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def _rows(item) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Each sample's (raw, edit) mels in a sample or a batch, as views."""
+    if isinstance(item, Sample):
+        return {item.key: (item.raw_mel, item.edit_mel)}
+    return {key: (item.raw_mel[row, :, :int(item.raw_lengths[row])],
+                  item.edit_mel[row, :, :int(item.edit_lengths[row])]) for row, key in enumerate(item.keys)}
+
+
+def _by_key(loader: DataLoader, *, hold: bool) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     out, held = {}, []
-    for batch in loader:
+    for item in loader:
         if hold:
-            held.append(batch)  # nothing released: the workers must not write into these
-        for row, key in enumerate(batch.keys):
-            out[key] = (batch.raw_mel[row, :, :int(batch.raw_lengths[row])].clone(),
-                        batch.edit_mel[row, :, :int(batch.edit_lengths[row])].clone())
-    if hold:
-        for batch in held:  # still intact after the whole epoch
-            for row, key in enumerate(batch.keys):
-                assert torch.equal(batch.raw_mel[row, :, :int(batch.raw_lengths[row])], out[key][0])
+            held.append(item)  # nothing released: the workers must not write into these
+        out.update({key: (raw.clone(), edit.clone()) for key, (raw, edit) in _rows(item).items()})
+    for item in held:  # still intact after the whole epoch
+        assert all(torch.equal(raw, out[key][0]) and torch.equal(edit, out[key][1])
+                   for key, (raw, edit) in _rows(item).items())
     return out
 
 
-def test_worker_batches_equal_in_process_batches_held_or_dropped(make_shards):
-    pattern, _ = make_shards(24, 3, n_mels=4, min_frames=20, max_frames=90)
-    pipe = Pipe.from_shards(pattern, seed=1).batch(2)
-    expected = _batches_by_key(DataLoader(pipe, batch_size=None, num_workers=0), hold=False)
+@pytest.mark.parametrize("batched", [True, False])
+def test_worker_items_equal_in_process_items_held_or_dropped(make_shards, batched):
+    pattern, _ = make_shards(24, 3, n_mels=64, min_frames=200, max_frames=400)  # mels over MIN_POOLED_BYTES
+    pipe = Pipe.from_shards(pattern, seed=1)
+    pipe = pipe.batch(2) if batched else pipe
+    expected = _by_key(DataLoader(pipe, batch_size=None, num_workers=0), hold=False)
     for hold in (False, True):
         loader = DataLoader(pipe, batch_size=None, num_workers=2, persistent_workers=True)
         for epoch in range(2):  # the second epoch reuses the buffers released in the first
-            got = _batches_by_key(loader, hold=hold)
+            got = _by_key(loader, hold=hold)
             assert got.keys() == expected.keys()
             for key, (raw, edit) in expected.items():
                 assert torch.equal(got[key][0], raw) and torch.equal(got[key][1], edit)
@@ -85,5 +91,8 @@ def test_worker_batches_equal_in_process_batches_held_or_dropped(make_shards):
 
 def test_a_batch_round_trips_through_pickle():
     batch = collate_samples([Sample("a", torch.ones(2, 3), torch.ones(2, 1), torch.tensor([2]))])
-    copy = pickle.loads(pickle.dumps(batch))
+    copy = pickle.loads(pickle.dumps(batch))  # plain pickling is untouched: only the trip between processes
     assert copy.keys == ["a"] and torch.equal(copy.raw_mel, batch.raw_mel) and copy.pointers.tolist() == [[2]]
+    sample = Sample("b", torch.ones(2, 3), torch.ones(2, 1), torch.tensor([2]), meta={"x": 1}, origin=("shard", 0, 1))
+    copy = pickle.loads(pickle.dumps(sample))
+    assert copy.key == "b" and copy.meta == {"x": 1} and copy.origin == ("shard", 0, 1)

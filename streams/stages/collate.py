@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..sample import Origin, Sample
-from .worker_buffers import attach_release, shared_empty, tickets
+from ..worker_buffers import register_transport, shared_empty
 
 __all__ = ["IGNORE_INDEX", "Batch", "collate_samples"]
 
@@ -17,6 +17,7 @@ IGNORE_INDEX = -100
 """Pointer padding: the default ``ignore_index`` of ``torch.nn.functional.cross_entropy``."""
 
 
+@register_transport
 @dataclasses.dataclass(frozen=True, eq=False)
 class Batch:
     """Padded samples, ready for a model.
@@ -80,22 +81,10 @@ class Batch:
         """Pinned copy; called by ``DataLoader(pin_memory=True)``."""
         return self._map_tensors(torch.Tensor.pin_memory)
 
-    def __reduce__(self) -> tuple:
-        """Pickled with the worker's buffer tickets, so the main process can hand the buffers back
-        (see :mod:`streams.stages.worker_buffers`)."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        ticket = tickets({name: value for name, value in values.items() if isinstance(value, torch.Tensor)})
-        return _rebuild_batch, (type(self), values, ticket)
-
-
-def _rebuild_batch(cls: type, values: dict[str, Any], ticket: tuple[Any, ...] | None) -> Batch:
-    attach_release({name: value for name, value in values.items() if isinstance(value, torch.Tensor)}, ticket)
-    return cls(**values)
-
 
 def _new_batch_tensor(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """An uninitialised tensor of ``like``'s dtype. In a DataLoader worker it is made in one of the
-    worker's reusable shared-memory buffers (:mod:`streams.stages.worker_buffers`), so reaching the
+    worker's reusable shared-memory buffers (:mod:`streams.worker_buffers`), so reaching the
     main process costs no second copy and, once the main process has let an earlier batch go, no
     new segment either."""
     return shared_empty(like, shape)
