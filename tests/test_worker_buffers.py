@@ -82,7 +82,7 @@ def test_worker_items_equal_in_process_items_held_or_dropped(make_shards, batche
     expected = _by_key(DataLoader(pipe, batch_size=None, num_workers=0), hold=False)
     for hold in (False, True):
         loader = DataLoader(pipe, batch_size=None, num_workers=2, persistent_workers=True)
-        for epoch in range(2):  # the second epoch reuses the buffers released in the first
+        for _epoch in range(2):  # the second epoch reuses the buffers released in the first
             got = _by_key(loader, hold=hold)
             assert got.keys() == expected.keys()
             for key, (raw, edit) in expected.items():

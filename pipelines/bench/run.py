@@ -78,12 +78,14 @@ def _load_average() -> list[float] | None:
         return None
 
 
-def run_benchmarks(settings: BenchSettings = BenchSettings()) -> BenchResult:
-    """Run the parts ``settings`` selects; return every figure (``.to_json()`` for a JSON-friendly dict).
+def run_benchmarks(settings: BenchSettings | None = None) -> BenchResult:
+    """Run the parts ``settings`` selects (the defaults when ``None``); return every figure
+    (``.to_json()`` for a JSON-friendly dict).
 
     The peers, end-to-end and memory parts read ``settings.shards`` when given, else simulated
     shards written to a temporary folder (or ``settings.shard_dir``).
     """
+    settings = settings or BenchSettings()
     started = time.perf_counter()
     result = BenchResult(
         settings=settings.to_json(),
