@@ -96,8 +96,26 @@ class Sample:
         return sum(t.element_size() * t.nelement() for t in (self.raw_mel, self.edit_mel, self.pointers))
 
     def replace(self, **changes: Any) -> Sample:
-        """A copy with some fields replaced (tensors are shared, not copied)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields replaced (tensors are shared, not copied).
+
+        What ``dataclasses.replace`` does, in about a fifth of its time (a stage makes two or three
+        copies per sample, which counts on short samples): the fields are copied as they are,
+        since a ``Sample`` checks nothing when it is built. Unknown fields raise ``TypeError``.
+
+        >>> s = Sample("a", torch.zeros(1, 2), torch.zeros(1, 1), torch.tensor([0]))
+        >>> s.replace(key="b").key, s.key, s.replace(key="b").raw_mel is s.raw_mel
+        ('b', 'a', True)
+        """
+        if type(self) is not Sample:  # a subclass may check or derive fields in its __init__
+            return dataclasses.replace(self, **changes)
+        if not changes.keys() <= _FIELDS:
+            raise TypeError(f"Sample has no field(s) {sorted(changes.keys() - _FIELDS)}; "
+                            f"fields are {', '.join(sorted(_FIELDS))}")
+        copy = object.__new__(Sample)
+        state = copy.__dict__
+        state.update(self.__dict__)
+        state.update(changes)
+        return copy
 
     def with_record(self, stage: str, **params: Any) -> Sample:
         """A copy whose ``meta["augmentations"]`` ends with ``{"stage": stage, **params}``."""
@@ -109,6 +127,9 @@ class Sample:
             f"Sample(key={self.key!r}, n_mels={self.n_mels}, raw_frames={self.raw_frames}, "
             f"edit_frames={self.edit_frames}, dtype={self.raw_mel.dtype})"
         )
+
+
+_FIELDS = frozenset(field.name for field in dataclasses.fields(Sample))
 
 
 def _where(sample_key: str, url: str | None, member: str | None = None) -> str:
