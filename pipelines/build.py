@@ -32,7 +32,7 @@ from streams.stages.spec_augment import SpecAugmentStage
 
 from .config import Config, ConfigError
 
-__all__ = ["build_pipe", "build_stages"]
+__all__ = ["AUGMENTATION_ORDER", "build_augmentations", "build_pipe", "build_stages"]
 
 
 def _block_kwargs(block: Any) -> dict[str, Any]:
@@ -65,28 +65,36 @@ def build_stages(config: Config) -> list[Stage]:
                                  mel_dtype=src.mel_dtype, equal_steps=src.equal_steps, resampled=src.resampled,
                                  epoch_samples=src.epoch_samples, sample_counts=src.sample_counts,
                                  on_error=src.on_error)]
+    augmentations = build_augmentations(config)
+    stages.extend(augmentations.pop(name) for name in BEFORE_SHUFFLE if name in augmentations)
+    if config.shuffle.buffer_size:
+        stages.append(_make("shuffle.buffer_size", ShuffleStage, buffer_size=config.shuffle.buffer_size))
+    stages.extend(augmentations.values())
+    stages.extend(_batching_stages(config.batching))
+    return stages
+
+
+AUGMENTATION_ORDER = ("crop", "concatenation", "chunk_shuffle", "gain", "channel_dropout", "spec_augment", "noise")
+"""The augmentation blocks in pipe order (the module docstring says why)."""
+BEFORE_SHUFFLE = ("crop",)
+"""The augmentations that run before the shuffle buffer."""
+
+
+def build_augmentations(config: Config) -> dict[str, Stage]:
+    """The enabled augmentation stages of ``config``, by block name, in pipe order (none when
+    augmentation is off); ``config.source`` is not used, so a config made in code needs no shards."""
     aug = config.augmentation
     schedule = _make("augmentation.schedule", ProbabilitySchedule,
                      paths={"warmup_epochs": "augmentation.warmup_epochs"}, warmup_epochs=aug.warmup_epochs,
                      kind=aug.schedule.kind, decay_epochs=aug.schedule.decay_epochs,
                      start_factor=aug.schedule.start_factor, end_factor=aug.schedule.end_factor)
-
-    def augmentation(name: str, factory: Any) -> None:
+    factories = {"crop": CropStage, "concatenation": PairStage, "chunk_shuffle": ChunkShuffleStage, "gain": GainStage,
+                 "channel_dropout": ChannelDropoutStage, "spec_augment": SpecAugmentStage, "noise": NoiseStage}
+    stages = {}
+    for name in AUGMENTATION_ORDER:
         block = getattr(aug, name)
         if config.augment and block.enabled:
-            stages.append(_make(f"augmentation.{name}", factory, schedule=schedule, **_block_kwargs(block)))
-
-    augmentation("crop", CropStage)
-    if config.shuffle.buffer_size:
-        stages.append(_make("shuffle.buffer_size", ShuffleStage, buffer_size=config.shuffle.buffer_size))
-    augmentation("concatenation", PairStage)
-    augmentation("chunk_shuffle", ChunkShuffleStage)
-    augmentation("gain", GainStage)
-    augmentation("channel_dropout", ChannelDropoutStage)
-    augmentation("spec_augment", SpecAugmentStage)
-    augmentation("noise", NoiseStage)
-
-    stages.extend(_batching_stages(config.batching))
+            stages[name] = _make(f"augmentation.{name}", factories[name], schedule=schedule, **_block_kwargs(block))
     return stages
 
 
@@ -110,5 +118,6 @@ def _batching_stages(batching: Any) -> list[Stage]:
 
 
 def build_pipe(config: Config) -> Pipe:
-    """The pipe described by ``config``: use it as ``DataLoader(build_pipe(cfg), batch_size=None)``."""
+    """The pipe described by ``config``: use it as ``DataLoader(build_pipe(cfg))`` (the pipe's own batches;
+    ``batch_size=None`` is the same), or, without a ``batching`` block, ``DataLoader(pipe, batch_size=N)``."""
     return Pipe(build_stages(config), seed=config.seed)

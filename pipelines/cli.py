@@ -1,7 +1,8 @@
-"""Command line: ``python -m pipelines {run,pack,check,generate,preview,bench} ...``.
+"""Command line: ``python -m pipelines {run,pack,check,generate,preview,info,bench} ...``.
 
 Each command parses its arguments, calls the library, and prints a short summary. No logic lives
-only here.
+only here. Help texts are plain text (argparse prints them as written), and every command's help
+ends with an example (:data:`EXAMPLES`).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     from streams import Pipe
     from streams.stages.augment import AugmentStage
-    from streams.tools.preview import render_preview
+    from streams.tools.preview import render_overview, render_preview
 
     from .build import build_stages
 
@@ -130,7 +131,20 @@ def _preview(args: argparse.Namespace) -> int:
         print("preview: no augmentation is enabled in this config", file=sys.stderr)
         return 1
     paths = render_preview(sample, augmentations, args.out, seed=config.seed)
-    print(f"preview: sample {sample.key!r}, {len(augmentations)} augmentation(s), {len(paths)} PNG(s) in {args.out}")
+    overview = render_overview(sample, augmentations, f"{args.out}/overview.png", seed=config.seed)
+    print(f"preview: sample {sample.key!r}, {len(augmentations)} augmentation(s), {len(paths)} PNG(s) and "
+          f"{overview.name} (every stage in one grid) in {args.out}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from streams.reading.shardlist import expand_shard_urls
+    from streams.tools.shard_info import dumps, shard_stats, summarize
+
+    urls = expand_shard_urls(args.shards)
+    info = summarize(shard_stats(url) for url in tqdm(urls, unit="shard", desc="info", disable=args.no_progress))
+    print(dumps(info) if args.json else "\n".join(f"info: {line}" if i == 0 else f"  {line}"
+                                                   for i, line in enumerate(info.lines())))
     return 0
 
 
@@ -148,11 +162,34 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = "pointer-streams: stream, pack, check, inspect and preview audio pointer-network shards."
 
-    run = commands.add_parser("run", help="stream a configured pipeline and summarise it")
+EXAMPLES = {
+    "run": "python -m pipelines run pipelines/configs/full.json --epochs 2 --workers 2",
+    "pack": "python -m pipelines pack my_samples/ 'out/train-%06d.tar' --max-samples 500",
+    "check": "python -m pipelines check 'out/train-{000000..000009}.tar'",
+    "generate": "python -m pipelines generate 'out/synth-%06d.tar' --count 100",
+    "preview": "python -m pipelines preview pipelines/configs/full.json --out previews/",
+    "info": "python -m pipelines info 'shards/demo/demo-{000000..000004}.tar' --json",
+    "bench": "python -m pipelines bench --quick",
+}
+"""One example per command, printed at the end of its ``--help``."""
+
+
+def _command(commands: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` starts with ``help_text`` and ends with its example."""
+    return commands.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".",
+                               epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    epilog = "examples:\n" + "\n".join(f"  {example}" for example in EXAMPLES.values())
+    epilog += "\n\n`python -m pipelines COMMAND --help` describes one command."
+    parser = argparse.ArgumentParser(prog="python -m pipelines", description=DESCRIPTION, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = _command(commands, "run", "stream a configured pipeline and summarise it")
     run.add_argument("config", help="JSON config (see pipelines/configs/)")
     run.add_argument("--epochs", type=int, default=1)
     run.add_argument("--workers", type=int, default=0, help="DataLoader workers")
@@ -160,22 +197,23 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(handler=_run)
 
-    pack = commands.add_parser("pack", help="pack a folder of samples (.npy triplets or .pt) into shards")
-    pack.add_argument("src_dir")
+    pack = _command(commands, "pack", "pack a folder of samples (.npy triplets or .pt) into shards")
+    pack.add_argument("src_dir", help="folder of KEY.raw_mel.npy, KEY.edit_mel.npy, KEY.pointers.npy "
+                                      "(+ KEY.meta.json) triplets or KEY.pt dicts")
     pack.add_argument("out_pattern", help="like out/train-%%06d.tar")
     pack.add_argument("--max-samples", type=int, default=1000, help="samples per shard at most")
     pack.add_argument("--max-mb", type=float, default=1000.0, help="MB per shard at most")
     pack.add_argument("--skip-bad", action="store_true", help="pack the good samples, report the bad")
     pack.set_defaults(handler=_pack)
 
-    check = commands.add_parser("check", help="validate shards; report every problem; exit 1 if any")
+    check = _command(commands, "check", "validate shards; report every problem; exit 1 if any")
     check.add_argument("shards", nargs="+", help="shard paths, URLs or brace patterns")
     check.add_argument("--mel-dtype", choices=("float32", "float16"), default="float32",
                        help="the dtype the source converts mels to (float16 can overflow to Inf)")
     check.add_argument("--no-progress", action="store_true")
     check.set_defaults(handler=_check)
 
-    generate = commands.add_parser("generate", help="write synthetic samples (a simulated editor) to shards")
+    generate = _command(commands, "generate", "write synthetic samples (a simulated editor) to shards")
     generate.add_argument("out_pattern", help="like out/synth-%%06d.tar")
     generate.add_argument("--count", type=int, default=100)
     generate.add_argument("--n-mels", type=int, default=80)
@@ -189,16 +227,24 @@ def make_parser() -> argparse.ArgumentParser:
     generate.add_argument("--max-mb", type=float, default=1000.0)
     generate.set_defaults(handler=_generate)
 
-    preview = commands.add_parser("preview", help="PNGs of a sample before/after each enabled augmentation")
-    preview.add_argument("config")
+    preview = _command(commands, "preview", "PNGs of a sample before/after each enabled augmentation")
+    preview.add_argument("config", help="JSON config (see pipelines/configs/)")
     preview.add_argument("--out", required=True, help="folder for the PNGs")
     preview.add_argument("--index", type=int, default=0, help="which sample of epoch 0's stream, in shard order as the source reads it (0 = first)")
     preview.set_defaults(handler=_preview)
 
-    bench = commands.add_parser("bench", help="throughput and memory as ratios against floors measured in the same run")
+    info = _command(commands, "info", "what shards hold: samples, hours, n_mels, dtypes, lengths, edit structure, "
+                                      "bytes")
+    info.add_argument("shards", nargs="+", help="shard paths, URLs or brace patterns")
+    info.add_argument("--json", action="store_true", help="print the figures as JSON (for scripts)")
+    info.add_argument("--no-progress", action="store_true")
+    info.set_defaults(handler=_info)
+
+    bench = _command(commands, "bench",
+                     "throughput and memory as ratios against floors and peers measured in the same run")
     bench.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: checks that every part runs")
     bench.add_argument("--parts", help="comma-separated, from stage,reference,peers,e2e,memory,first-batch "
-                                           "(default: all)")
+                                       "(default: all)")
     bench.add_argument("--repeats", type=int, help="repetitions of the stage, reference, peers and first-batch parts")
     bench.add_argument("--e2e-repeats", type=int, help="timed epochs per end-to-end configuration")
     bench.add_argument("--stage-shapes", help="per-stage samples, MELSxRAWxEDIT, comma-separated "

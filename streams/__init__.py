@@ -1,6 +1,7 @@
 """Streams of pointer-network samples: sources, stages and the pipe that chains them."""
 
 from .stages.augment import AugmentStage
+from .stages.augment_chain import AugmentChain
 from .stages.batch import BatchStage
 from .stages.bucketing import FrameBudgetBatchStage, cut_frame_budget_batches
 from .stages.channel_dropout import ChannelDropoutStage
@@ -21,6 +22,7 @@ from .reading.source import MemorySource, ShardReadError, ShardSource
 from .stages.spec_augment import SpecAugmentStage
 
 __all__ = [
+    "AugmentChain",
     "AugmentStage",
     "Batch",
     "BatchStage",

@@ -21,10 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
 import braceexpand
-from webdataset.gopen import gopen, gopen_schemes, rewrite_url
+from webdataset.gopen import gopen_schemes, rewrite_url
 from webdataset.shardlists import expand_urls
 
 from ..seeding import order_rng
+from .remote import open_shard
 from .shard_index import INDEX_NAME, read_index
 
 __all__ = [
@@ -132,7 +133,7 @@ def shard_file_name(url: str) -> str:
 def _index_entries(location: str) -> dict[str, dict]:
     """The ``shards`` entries of the index file at a local path or any URL webdataset opens."""
     try:
-        with gopen(location) as stream:
+        with open_shard(location) as stream:
             index = json.load(stream)
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot read the shard index {location!r} ({type(err).__name__}: {err}); give the path "

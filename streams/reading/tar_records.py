@@ -2,8 +2,8 @@
 
 Three small steps, each a generator over the one before:
 
-1. :func:`iter_tar_members` opens a URL with webdataset's ``gopen`` (local paths, ``file:``,
-   ``pipe:``, http(s), cloud CLIs) and emits ``(member name, bytes)`` for every regular file, in
+1. :func:`iter_tar_members` opens a URL with :func:`streams.reading.remote.open_shard` (http(s)
+   with Range retries; local paths, ``file:``, ``pipe:``, cloud CLIs through webdataset's ``gopen``) and emits ``(member name, bytes)`` for every regular file, in
    tar order. Unlike ``tarfile``'s own iteration (and so webdataset's ``tar_file_iterator``), it
    never ends quietly on a damaged archive: a tar cut at a member boundary, inside a header or
    inside a member's data, or a garbled header, raises :class:`ShardReadError` after the members
@@ -35,9 +35,8 @@ import re
 import tarfile
 from collections.abc import Callable, Iterator
 
-from webdataset.gopen import gopen
-
 from ..sample import SampleError
+from .remote import open_shard
 
 __all__ = [
     "REQUIRED_MEMBERS",
@@ -255,7 +254,7 @@ def iter_tar_members(url: str, wanted: Callable[[str], bool] | None = None
     member whose data was cut, when the damage hit one.
     """
     try:
-        stream = gopen(url)
+        stream = open_shard(url)  # http(s): resumes dropped connections (remote.py)
     except FileNotFoundError as err:
         raise _shard_error(url, "missing_shard", "the file does not exist") from err
     except Exception as err:  # permissions, a folder, an unknown scheme...

@@ -1,4 +1,14 @@
-"""Padding collation: a list of samples → one :class:`Batch` of padded tensors with masks."""
+"""Padding collation: a list of samples → one :class:`Batch` of padded tensors with masks.
+
+Importing this module (``import streams`` does) registers both types with torch's
+``default_collate_fn_map``, the extension point torch documents for ``default_collate``, so a
+``DataLoader`` with its default ``collate_fn`` understands them (see :func:`collate_for_dataloader`):
+
+* ``DataLoader(pipe)`` over a pipe that batches: each item is already a :class:`Batch`; the
+  default ``batch_size=1`` hands it over as it is (the same as ``batch_size=None``);
+* ``DataLoader(pipe, batch_size=N)`` over a pipe of samples: N samples are padded into a
+  :class:`Batch` by :func:`collate_samples`, as the batching stage does.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +17,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch.utils.data._utils.collate import default_collate_fn_map
 
 from ..sample import Origin, Sample
 from ..worker_buffers import register_transport, shared_empty
 
-__all__ = ["IGNORE_INDEX", "Batch", "collate_samples"]
+__all__ = ["IGNORE_INDEX", "Batch", "collate_for_dataloader", "collate_samples"]
 
 IGNORE_INDEX = -100
 """Pointer padding: the default ``ignore_index`` of ``torch.nn.functional.cross_entropy``."""
@@ -134,3 +145,37 @@ def collate_samples(samples: Sequence[Sample]) -> Batch:
         meta=[s.meta for s in samples],
         origins=[s.origin for s in samples],
     )
+
+
+def _collate_batches(batches: Sequence[Batch], *, collate_fn_map: Any = None) -> Batch:
+    if len(batches) == 1:
+        return batches[0]
+    raise TypeError(f"the DataLoader asked to collate {len(batches)} Batches into one, but the pipe already makes "
+                    "batches (its batching stage); use DataLoader(pipe) or DataLoader(pipe, batch_size=None), or "
+                    "remove the config's batching block and let DataLoader(pipe, batch_size=N) pad the samples")
+
+
+def _collate_sample_list(samples: Sequence[Sample], *, collate_fn_map: Any = None) -> Batch:
+    return collate_samples(samples)
+
+
+def collate_for_dataloader(items: Sequence[Batch | Sample]) -> Batch:
+    """What ``default_collate`` makes of ``items`` once this module is imported: one
+    :class:`Batch` handed over as it is, or a list of samples padded by :func:`collate_samples`.
+
+    >>> import torch
+    >>> a = Sample("a", torch.ones(2, 3), torch.ones(2, 1), torch.tensor([2]))
+    >>> batch = collate_for_dataloader([a, a])
+    >>> collate_for_dataloader([batch]) is batch, batch.raw_mel.shape
+    (True, torch.Size([2, 2, 3]))
+    """
+    if not items:
+        raise ValueError("cannot collate an empty list")
+    if isinstance(items[0], Batch):
+        return _collate_batches(items)
+    return _collate_sample_list(items)
+
+
+# torch's documented extension point of default_collate (see torch.utils.data._utils.collate.collate)
+default_collate_fn_map[Batch] = _collate_batches
+default_collate_fn_map[Sample] = _collate_sample_list

@@ -1,16 +1,21 @@
 """Pictures of what augmentations do to a sample, for the plan's "visual inspection" step.
 
 :func:`render_preview` draws, for each stage, one PNG: raw and edit mels before and after, and
-the pointer map (edit frame vs the raw frame it points to) before and after. It uses
-matplotlib's Agg canvas directly, so it needs no display and leaves pyplot's global state alone.
+the pointer map (edit frame vs the raw frame it points to) before and after;
+:func:`render_overview` draws one PNG with every stage on the same sample, a row per stage. Mels
+"after" share the color range of the sample before, so a change shows as a change of color.
+Parameters in titles are shortened (:func:`describe_params`) and wrapped to the figure's width.
+It uses matplotlib's Agg canvas directly, so it needs no display and leaves pyplot's global state
+alone.
 """
 
 from __future__ import annotations
 
-import json
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from matplotlib.axes import Axes
@@ -20,13 +25,46 @@ from matplotlib.figure import Figure
 from ..stages.augment import AugmentStage
 from ..sample import Sample
 
-__all__ = ["render_preview"]
+__all__ = ["describe_params", "render_overview", "render_preview"]
 
 
-def _show_mel(axes: Axes, mel: torch.Tensor, title: str) -> None:
+def _short(value: Any, max_items: int) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_short(v, max_items)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        shown = ", ".join(_short(v, max_items) for v in value[:max_items])
+        return f"[{shown}, ... {len(value)} values]" if len(value) > max_items else f"[{shown}]"
+    return str(value)
+
+
+def describe_params(params: dict[str, Any] | None, *, width: int = 120, max_lines: int = 3,
+                    max_items: int = 6) -> list[str]:
+    """``params`` as at most ``max_lines`` lines of at most ``width`` characters: floats to 4
+    significant digits, lists past ``max_items`` values shortened, the last line ending in ``...``
+    when the rest does not fit.
+
+    >>> describe_params({"level": 0.14151074527765117, "order": list(range(20))}, width=40)
+    ['level: 0.1415, order: [0, 1, 2, 3, 4, 5,', '... 20 values]']
+    >>> describe_params(None)
+    ['nothing to do on this sample']
+    """
+    if params is None:
+        return ["nothing to do on this sample"]
+    text = ", ".join(f"{key}: {_short(value, max_items)}" for key, value in params.items())
+    lines = textwrap.wrap(text, width=width) or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][:width - 4] + " ..."
+    return lines
+
+
+def _show_mel(axes: Axes, mel: torch.Tensor, title: str, limits: tuple[float, float] | None = None) -> None:
     values = mel.float().numpy()
     if values.size:
-        axes.imshow(values, origin="lower", aspect="auto", interpolation="nearest", cmap="magma")
+        vmin, vmax = limits if limits is not None else (None, None)
+        axes.imshow(values, origin="lower", aspect="auto", interpolation="nearest", cmap="magma", vmin=vmin, vmax=vmax)
     axes.set_title(title, fontsize=9)
     axes.set_xlabel("frame")
     axes.set_ylabel("mel bin")
@@ -45,6 +83,19 @@ def _file_name(index: int, name: str) -> str:
     return f"{index:02d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
 
 
+def _limits(mel: torch.Tensor) -> tuple[float, float] | None:
+    if mel.numel() == 0:
+        return None
+    low, high = torch.aminmax(mel.float())
+    return float(low), float(high)
+
+
+def _draw(sample: Sample, stage: AugmentStage, name: str, seed: int) -> tuple[dict[str, Any] | None, Sample]:
+    """The stage forced to fire on ``sample`` with the pipe's generator for (seed, epoch 0, name, key)."""
+    params = stage.draw(sample, stage.keyed_generator(seed, 0, name, sample.key))
+    return params, (sample if params is None else stage.apply(sample, params))  # None: nothing to do here
+
+
 def render_preview(sample: Sample, stages: Sequence[tuple[str, AugmentStage]], out_dir: str | Path,
                    seed: int = 0) -> list[Path]:
     """Write one PNG per ``(name, stage)`` into ``out_dir`` (created if needed); return their paths.
@@ -58,20 +109,43 @@ def render_preview(sample: Sample, stages: Sequence[tuple[str, AugmentStage]], o
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for index, (name, stage) in enumerate(stages):
-        params = stage.draw(sample, stage.keyed_generator(seed, 0, name, sample.key))
-        after = sample if params is None else stage.apply(sample, params)  # None: nothing to do here
+        params, after = _draw(sample, stage, name, seed)
         figure = Figure(figsize=(12, 9), layout="constrained")
         FigureCanvasAgg(figure)
         grid = figure.subplots(3, 2)
         _show_mel(grid[0, 0], sample.raw_mel, f"raw before ({sample.n_mels} x {sample.raw_frames})")
-        _show_mel(grid[0, 1], after.raw_mel, f"raw after ({after.n_mels} x {after.raw_frames})")
+        _show_mel(grid[0, 1], after.raw_mel, f"raw after ({after.n_mels} x {after.raw_frames})",
+                  _limits(sample.raw_mel))
         _show_mel(grid[1, 0], sample.edit_mel, f"edit before ({sample.n_mels} x {sample.edit_frames})")
-        _show_mel(grid[1, 1], after.edit_mel, f"edit after ({after.n_mels} x {after.edit_frames})")
+        _show_mel(grid[1, 1], after.edit_mel, f"edit after ({after.n_mels} x {after.edit_frames})",
+                  _limits(sample.edit_mel))
         _show_pointers(grid[2, 0], sample, "pointers before")
         _show_pointers(grid[2, 1], after, "pointers after")
-        summary = json.dumps(params)
-        figure.suptitle(f"{name} on {sample.key}: {summary[:160]}{'...' if len(summary) > 160 else ''}", fontsize=10)
+        title = [f"{name} on {sample.key}", *describe_params(params, width=125)]
+        figure.suptitle("\n".join(title), fontsize=10)
         path = out_dir / _file_name(index, name)
         figure.savefig(path, dpi=80)
         paths.append(path)
     return paths
+
+
+def render_overview(sample: Sample, stages: Sequence[tuple[str, AugmentStage]], path: str | Path,
+                    seed: int = 0) -> Path:
+    """Write one PNG at ``path``: a row for ``sample`` as it is, then a row per stage (raw mel, edit mel,
+    pointers), each stage forced to fire on the original sample as in :func:`render_preview`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [("original", None, sample)] + [(name, *_draw(sample, stage, name, seed)) for name, stage in stages]
+    figure = Figure(figsize=(14, 2.6 * len(rows)), layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.subplots(len(rows), 3, squeeze=False)
+    raw_limits, edit_limits = _limits(sample.raw_mel), _limits(sample.edit_mel)
+    for axes, (name, params, after) in zip(grid, rows):
+        label = name if name == "original" else f"{name}: {describe_params(params, width=48, max_lines=1)[0]}"
+        _show_mel(axes[0], after.raw_mel, f"{label}\nraw ({after.n_mels} x {after.raw_frames})", raw_limits)
+        _show_mel(axes[1], after.edit_mel, f"edit ({after.n_mels} x {after.edit_frames})", edit_limits)
+        _show_pointers(axes[2], after, "pointers")
+    figure.suptitle(f"{len(stages)} augmentation(s) on {sample.key}, each forced to fire on the original",
+                    fontsize=11)
+    figure.savefig(path, dpi=72)
+    return path
