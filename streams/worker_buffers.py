@@ -17,7 +17,10 @@ finalizer on each tensor's storage clears the flag when the last tensor or view 
 is gone (:func:`attach_release`). So a buffer is written again only after the main process holds
 nothing on it. An item that never reaches another process keeps its slots flagged: the pool then
 falls back to what torch does, never to a buffer in use. A slot's buffer is replaced by a larger
-one when an item does not fit.
+one when an item does not fit. A ``Sample`` or ``Batch`` the main process sends on to a third
+process keeps its buffers for good (the release is cancelled, :func:`_keep_forever`), since the
+main process cannot see when the third one is done; a bare tensor taken out of it and sent on
+alone is not tracked, so ``clone()`` such a tensor first.
 
 One consequence: a tensor from a worker may sit in a buffer larger than itself (a buffer made for
 a larger batch), and ``torch.save`` of such a tensor writes the whole buffer, as for any view;
@@ -124,8 +127,22 @@ def tickets(tensors: dict[str, torch.Tensor]) -> tuple[Any, ...] | None:
     return (pool.pid, pool.flags, slots) if slots else None
 
 
-def _release(flags: torch.Tensor, slot: int) -> None:
+_releases: dict[int, weakref.finalize] = {}
+"""The pending releases of this process, by buffer address (see :func:`_keep_forever`)."""
+
+
+def _release(flags: torch.Tensor, slot: int, address: int) -> None:
+    _releases.pop(address, None)
     flags[slot] = 0
+
+
+def _keep_forever(tensors: dict[str, torch.Tensor]) -> None:
+    """Cancel the release of the buffers behind ``tensors``: they are being sent on to yet another
+    process, whose use of them this process cannot see. The worker then never reuses them."""
+    for tensor in tensors.values():
+        release = _releases.pop(tensor.untyped_storage().data_ptr(), None)
+        if release is not None:
+            release.detach()
 
 
 def attach_release(tensors: dict[str, torch.Tensor], ticket: tuple[Any, ...] | None) -> None:
@@ -139,7 +156,8 @@ def attach_release(tensors: dict[str, torch.Tensor], ticket: tuple[Any, ...] | N
     for name, slot in slots.items():
         storage = tensors[name].untyped_storage()
         if storage.is_shared():
-            weakref.finalize(storage, _release, flags, slot)
+            address = storage.data_ptr()
+            _releases[address] = weakref.finalize(storage, _release, flags, slot, address)
 
 
 def _for_the_trip(tensor: torch.Tensor) -> torch.Tensor:
@@ -157,6 +175,7 @@ def _rebuild(cls: type, values: dict[str, Any], ticket: tuple[Any, ...] | None) 
 
 def _reduce(item: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     values = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+    _keep_forever({name: value for name, value in values.items() if isinstance(value, torch.Tensor)})
     if get_worker_info() is not None:
         values = {name: _for_the_trip(value) if isinstance(value, torch.Tensor) else value
                   for name, value in values.items()}

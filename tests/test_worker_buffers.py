@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+from multiprocessing.reduction import ForkingPickler
 
 import pytest
 import torch
@@ -96,3 +97,15 @@ def test_a_batch_round_trips_through_pickle():
     sample = Sample("b", torch.ones(2, 3), torch.ones(2, 1), torch.tensor([2]), meta={"x": 1}, origin=("shard", 0, 1))
     copy = pickle.loads(pickle.dumps(sample))
     assert copy.key == "b" and copy.meta == {"x": 1} and copy.origin == ("shard", 0, 1)
+
+
+def test_an_item_sent_on_to_another_process_keeps_its_buffers():
+    pool = _Pool()
+    _, slot = pool.take(1 << 17)
+    raw = torch.zeros(4, 1 << 13).share_memory_()  # the main process's mapping (a stand-in)
+    sample = Sample("a", raw, raw[:, :2], torch.tensor([0, 1]))
+    attach_release({"raw_mel": raw}, (os.getpid() + 1, pool.flags, {"raw_mel": slot}))
+    ForkingPickler.dumps(sample)  # sent on, as to a third process
+    del sample, raw
+    gc.collect()
+    assert pool.flags[slot] == 1  # the third process may still read it: never reused
