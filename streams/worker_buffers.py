@@ -155,8 +155,8 @@ def attach_release(tensors: dict[str, torch.Tensor], ticket: tuple[Any, ...] | N
         return
     for name, slot in slots.items():
         storage = tensors[name].untyped_storage()
-        if storage.is_shared():
-            address = storage.data_ptr()
+        address = storage.data_ptr()
+        if storage.is_shared() and address not in _releases:  # two fields may view one buffer
             _releases[address] = weakref.finalize(storage, _release, flags, slot, address)
 
 
