@@ -260,10 +260,12 @@ def make_parser() -> argparse.ArgumentParser:
     info.add_argument("--no-progress", action="store_true")
     info.set_defaults(handler=_info)
 
-    bench = _command(commands, "bench", "throughput and memory as ratios against floors measured in the same run")
+    bench = _command(commands, "bench",
+                     "throughput and memory as ratios against floors and peers measured in the same run")
     bench.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: checks that every part runs")
-    bench.add_argument("--parts", help="comma-separated, from stage,reference,e2e,memory,first-batch (default: all)")
-    bench.add_argument("--repeats", type=int, help="repetitions of the stage, reference and first-batch parts")
+    bench.add_argument("--parts", help="comma-separated, from stage,reference,peers,e2e,memory,first-batch "
+                                       "(default: all)")
+    bench.add_argument("--repeats", type=int, help="repetitions of the stage, reference, peers and first-batch parts")
     bench.add_argument("--e2e-repeats", type=int, help="timed epochs per end-to-end configuration")
     bench.add_argument("--stage-shapes", help="per-stage samples, MELSxRAWxEDIT, comma-separated "
                                               "(default 128x30000x20000,80x2000x1333)")
@@ -283,6 +285,10 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--first-batch-workers", help="worker counts, comma-separated (default 0,2)")
     bench.add_argument("--seed", type=int)
     bench.add_argument("--shard-dir", help="keep the benchmark shards here (default: a temporary folder)")
+    bench.add_argument("--shards", help="read these shards (a pattern) in the peers, e2e and memory parts instead of "
+                                        "simulated ones, e.g. real music")
+    bench.add_argument("--mel-dtype", choices=("float32", "float16"), help="what those parts decode mels to "
+                                                                           "(default float32)")
     bench.add_argument("--json", default="bench-results.json", help="write the figures here ('' for none)")
     bench.add_argument("--no-progress", action="store_true")
     bench.set_defaults(handler=_bench)

@@ -9,8 +9,9 @@ import random
 import pytest
 import torch
 
-from pipelines.bench import PARTS, STAGE_ROWS, BenchSettings, StageShape, bench_sample
-from pipelines.bench_reference import REFERENCE_AUGMENTATIONS, concatenate_samples, reference_augment
+from pipelines.bench import E2E_KINDS, PARTS, STAGE_ROWS, BenchSettings, StageShape, bench_sample
+from pipelines.bench.peers import LOOPS
+from pipelines.bench.reference import REFERENCE_AUGMENTATIONS, concatenate_samples, reference_augment
 from pipelines.cli import main
 from streams.tools.invariants import make_tagged_sample
 
@@ -19,8 +20,8 @@ def test_quick_bench_runs_every_part_and_writes_the_figures(tmp_path, capsys):
     path = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--no-progress", "--json", str(path)]) == 0
     out = capsys.readouterr().out
-    for heading in ("Per stage", "Against the plan's reference code", "End to end", "Memory",
-                    "Time to first batch", "Targets"):
+    for heading in ("Per stage", "Against the plan's reference code", "Against what a user would write instead",
+                    "End to end", "Memory", "Time to first batch", "Targets"):
         assert heading in out
     assert f"figures written to {path}" in out
 
@@ -32,23 +33,29 @@ def test_quick_bench_runs_every_part_and_writes_the_figures(tmp_path, capsys):
     for row in result["stage"]:
         assert row["ms"]["median"] > 0 and row["floor_ms"]["median"] > 0 and row["ratio"]["median"] > 0
     for row in result["reference"]:  # the plan's code fails on the tiny shapes' edges: reported, not raised
-        assert (row["speedup"] is None) == (row["reference_ms"] is None) == ("reference_error" in row)
+        assert (row["speedup"] is None) == (row["reference_ms"] is None) == (row["reference_error"] is not None)
     assert any(row["speedup"] is not None for row in result["reference"])
+    peers = result["peers"]
+    assert [row["loop"] for row in peers["rows"]] == list(LOOPS)
+    assert all(row["ms"]["median"] > 0 for row in peers["rows"]) and peers["samples"] == settings.e2e_samples
+    assert [ratio["theirs"] for ratio in peers["ratios"]] == ["webdataset", "webdataset + plan"]
     assert [row["workers"] for row in result["e2e"]["rows"]] == list(settings.workers)
     for row in result["e2e"]["rows"]:
-        assert row["floor"]["samples_per_s"] > 0 and row["full"]["samples_per_s"] > 0
+        assert set(row["kinds"]) == set(E2E_KINDS) and all(k["samples_per_s"] > 0 for k in row["kinds"].values())
+    assert set(result["e2e"]["in_process"]["full"]) == {str(w) for w in settings.workers}
     memory = result["memory"]
     assert len(memory["epoch_end_mb"]) == settings.memory_epochs
     assert memory["peak_mb"] >= memory["baseline_mb"] > 0
     assert memory["buffered_items"] >= 1 and memory["buffered_mb"] > 0
     assert [row["workers"] for row in result["first_batch"]["rows"]] == list(settings.first_batch_workers)
-    assert {target["part"] for target in result["targets"]} == {"stage", "reference", "e2e", "memory"}
+    assert {target["part"] for target in result["targets"]} == {"stage", "reference", "peers", "e2e", "memory"}
     assert all(target["met"] in (True, False, None) for target in result["targets"])
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"parts": "stage,speed"}, "parts must be a non-empty selection of stage, reference, e2e, memory, first-batch "
-                               "(stage, speed given)"),
+    ({"parts": "stage,speed"}, "parts must be a non-empty selection of stage, reference, peers, e2e, memory, "
+                               "first-batch (stage, speed given)"),
+    ({"mel_dtype": "int8"}, "mel_dtype must be one of 'float32', 'float16' ('int8' given)"),
     ({"repeats": 0}, "repeats must be an int >= 1 (0 given)"),
     ({"pair_buffer": 1}, "pair_buffer must be an int >= 2 (1 given)"),
     ({"workers": "0,two"}, "workers must be comma-separated integers like 0,1,2 ('0,two' given)"),

@@ -17,6 +17,7 @@ which matters on short samples where a stage's work is a few tens of microsecond
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -61,6 +62,10 @@ class AugmentStage(Stage):
     """
 
     keyed_generator: ClassVar[Callable[[int, int, str, str], Any]] = staticmethod(sample_generator)
+    supports_in_place: ClassVar[bool] = False
+    """Whether ``apply(sample, params, in_place=True)`` can write into the sample's mels (the
+    spectral stages): then, in a pipe, a stage that receives the sample the stage before it made
+    (see :class:`_AugmentNode`) reuses its tensors instead of allocating new ones."""
 
     def __init__(self, *, probability: float = 1.0, schedule: ProbabilitySchedule | None = None):
         self.probability = check_probability(probability)
@@ -76,8 +81,13 @@ class AugmentStage(Stage):
         """The firing probability in ``epoch``, after the schedule."""
         return scheduled_probability(self.probability, self.schedule, epoch)
 
-    def augment(self, sample: Sample, *, seed: int = 0, epoch: int = 0, stage: str | None = None) -> Sample:
-        """Augment one sample as the stage would in a pipe (usable without a pipe)."""
+    def augment(self, sample: Sample, *, seed: int = 0, epoch: int = 0, stage: str | None = None,
+                in_place: bool = False) -> Sample:
+        """Augment one sample as the stage would in a pipe (usable without a pipe).
+
+        ``in_place`` (honoured when the stage ``supports_in_place``) lets the stage write into the
+        sample's mels, for a caller that owns them; the values are the same either way.
+        """
         stage = stage or self.name
         probability = self.probability_at(epoch)
         if probability <= 0.0:
@@ -88,6 +98,8 @@ class AugmentStage(Stage):
         params = self.draw(sample, self.keyed_generator(seed, epoch, stage, key))
         if params is None:  # the stage has nothing to do on this sample (too short to crop, one chunk)
             return sample
+        if in_place and self.supports_in_place:
+            return self.apply(sample, params, in_place=True).with_record(stage, **params)
         return self.apply(sample, params).with_record(stage, **params)
 
     def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
@@ -95,16 +107,30 @@ class AugmentStage(Stage):
 
 
 class _AugmentNode(Node):
-    counters = ("seen", "fired")
+    """Runs one augmentation stage over the stream.
 
-    def _augment(self, sample: Sample) -> Sample:
-        return self.stage.augment(sample, seed=self.ctx.seed, epoch=self.ctx.epoch, stage=self.ctx.stage)
+    Between stages that support writing in place, a sample's mels are allocated once: a node
+    remembers (weakly) the last sample whose mels its stage freshly made (``made``), and the next
+    node, if it receives exactly that sample, applies its own stage in place. Nobody else holds
+    those tensors: the upstream stage made them for this sample, and its input is untouched.
+    """
+
+    counters = ("seen", "fired")
+    made: weakref.ref[Sample] | None = None
+
+    def _augment(self, sample: Sample, in_place: bool = False) -> Sample:
+        return self.stage.augment(sample, seed=self.ctx.seed, epoch=self.ctx.epoch, stage=self.ctx.stage,
+                                  in_place=in_place)
 
     def __next__(self) -> Sample:
         sample = next(self.upstream)
-        out = self._augment(sample)
+        made = getattr(self.upstream, "made", None)
+        in_place = self.stage.supports_in_place and made is not None and made() is sample
+        out = self._augment(sample, in_place)
         self.counts["seen"] += 1
         self.counts["fired"] += out is not sample
+        owned = in_place or (out.raw_mel is not sample.raw_mel and out.edit_mel is not sample.edit_mel)
+        self.made = weakref.ref(out) if self.stage.supports_in_place and owned else None
         return out
 
     def replay(self, origins: list[Origin]) -> Iterator[Sample]:

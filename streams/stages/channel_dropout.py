@@ -17,8 +17,9 @@ from .spectral import SpectralAugmentStage
 __all__ = ["ChannelDropoutStage", "drop_channels"]
 
 
-def drop_channels(mel: torch.Tensor, channels: Sequence[int]) -> torch.Tensor:
-    """``mel`` (``(n_mels, frames)``) with the rows ``channels`` set to 0, as a new tensor.
+def drop_channels(mel: torch.Tensor, channels: Sequence[int], *, in_place: bool = False) -> torch.Tensor:
+    """``mel`` (``(n_mels, frames)``) with the rows ``channels`` set to 0, as a new tensor (or in
+    ``mel`` itself with ``in_place``).
 
     With no channels it returns ``mel`` itself (nothing to change, nothing copied). Indices
     outside ``[0, n_mels)`` raise ``ValueError``.
@@ -29,7 +30,9 @@ def drop_channels(mel: torch.Tensor, channels: Sequence[int]) -> torch.Tensor:
             [1., 1.]])
     """
     index = _channel_index(channels, mel.shape[0])
-    return mel if index is None else mel.index_fill(0, index, 0.0)
+    if index is None:
+        return mel
+    return mel.index_fill_(0, index, 0.0) if in_place else mel.index_fill(0, index, 0.0)
 
 
 def _channel_index(channels: Sequence[int], n_mels: int) -> torch.Tensor | None:
@@ -77,12 +80,15 @@ class ChannelDropoutStage(SpectralAugmentStage):
         dropped = generator.random(mel.shape[0]) < self.dropout_rate
         return {"channels": np.flatnonzero(dropped).tolist()}
 
-    def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any]) -> torch.Tensor:
-        return drop_channels(mel, decision["channels"])
+    def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any], in_place: bool = False) -> torch.Tensor:
+        return drop_channels(mel, decision["channels"], in_place=in_place)
 
-    def apply_shared(self, sample: Sample, decision: dict[str, Any]) -> Sample:
+    def apply_shared(self, sample: Sample, decision: dict[str, Any], in_place: bool = False) -> Sample:
         index = _channel_index(decision["channels"], sample.n_mels)  # checked and built once for both mels
         if index is None:
             return sample
+        if in_place:
+            return sample.replace(raw_mel=sample.raw_mel.index_fill_(0, index, 0.0),
+                                  edit_mel=sample.edit_mel.index_fill_(0, index, 0.0))
         return sample.replace(raw_mel=sample.raw_mel.index_fill(0, index, 0.0),
                               edit_mel=sample.edit_mel.index_fill(0, index, 0.0))

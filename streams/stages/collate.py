@@ -13,15 +13,14 @@ Importing this module (``import streams`` does) registers both types with torch'
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import get_worker_info
 from torch.utils.data._utils.collate import default_collate_fn_map
 
 from ..sample import Origin, Sample
+from ..worker_buffers import register_transport, shared_empty
 
 __all__ = ["IGNORE_INDEX", "Batch", "collate_for_dataloader", "collate_samples"]
 
@@ -29,6 +28,7 @@ IGNORE_INDEX = -100
 """Pointer padding: the default ``ignore_index`` of ``torch.nn.functional.cross_entropy``."""
 
 
+@register_transport
 @dataclasses.dataclass(frozen=True, eq=False)
 class Batch:
     """Padded samples, ready for a model.
@@ -94,12 +94,11 @@ class Batch:
 
 
 def _new_batch_tensor(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """An uninitialised tensor of ``like``'s dtype. In a DataLoader worker it is made in shared
-    memory, as ``default_collate`` does, so reaching the main process costs no second copy."""
-    if get_worker_info() is None:
-        return like.new_empty(shape)
-    storage = like._typed_storage()._new_shared(math.prod(shape), device=like.device)
-    return like.new(storage).view(shape)
+    """An uninitialised tensor of ``like``'s dtype. In a DataLoader worker it is made in one of the
+    worker's reusable shared-memory buffers (:mod:`streams.worker_buffers`), so reaching the
+    main process costs no second copy and, once the main process has let an earlier batch go, no
+    new segment either."""
+    return shared_empty(like, shape)
 
 
 def _pad_stack(tensors: Sequence[torch.Tensor], length: int, fill: float | int) -> torch.Tensor:

@@ -24,12 +24,13 @@ DOMAINS = ("linear", "log", "db")
 """How mel values relate to level: linear, natural log (``log(mel)``) or power decibels (``10 log10``)."""
 
 
-def apply_gain(mel: torch.Tensor, scale: float, domain: str = "linear") -> torch.Tensor:
+def apply_gain(mel: torch.Tensor, scale: float, domain: str = "linear", *, in_place: bool = False) -> torch.Tensor:
     """The mel of a recording whose mel values were ``scale`` times larger, as a new tensor of
     ``mel``'s shape and dtype (float16 stays float16).
 
     ``domain`` says what the values are: ``"linear"`` mels are multiplied (the plan's code);
     ``"log"`` mels (natural log) get ``log(scale)`` added, ``"db"`` mels ``10 * log10(scale)``.
+    ``in_place`` writes the result into ``mel`` (same values) and returns it.
 
     >>> apply_gain(torch.tensor([[1.0, -2.0]]), 0.5)
     tensor([[ 0.5000, -1.0000]])
@@ -37,9 +38,9 @@ def apply_gain(mel: torch.Tensor, scale: float, domain: str = "linear") -> torch
     tensor([[-10.,   7.]])
     """
     if domain == "linear":
-        return mel * scale
+        return mel.mul_(scale) if in_place else mel * scale
     offset = math.log(scale) if domain == "log" else 10.0 * math.log10(scale)
-    return mel + offset
+    return mel.add_(offset) if in_place else mel + offset
 
 
 @pipe_method("gain")
@@ -85,5 +86,5 @@ class GainStage(SpectralAugmentStage):
         fraction = float(generator.random())
         return {"scale": self.scale_min + (self.scale_max - self.scale_min) * fraction}
 
-    def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any]) -> torch.Tensor:
-        return apply_gain(mel, decision["scale"], self.domain)
+    def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any], in_place: bool = False) -> torch.Tensor:
+        return apply_gain(mel, decision["scale"], self.domain, in_place=in_place)

@@ -197,8 +197,9 @@ def mel_std(mel: torch.Tensor) -> float:
 
 
 def add_table_noise(mel: torch.Tensor, *, level: float, mel_std: float, offset: int, row_stride: int,
-                    sign_seed: int) -> torch.Tensor:
-    """``mel`` plus table noise of std ``level * mel_std`` (a new tensor; ``mel`` itself if that is 0).
+                    sign_seed: int, in_place: bool = False) -> torch.Tensor:
+    """``mel`` plus table noise of std ``level * mel_std`` (a new tensor; ``mel`` itself if that is 0,
+    or with ``in_place``: the same kernel writing into ``mel``, so the same values).
 
     One fused pass (``addcmul`` of the table view and the row signs, scaled by the noise std),
     reading the mel and a table segment of the same size. Whether the product is rounded before
@@ -213,7 +214,10 @@ def add_table_noise(mel: torch.Tensor, *, level: float, mel_std: float, offset: 
     if noise_std == 0.0:
         return mel
     view = table_view(mel.shape[0], mel.shape[1], offset=offset, row_stride=row_stride, dtype=mel.dtype)
-    return torch.addcmul(mel, view, row_signs(mel.shape[0], sign_seed, mel.dtype), value=noise_std)
+    signs = row_signs(mel.shape[0], sign_seed, mel.dtype)
+    if in_place:
+        return torch.addcmul(mel, view, signs, value=noise_std, out=mel)
+    return torch.addcmul(mel, view, signs, value=noise_std)
 
 
 @pipe_method("noise")
@@ -258,10 +262,10 @@ class NoiseStage(SpectralAugmentStage):
         level = self.level_min + (self.level_max - self.level_min) * level_fraction
         return {"level": level, "mel_std": mel_std(mel), **_table_read(mel.shape[0], mel.shape[1], read_fractions)}
 
-    def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any]) -> torch.Tensor:
-        return add_table_noise(mel, **decision)
+    def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any], in_place: bool = False) -> torch.Tensor:
+        return add_table_noise(mel, **decision, in_place=in_place)
 
-    def apply_shared(self, sample: Sample, decision: dict[str, Any]) -> Sample:
+    def apply_shared(self, sample: Sample, decision: dict[str, Any], in_place: bool = False) -> Sample:
         noise_std = decision["level"] * decision["mel_std"]
         if noise_std == 0.0:
             return sample
@@ -269,4 +273,6 @@ class NoiseStage(SpectralAugmentStage):
                                 row_stride=decision["row_stride"], sign_seed=decision["sign_seed"],
                                 noise_std=noise_std, dtype=sample.raw_mel.dtype)
         edit_noise = gather_frames(raw_noise, sample.pointers)  # before raw_noise becomes the output
+        if in_place:  # mel + noise, where the new tensors hold noise + mel: the same sums
+            return sample.replace(raw_mel=sample.raw_mel.add_(raw_noise), edit_mel=sample.edit_mel.add_(edit_noise))
         return sample.replace(raw_mel=raw_noise.add_(sample.raw_mel), edit_mel=edit_noise.add_(sample.edit_mel))

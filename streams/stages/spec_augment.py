@@ -245,10 +245,11 @@ def _fill_rows(out: torch.Tensor, starts: Sequence[int], widths: Sequence[int], 
 
 
 def _masked(mel: torch.Tensor, freq_spans: tuple[Sequence[int], Sequence[int]],
-            time_rows: tuple[torch.Tensor, torch.Tensor] | None, fill_value: float) -> torch.Tensor:
+            time_rows: tuple[torch.Tensor, torch.Tensor] | None, fill_value: float, in_place: bool = False
+            ) -> torch.Tensor:
     """``mel`` with frames masked by ``time_rows`` (``None``: none) and the rows inside
     ``freq_spans`` (``(starts, widths)``, already checked) set to ``fill_value``; ``mel`` itself
-    when nothing is masked.
+    when nothing is masked, or with ``in_place`` (written over, same values).
 
     Frames are masked in one pass as ``fill + mel * keep`` (one ``addcmul``): every product is
     exact and only one term is nonzero, so a kept value is unchanged bit for bit and a masked one
@@ -259,9 +260,9 @@ def _masked(mel: torch.Tensor, freq_spans: tuple[Sequence[int], Sequence[int]],
     masks_rows = any(widths)
     if time_rows is not None:
         keep, fill = time_rows
-        out = torch.addcmul(fill, mel, keep)
+        out = torch.addcmul(fill, mel, keep, out=mel) if in_place else torch.addcmul(fill, mel, keep)
     elif masks_rows:
-        out = mel.clone()
+        out = mel if in_place else mel.clone()
     else:
         return mel
     if masks_rows:
@@ -391,14 +392,14 @@ class SpecAugmentStage(SpectralAugmentStage):
         return {"freq_starts": freq_starts, "freq_widths": freq_widths, "time_starts": time_starts,
                 "time_widths": time_widths, "fill_value": fill_value}
 
-    def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any]) -> torch.Tensor:
+    def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any], in_place: bool = False) -> torch.Tensor:
         fill_value = decision["fill_value"]
         freq_spans = decision["freq_starts"], decision["freq_widths"]
         _check_spans(mel.shape[0], *freq_spans)
         time_rows = _time_rows(mel.shape[1], decision["time_starts"], decision["time_widths"], mel.dtype, fill_value)
-        return _masked(mel, freq_spans, time_rows, fill_value)
+        return _masked(mel, freq_spans, time_rows, fill_value, in_place)
 
-    def apply_shared(self, sample: Sample, decision: dict[str, Any]) -> Sample:
+    def apply_shared(self, sample: Sample, decision: dict[str, Any], in_place: bool = False) -> Sample:
         fill_value = decision["fill_value"]
         freq_spans = decision["freq_starts"], decision["freq_widths"]
         _check_spans(sample.n_mels, *freq_spans)
@@ -409,5 +410,5 @@ class SpecAugmentStage(SpectralAugmentStage):
             keep, fill = raw_rows
             edit_rows = (keep.index_select(0, sample.pointers),
                          fill if fill.ndim == 0 else fill.index_select(0, sample.pointers))
-        return sample.replace(raw_mel=_masked(sample.raw_mel, freq_spans, raw_rows, fill_value),
-                              edit_mel=_masked(sample.edit_mel, freq_spans, edit_rows, fill_value))
+        return sample.replace(raw_mel=_masked(sample.raw_mel, freq_spans, raw_rows, fill_value, in_place),
+                              edit_mel=_masked(sample.edit_mel, freq_spans, edit_rows, fill_value, in_place))

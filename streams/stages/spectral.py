@@ -13,7 +13,15 @@ two modes:
 
 Subclasses define ``draw_mel(mel, generator) -> decision`` (JSON-friendly dict; ``generator`` is
 the sample's numpy ``Generator``, :func:`streams.seeding.sample_rng`), ``apply_mel(mel,
-decision) -> mel`` and, when a decision has a time side, ``apply_shared(sample, decision)``.
+decision, in_place=False) -> mel`` and, when a decision has a time side, ``apply_shared(sample,
+decision, in_place=False)``.
+
+In place: in a pipe, when a spectral stage receives the sample the spectral stage just before it
+made (tensors it allocated, held by nobody else), it writes into those tensors instead of
+allocating new ones (``in_place=True``; see :class:`streams.stages.augment.AugmentStage`). So
+the spectral stages that fire on a sample write each mel once into one new tensor, whatever
+their number. Each in-place operation is the out-of-place one with ``out=`` the input (same
+kernel, same order of operations), so the values are bit-identical either way.
 The params recorded are ``{"mode": "shared", **decision}`` or ``{"mode": "independent", "raw":
 decision, "edit": decision}``; ``apply`` follows the mode in the params, so a record replays the
 same way whatever the stage's own mode.
@@ -74,15 +82,18 @@ class SpectralAugmentStage(AugmentStage):
         """The decision for one ``(n_mels, frames)`` mel (the raw one, in shared mode)."""
         raise TypeError(f"{type(self).__name__} must define draw_mel()")
 
-    def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any]) -> torch.Tensor:
-        """``mel`` with ``decision`` applied, as a new tensor of the same shape and dtype."""
+    supports_in_place = True
+
+    def apply_mel(self, mel: torch.Tensor, decision: dict[str, Any], in_place: bool = False) -> torch.Tensor:
+        """``mel`` with ``decision`` applied, as a new tensor of the same shape and dtype (``mel`` itself,
+        written over, when ``in_place``; ``mel`` itself too when the decision changes nothing)."""
         raise TypeError(f"{type(self).__name__} must define apply_mel()")
 
-    def apply_shared(self, sample: Sample, decision: dict[str, Any]) -> Sample:
+    def apply_shared(self, sample: Sample, decision: dict[str, Any], in_place: bool = False) -> Sample:
         """Apply one raw-drawn decision to both mels. Right as is for frequency-only decisions;
         stages whose decision has a time side override it to follow the pointers."""
-        return sample.replace(raw_mel=self.apply_mel(sample.raw_mel, decision),
-                              edit_mel=self.apply_mel(sample.edit_mel, decision))
+        return sample.replace(raw_mel=self.apply_mel(sample.raw_mel, decision, in_place),
+                              edit_mel=self.apply_mel(sample.edit_mel, decision, in_place))
 
     def draw(self, sample: Sample, generator: np.random.Generator) -> dict[str, Any]:
         if self.mode == "shared":
@@ -90,11 +101,11 @@ class SpectralAugmentStage(AugmentStage):
         return {"mode": "independent", "raw": self.draw_mel(sample.raw_mel, generator),
                 "edit": self.draw_mel(sample.edit_mel, generator)}
 
-    def apply(self, sample: Sample, params: dict[str, Any]) -> Sample:
+    def apply(self, sample: Sample, params: dict[str, Any], in_place: bool = False) -> Sample:
         mode = params.get("mode")
         if mode == "shared":
-            return self.apply_shared(sample, {k: v for k, v in params.items() if k != "mode"})
+            return self.apply_shared(sample, {k: v for k, v in params.items() if k != "mode"}, in_place)
         if mode == "independent":
-            return sample.replace(raw_mel=self.apply_mel(sample.raw_mel, params["raw"]),
-                                  edit_mel=self.apply_mel(sample.edit_mel, params["edit"]))
+            return sample.replace(raw_mel=self.apply_mel(sample.raw_mel, params["raw"], in_place),
+                                  edit_mel=self.apply_mel(sample.edit_mel, params["edit"], in_place))
         raise ValueError(f"{type(self).__name__} params must have mode 'shared' or 'independent' ({mode!r} given)")

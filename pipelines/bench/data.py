@@ -1,0 +1,172 @@
+"""What the benchmark runs on: simulated-editor samples, shard sets on disk, and the configs built for them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from streams import Pipe, Sample, Stage
+from streams.reading.shardlist import expand_shard_urls
+from streams.seeding import derive_seed
+from streams.tools.shard_writer import write_shards
+from streams.tools.synthetic import synthetic_sample
+
+from ..build import build_stages
+from ..build import load_config
+from ..config import Config
+from .settings import AUGMENTATION_BLOCKS, CONFIG_DIR, DEMO_CONFIG, BenchSettings, StageShape
+
+__all__ = ["ShardSet", "augmentation_stage", "bench_sample", "decoded_bytes", "e2e_config", "measure_shards",
+           "plan_config", "write_bench_shards"]
+
+
+def decoded_bytes(raw_frames: int, edit_frames: int, n_mels: int, mel_bytes: int = 4) -> int:
+    """Bytes of decoded samples: two mels of ``mel_bytes`` per value and int64 pointers."""
+    return n_mels * (raw_frames + edit_frames) * mel_bytes + edit_frames * 8
+
+
+def plan_config() -> dict[str, Any]:
+    """``full.json`` as a dict: the plan's configuration example, shuffle buffer and batches of 4."""
+    with open(DEMO_CONFIG) as f:
+        return json.load(f)
+
+
+def augmentation_stage(block: str, *, probability: float = 1.0, mel_dtype: str = "float32",
+                       fields: dict[str, Any] | None = None) -> Stage:
+    """The stage ``build_stages`` makes for augmentation ``block`` of the plan's config example.
+
+    Only that block is enabled, with ``probability`` (1 by default, so it always fires) and the
+    config ``fields`` given (``{"mode": "shared"}``); the other fields keep the example's values.
+    ``concatenation`` gives the pairing stage with a buffer of 2. The config's source (the demo
+    shards) is never opened.
+    """
+    if block not in AUGMENTATION_BLOCKS:
+        raise ValueError(f"augmentation block must be one of {', '.join(AUGMENTATION_BLOCKS)} ({block!r} given)")
+    data = plan_config()
+    data["source"] = {"urls": os.path.normpath(os.path.join(CONFIG_DIR, data["source"]["urls"])),
+                      "mel_dtype": mel_dtype}
+    data["shuffle"] = {"buffer_size": 0}
+    data["batching"] = {}
+    augmentation = data["augmentation"]
+    for name in AUGMENTATION_BLOCKS:
+        augmentation.setdefault(name, {})["enabled"] = name == block
+    augmentation[block].update(fields or {})
+    augmentation[block]["probability"] = probability
+    if block == "concatenation":
+        augmentation[block]["buffer_size"] = 2
+    stages = build_stages(load_config(data))
+    if len(stages) != 2:
+        raise RuntimeError(f"expected the source and one {block} stage from build_stages, got {stages!r}")
+    return stages[1]
+
+
+def e2e_config(urls: str | list[str], settings: BenchSettings, *, kind: str) -> Config:
+    """An end-to-end config on ``urls`` (see :data:`~pipelines.bench.settings.E2E_KINDS`).
+
+    ``"full"``: the plan's example with every block enabled (pairing too), ``settings``' shuffle
+    and pairing buffers and batches. ``"floor"``: the same with augmentation off (same source,
+    shuffle buffer and batching). ``"samples"``: read-only samples, no shuffle buffer, no
+    batching. ``"plan"``: the plan's example as it stands (pairing off), no shuffle buffer, no
+    batching, shards in order: what the webdataset peer with the plan's functions does. Mels are
+    decoded to ``settings.mel_dtype``.
+    """
+    data = plan_config()
+    data["seed"] = settings.seed
+    data["source"] = {"urls": urls, "mel_dtype": settings.mel_dtype}
+    if kind == "plan":
+        data["source"]["shuffle_shards"] = False
+        data["shuffle"] = {"buffer_size": 0}
+        data["batching"] = {}
+        return load_config(data)
+    for block in AUGMENTATION_BLOCKS:
+        data["augmentation"].setdefault(block, {})["enabled"] = True
+    data["augmentation"]["concatenation"]["buffer_size"] = settings.pair_buffer
+    data["augmentation_enabled"] = kind == "full"
+    data["shuffle"] = {"buffer_size": settings.shuffle_buffer if kind != "samples" else 0}
+    data["batching"] = {"batch_size": settings.batch_size} if kind != "samples" else {}
+    if kind not in ("full", "floor", "samples"):
+        raise ValueError(f"e2e config kind must be one of 'samples', 'floor', 'full', 'plan' ({kind!r} given)")
+    return load_config(data)
+
+
+def bench_sample(key: str, shape: StageShape, *, seed: int = 0) -> Sample:
+    """A simulated-editor sample of exactly ``shape`` (float32 mels, int64 pointers).
+
+    The raw recording and edit come from :func:`streams.tools.synthetic.synthetic_sample`; the edit
+    is repeated or cut to ``shape.edit_frames`` frames, so ``edit_mel`` still copies
+    ``raw_mel[:, pointers]`` up to the editor's gain and noise.
+
+    >>> s = bench_sample("a", StageShape(4, 300, 500))
+    >>> s.raw_mel.shape, s.edit_mel.shape, s.pointers.shape
+    (torch.Size([4, 300]), torch.Size([4, 500]), torch.Size([500]))
+    """
+    base = synthetic_sample(key, seed=seed, n_mels=shape.n_mels, raw_frames=shape.raw_frames)
+    index = torch.arange(shape.edit_frames) % base.edit_frames
+    return base.replace(edit_mel=base.edit_mel.index_select(1, index), pointers=base.pointers.index_select(0, index))
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardSet:
+    """Benchmark shards on disk: their URLs (a brace ``pattern`` expanded), sample count and sizes."""
+
+    pattern: str
+    urls: tuple[str, ...]
+    samples: int
+    raw_frames: int
+    edit_frames: int
+    n_mels: int
+    disk_bytes: int
+    synthetic: bool
+
+    def decoded_bytes(self, mel_dtype: str = "float32") -> int:
+        """Bytes of one epoch decoded to ``mel_dtype`` mels and int64 pointers."""
+        return decoded_bytes(self.raw_frames, self.edit_frames, self.n_mels, 2 if mel_dtype == "float16" else 4)
+
+
+def write_bench_shards(directory: str, settings: BenchSettings) -> ShardSet:
+    """Write ``settings.e2e_samples`` simulated-editor samples (float16 mels) as shards in ``directory``."""
+    rng = np.random.Generator(np.random.PCG64(derive_seed("bench-lengths", settings.seed)))
+    lengths = rng.integers(settings.e2e_min_frames, settings.e2e_max_frames + 1, size=settings.e2e_samples)
+
+    def samples() -> Iterable[Sample]:
+        for index, frames in enumerate(tqdm(lengths, desc="bench: writing shards", unit="sample",
+                                            disable=not settings.progress, leave=False)):
+            yield synthetic_sample(f"bench-{index:06d}", seed=settings.seed, n_mels=settings.e2e_n_mels,
+                                   raw_frames=int(frames), dtype=torch.float16)
+
+    index = write_shards(samples(), os.path.join(directory, "bench-%06d.tar"),
+                         max_samples=settings.samples_per_shard)
+    pattern = os.path.join(directory, f"bench-{{000000..{len(index) - 1:06d}}}.tar")
+    return ShardSet(pattern=pattern, urls=tuple(expand_shard_urls(pattern)),
+                    samples=sum(e["samples"] for e in index.values()),
+                    raw_frames=sum(e["raw_frames"] for e in index.values()),
+                    edit_frames=sum(e["edit_frames"] for e in index.values()),
+                    n_mels=settings.e2e_n_mels, disk_bytes=sum(e["bytes"] for e in index.values()), synthetic=True)
+
+
+def measure_shards(pattern: str, settings: BenchSettings) -> ShardSet:
+    """The :class:`ShardSet` of existing shards (``bench --shards``): one read-only pass counts
+    their samples and frames (and warms the page cache, as the synthetic shards are warm)."""
+    urls = expand_shard_urls(pattern)
+    samples = raw = edit = 0
+    n_mels = None
+    reader = Pipe.from_shards(urls, seed=settings.seed, shuffle_shards=False, mel_dtype="float16")
+    for sample in tqdm(reader, desc="bench: reading the shards once", unit="sample", disable=not settings.progress,
+                       leave=False):
+        samples, raw, edit = samples + 1, raw + sample.raw_frames, edit + sample.edit_frames
+        if n_mels is not None and sample.n_mels != n_mels:
+            raise ValueError(f"shards {pattern}: samples of {n_mels} and {sample.n_mels} mels; the benchmark needs "
+                             "one mel filterbank per shard set")
+        n_mels = sample.n_mels
+    if not samples:
+        raise ValueError(f"shards {pattern} hold no sample; give a pattern of packed shards")
+    disk = sum(os.path.getsize(url) for url in urls if os.path.isfile(url))
+    return ShardSet(pattern=pattern, urls=tuple(urls), samples=samples, raw_frames=raw, edit_frames=edit,
+                    n_mels=n_mels, disk_bytes=disk, synthetic=False)
