@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -65,7 +66,8 @@ def _results(sources: list[AudioSource], settings: MelSettings, dtype: str, work
     if workers <= 1:
         yield from map(_encode, jobs)
         return
-    with ProcessPoolExecutor(workers) as pool:
+    # spawned, not forked: a fork of a process whose torch, OpenMP or soxr threads hold a lock can hang
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending: collections.deque = collections.deque()
         try:
             for job in jobs:  # in key order, at most 2 x workers entries in flight (their mels wait in memory)
