@@ -10,9 +10,11 @@
 # OUT_DIR/src/{train,val,val-other-sf}/   simulate-edits output (KEY.raw.flac links, KEY.edl.json, KEY.meta.json,
 #                                     KEY.edit.wav for about half of the edits)
 # OUT_DIR/shards/{train,val,val-other-sf}/*-%06d.tar + index.json
+# OUT_DIR/run-train.json              a run config over the training shards (run for 2 epochs at the end)
 #
-# Licences: music21 corpus (BSD-3 code; the scores are public domain or as music21's corpus README states per
-# piece), FluidSynth (LGPL-2.1, used as a tool), TimGM6mb soundfont (GPL-2), MuseScore General soundfont (MIT).
+# Licences: music21 (BSD-3-Clause); its corpus: compositions out of copyright in the US or licensed for use, some
+# encodings with non-commercial or other terms stated in the files (music21/corpus/license.txt); FluidSynth
+# (LGPL-2.1+, a tool only); TimGM6mb soundfont (GPL-2); MuseScore General soundfont (MIT). Keep the data out of git.
 set -euo pipefail
 OUT=${1:-/work/data/realmusic}
 SEED=${SEED:-0}
@@ -47,5 +49,24 @@ for split in train val val-other-sf; do
     python -m pipelines check "$OUT/shards/$split/"*.tar --no-progress
 done
 packed=$(date +%s)
+
+# a run over the training shards (paths in a config are relative to it)
+n_train=$(ls "$OUT/shards/train/"*.tar | wc -l)
+cat > "$OUT/run-train.json" <<JSON
+{
+    "seed": 0,
+    "source": {"urls": "shards/train/train-{000000..$(printf %06d $((n_train - 1)))}.tar", "mel_dtype": "float16"},
+    "augmentation": {
+        "enabled": true,
+        "noise": {"enabled": true, "probability": 0.5, "level_min": 0.5, "level_max": 2.0},
+        "spec_augment": {"enabled": true, "probability": 0.5, "freq_masks": 1, "freq_width": 16,
+                         "time_masks": 2, "time_width": 40},
+        "crop": {"enabled": true, "probability": 1.0, "min_len": 400, "max_len": 1000}
+    },
+    "shuffle": {"buffer_size": 16},
+    "batching": {"batch_size": 8}
+}
+JSON
+python -m pipelines run "$OUT/run-train.json" --epochs 2 --workers 2 --no-progress
 echo "build_real_music: render $((rendered - start)) s, simulate-edits $((simulated - rendered)) s," \
      "pack-audio + check $((packed - simulated)) s"

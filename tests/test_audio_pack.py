@@ -182,6 +182,8 @@ BAD_CASES = {
     "export_long": ("export_length", "bad.edit.wav"),
     "no_recording": ("missing_recording", "bad.edl.json"),
     "no_edl": ("missing_edl", "bad.raw.wav"),
+    "dotted_key": ("bad_key", "'ba.d'"),
+    "duplicate": ("duplicate_file", "bad.raw.flac"),
 }
 
 
@@ -215,6 +217,11 @@ def make_bad(folder, case: str) -> None:
     elif case == "no_edl":
         write_entry(folder, "bad", audio, edl)
         os.remove(os.path.join(folder, "bad.edl.json"))
+    elif case == "dotted_key":
+        write_entry(folder, "ba.d", audio, edl)
+    elif case == "duplicate":
+        write_entry(folder, "bad", audio, edl)
+        soundfile.write(os.path.join(folder, "bad.raw.flac"), audio, SR)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
@@ -229,7 +236,7 @@ def test_bad_input_raises_naming_the_file_and_writes_nothing(tmp_path, case):
     assert info.value.reason in ((reasons,) if isinstance(reasons, str) else reasons)
     assert not out.exists() or os.listdir(out) == []  # no shard, no index, no staging folder
     report = pack_audio(str(src), str(out / "train-%06d.tar"), on_error="skip", progress=False)
-    assert report.samples == 1 and len(report.skipped) == 1 and report.skipped[0].key == "bad"
+    assert report.samples == 1 and len(report.skipped) == 1 and report.skipped[0].key in ("bad", "ba.d")
     assert sorted(os.listdir(out)) == ["index.json", "train-000000.tar"]
 
 

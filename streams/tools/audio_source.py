@@ -52,8 +52,8 @@ def find_audio_sources(directory: str) -> tuple[list[AudioSource], list[SampleEr
     """Every complete entry of ``directory`` sorted by key, and a ``SampleError`` for every incomplete one.
 
     Incomplete: a recording with no EDL (``missing_edl``), an EDL or export with no recording
-    (``missing_recording``), two recordings or two exports for one key (``duplicate_file``). Files of
-    other names are ignored.
+    (``missing_recording``), two recordings or two exports for one key (``duplicate_file``), a key with a
+    dot (``bad_key``). Files of other names are ignored.
     """
     if not os.path.isdir(directory):
         raise ValueError(f"{directory} is not a folder (expected KEY.raw.<ext> + KEY.edl.json files)")
@@ -71,7 +71,10 @@ def find_audio_sources(directory: str) -> tuple[list[AudioSource], list[SampleEr
     for key in sorted(groups):
         files = groups[key]
         duplicated = [paths for role, paths in files.items() if len(paths) > 1]
-        if duplicated:
+        if "." in key:
+            problems.append(SampleError(f"{directory}: key {key!r} has a dot; a shard key ends at its first dot: "
+                                        "rename the files", reason="bad_key", key=key))
+        elif duplicated:
             problems.append(SampleError(f"{directory}: key {key!r} has {len(duplicated[0])} files for one role "
                                         f"({', '.join(os.path.basename(p) for p in duplicated[0])}); keep one",
                                         reason="duplicate_file", key=key))

@@ -21,6 +21,7 @@ import io
 import itertools
 
 import numpy as np
+import scipy.fft
 import soundfile
 
 from .edl import EditList
@@ -150,13 +151,14 @@ def apply_export(audio: np.ndarray, sample_rate: int, perturbation: ExportPertur
     >>> bool(np.allclose(y, x * 10 ** (-6 / 20), atol=1e-6))
     True
     """
-    spectrum = np.fft.rfft(audio.astype(np.float64))
-    freqs = np.fft.rfftfreq(len(audio), d=1.0 / sample_rate)
+    size = scipy.fft.next_fast_len(len(audio), real=True)  # zero-padded to a fast length: the filter's wrap is silence
+    spectrum = scipy.fft.rfft(audio.astype(np.float64), n=size)
+    freqs = scipy.fft.rfftfreq(size, d=1.0 / sample_rate)
     octaves = np.log2(np.maximum(freqs, 20.0) / 1000.0)
     gain = 10 ** ((perturbation.gain_db + perturbation.tilt_db_per_octave * octaves) / 20)
     if perturbation.tilt_db_per_octave == 0.0:
         gain[:] = 10 ** (perturbation.gain_db / 20)
-    out = np.fft.irfft(spectrum * gain, n=len(audio))
+    out = scipy.fft.irfft(spectrum * gain, n=size)[: len(audio)]
     rms = float(np.sqrt(np.mean(out ** 2))) if len(out) else 0.0
     noise = np.random.Generator(np.random.PCG64(perturbation.noise_seed)).standard_normal(len(out))
     out = (out + noise * rms * 10 ** (perturbation.noise_db / 20)).astype(np.float32)
