@@ -94,3 +94,25 @@ def test_validate_errors(segments, crossfade, reason, words):
 
 def test_single_segment_may_have_any_crossfade():
     validate_edl(EditList(((0.0, 0.1),), 1.0), 10.0, 100, "r.edl.json")
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(12, 120)), min_size=1, max_size=5),
+       st.integers(0, 12), st.sampled_from([3, 4, 8]))
+def test_each_frame_points_at_the_raw_sample_the_rendering_put_at_its_centre(pieces, crossfade, hop):
+    """At sample rate 1 a ramp recording renders to its own raw sample numbers: outside crossfades the edit
+    sample at a frame's centre is the raw sample the pointer rule names, and the pointer rounds it."""
+    raw = np.arange(420, dtype=np.float32)
+    edl = EditList(tuple((float(s), float(s + n)) for s, n in pieces), float(crossfade if len(pieces) > 1 else 0))
+    edit = render_edit(raw, 1, edl)
+    assert len(edit) == sum(n for _, n in pieces) - edl.crossfade * (len(pieces) - 1)
+    raw_frames = 1 + len(raw) // hop
+    pointers = edit_pointers(edl, 1, hop, 1 + len(edit) // hop, raw_frames)
+    assert pointers.min() >= 0 and pointers.max() < raw_frames
+    centres = np.arange(len(pointers)) * hop
+    in_crossfade = np.zeros(len(centres), dtype=bool)
+    for start in edl.edit_starts(1)[1:]:
+        in_crossfade |= (centres >= start) & (centres < start + int(edl.crossfade))
+    clean = ~in_crossfade & (centres < len(edit))
+    expected = np.clip(np.floor(edit[centres[clean]] / hop + 0.5), 0, raw_frames - 1)
+    np.testing.assert_array_equal(pointers[clean], expected)

@@ -8,6 +8,7 @@ Needs the ``audio`` extra (``pip install 'pointer-streams[audio]'``). Every prob
 from __future__ import annotations
 
 import dataclasses
+import wave
 
 import numpy as np
 import soundfile
@@ -37,11 +38,23 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
+def _wav_header_rate(path: str) -> int | None:
+    """The sample rate a PCM WAV header states (Python's ``wave``), or ``None`` when it is no such file."""
+    try:
+        with wave.open(path, "rb") as f:
+            return f.getframerate()
+    except (wave.Error, EOFError, OSError):
+        return None
+
+
 def audio_info(path: str) -> AudioInfo:
     """Header facts of ``path`` without decoding it; ``SampleError`` naming the file if unusable."""
     try:
         info = soundfile.info(path)
     except Exception as err:  # libsndfile's errors come as RuntimeError/LibsndfileError/OSError
+        if _wav_header_rate(path) == 0:  # libsndfile refuses such a header without saying why
+            raise SampleError(f"{path}: its WAV header gives a sample rate of 0 Hz; a recording needs a positive "
+                              "sample rate: re-export it", reason="bad_sample_rate") from err
         raise SampleError(f"{path}: libsndfile cannot read it ({type(err).__name__}: {err}); is it an audio "
                           "file in a format libsndfile knows (wav, flac, ogg, mp3...)?", reason="unreadable_audio") from err
     if info.samplerate <= 0:
