@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipelines {run,pack,check,generate,preview,info,bench} ...``.
+"""Command line: ``python -m pipelines {run,pack,pack-audio,simulate-edits,check,generate,preview,info,bench} ...``.
 
 Each command parses its arguments, calls the library, and prints a short summary. No logic lives
 only here. Help texts are plain text (argparse prints them as written), and every command's help
@@ -171,11 +171,52 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-DESCRIPTION = "pointer-streams: stream, pack, check, inspect and preview audio pointer-network shards."
+DESCRIPTION = "pointer-streams: stream, pack (samples or audio), simulate edits, check, inspect and preview audio pointer-network shards."
+
+AUDIO_EXTRA_HINT = "pip install 'pointer-streams[audio]' (soundfile, soxr, librosa)"
+
+
+def _audio_tools(command: str):
+    """The audio tools module, or SystemExit saying which extra to install when its libraries are missing."""
+    try:
+        from streams.tools import audio_pack, simulate_folder
+    except ImportError as err:
+        print(f"{command}: needs the audio extra ({err.name or err} is missing): {AUDIO_EXTRA_HINT}", file=sys.stderr)
+        raise SystemExit(2) from err
+    return audio_pack, simulate_folder
+
+
+def _pack_audio(args: argparse.Namespace) -> int:
+    audio_pack, _ = _audio_tools("pack-audio")
+    from streams.tools.mel import MelSettings
+
+    settings = MelSettings(sample_rate=args.sample_rate, n_fft=args.n_fft, hop_length=args.hop_length,
+                           n_mels=args.n_mels, f_min=args.f_min, f_max=args.f_max)
+    report = audio_pack.pack_audio(args.src_dir, args.out_pattern, settings, workers=args.workers,
+                                   max_samples=args.max_samples, max_bytes=args.max_mb * 1e6, on_error=args.on_error,
+                                   dtype=args.dtype, progress=not args.no_progress)
+    print("\n".join(report.lines()))
+    return 0
+
+
+def _simulate_edits(args: argparse.Namespace) -> int:
+    _, simulate_folder = _audio_tools("simulate-edits")
+    fraction = args.export_fraction if args.export_fraction is not None else (1.0 if args.export else 0.0)
+    report = simulate_folder.simulate_edits(args.audio_dir, args.src_dir, per_track=args.per_track, seed=args.seed,
+                                            export_fraction=fraction, min_piece=args.min_piece,
+                                            max_piece=args.max_piece, progress=not args.no_progress)
+    print("\n".join(report.lines()))
+    return 0
+
+
+def _f_max(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
 
 EXAMPLES = {
     "run": "python -m pipelines run pipelines/configs/full.json --epochs 2 --workers 2",
     "pack": "python -m pipelines pack my_samples/ 'out/train-%06d.tar' --max-samples 500",
+    "pack-audio": "python -m pipelines pack-audio my_edits/ 'out/train-%06d.tar' --workers 2",
+    "simulate-edits": "python -m pipelines simulate-edits my_music/ my_edits/ --per-track 2 --export --seed 0",
     "check": "python -m pipelines check 'out/train-{000000..000009}.tar'",
     "generate": "python -m pipelines generate 'out/synth-%06d.tar' --count 100",
     "preview": "python -m pipelines preview pipelines/configs/full.json --out previews/",
@@ -219,6 +260,38 @@ def make_parser() -> argparse.ArgumentParser:
     pack.add_argument("--overwrite", action="store_true",
                       help="replace shards of this pattern already in the output folder (else refused)")
     pack.set_defaults(handler=_pack)
+
+    pack_audio = _command(commands, "pack-audio", "pack recordings and their EDLs (and exports) into shards")
+    pack_audio.add_argument("src_dir", help="KEY.raw.<ext> + KEY.edl.json (+ KEY.edit.<ext>, KEY.meta.json); "
+                                            "see shards/README.md")
+    pack_audio.add_argument("out_pattern", help="like out/train-%%06d.tar")
+    pack_audio.add_argument("--sample-rate", type=int, default=22050, help="Hz; audio is resampled to it")
+    pack_audio.add_argument("--n-fft", type=int, default=1024)
+    pack_audio.add_argument("--hop-length", type=int, default=256)
+    pack_audio.add_argument("--n-mels", type=int, default=128)
+    pack_audio.add_argument("--f-min", type=float, default=0.0, help="Hz")
+    pack_audio.add_argument("--f-max", type=_f_max, default=None, help="Hz, or 'none' for sample_rate / 2")
+    pack_audio.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="mels on disk")
+    pack_audio.add_argument("--workers", type=int, default=1, help="processes making mels")
+    pack_audio.add_argument("--max-samples", type=int, default=1000, help="samples per shard at most")
+    pack_audio.add_argument("--max-mb", type=float, default=1000.0, help="MB per shard at most")
+    pack_audio.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                            help="raise: stop, write nothing; skip: leave bad entries out and count them")
+    pack_audio.add_argument("--no-progress", action="store_true")
+    pack_audio.set_defaults(handler=_pack_audio)
+
+    simulate = _command(commands, "simulate-edits", "write realistic EDLs (and exports) for a folder of music")
+    simulate.add_argument("audio_dir", help="a folder of audio files (any format libsndfile reads)")
+    simulate.add_argument("src_dir", help="the source folder to write, for pack-audio")
+    simulate.add_argument("--per-track", type=int, default=1, help="edits per recording")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--export", action="store_true", help="also render every edit as a perturbed export")
+    simulate.add_argument("--export-fraction", type=float, default=None,
+                          help="render exports for this share of edits (overrides --export)")
+    simulate.add_argument("--min-piece", type=float, default=2.0, help="seconds; shortest piece between cuts")
+    simulate.add_argument("--max-piece", type=float, default=8.0, help="seconds; longest piece between cuts")
+    simulate.add_argument("--no-progress", action="store_true")
+    simulate.set_defaults(handler=_simulate_edits)
 
     check = _command(commands, "check", "validate shards; report every problem; exit 1 if any")
     check.add_argument("shards", nargs="+", help="shard paths, URLs or brace patterns")

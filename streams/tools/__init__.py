@@ -1,1 +1,3 @@
-"""Tools: invariant checks, the simulated editor, packing, shard checks and previews."""
+"""Tools: invariant checks, the simulated editor, packing, shard checks and previews; real audio in
+(``audio_io``, ``edl``, ``mel``, ``audio_source``, ``audio_pack``, ``edit_simulator``,
+``simulate_folder``: these need the ``audio`` extra, so nothing here imports them eagerly)."""

@@ -1,0 +1,189 @@
+"""A source folder of recordings and edit lists, and the sample one entry of it makes.
+
+Layout (``shards/README.md``, "Audio source folders"): ``KEY.raw.<ext>`` the recording (any format
+libsndfile reads, any sample rate and channel count, mixed to mono); ``KEY.edl.json`` its EDL
+(:mod:`streams.tools.edl`); optionally ``KEY.edit.<ext>``, the editor's own export of that EDL, whose
+mel is then the edit mel (otherwise the edit is rendered from the recording and the EDL); optionally
+``KEY.meta.json``, carried into the sample's ``meta``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+
+import numpy as np
+import soundfile
+import torch
+
+from ..sample import Sample, SampleError, check_sample
+from .audio_io import AUDIO_SUFFIXES, read_audio, resample
+from .edl import EditList, edit_pointers, edl_to_json, parse_edl, render_edit, validate_edl
+from .mel import MelSettings, log_mel, mel_frames
+
+__all__ = ["MAX_EXPORT_MISMATCH_FRAMES", "AudioSource", "audio_sample", "find_audio_sources", "library_versions"]
+
+MAX_EXPORT_MISMATCH_FRAMES = 2
+"""An export may differ from the length its EDL implies by this many frames at most (editors pad or trim a little)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioSource:
+    """The files of one key: ``raw`` and ``edl`` paths, ``edit`` and ``meta`` paths or ``None``."""
+
+    key: str
+    raw: str
+    edl: str
+    edit: str | None = None
+    meta: str | None = None
+
+
+def _split(name: str) -> tuple[str, str, str] | None:
+    """``KEY.role.ext`` -> ``(key, role, ext)`` for the roles of the layout, else ``None``."""
+    parts = name.split(".")
+    if len(parts) < 3 or parts[-2] not in ("raw", "edl", "edit", "meta"):
+        return None
+    return ".".join(parts[:-2]), parts[-2], parts[-1].lower()
+
+
+def find_audio_sources(directory: str) -> tuple[list[AudioSource], list[SampleError]]:
+    """Every complete entry of ``directory`` sorted by key, and a ``SampleError`` for every incomplete one.
+
+    Incomplete: a recording with no EDL (``missing_edl``), an EDL or export with no recording
+    (``missing_recording``), two recordings or two exports for one key (``duplicate_file``), a key with a
+    dot (``bad_key``). Files of other names are ignored.
+    """
+    if not os.path.isdir(directory):
+        raise ValueError(f"{directory} is not a folder (expected KEY.raw.<ext> + KEY.edl.json files)")
+    groups: dict[str, dict[str, list[str]]] = {}
+    for name in sorted(os.listdir(directory)):
+        parts = _split(name)
+        if parts is None:
+            continue
+        key, role, ext = parts
+        if role in ("raw", "edit") and f".{ext}" not in AUDIO_SUFFIXES:
+            continue
+        if (role, ext) in (("edl", "json"), ("meta", "json")) or role in ("raw", "edit"):
+            groups.setdefault(key, {}).setdefault(role, []).append(os.path.join(directory, name))
+    sources, problems = [], []
+    for key in sorted(groups):
+        files = groups[key]
+        duplicated = [paths for role, paths in files.items() if len(paths) > 1]
+        if "." in key:
+            problems.append(SampleError(f"{directory}: key {key!r} has a dot; a shard key ends at its first dot: "
+                                        "rename the files", reason="bad_key", key=key))
+        elif duplicated:
+            problems.append(SampleError(f"{directory}: key {key!r} has {len(duplicated[0])} files for one role "
+                                        f"({', '.join(os.path.basename(p) for p in duplicated[0])}); keep one",
+                                        reason="duplicate_file", key=key))
+        elif "raw" not in files:
+            named = os.path.basename(files.get("edl", files.get("edit", files.get("meta", [""])))[0])
+            problems.append(SampleError(f"{os.path.join(directory, named)}: no recording {key}.raw.<ext> for it; "
+                                        "add the recording or remove the file", reason="missing_recording", key=key))
+        elif "edl" not in files:
+            problems.append(SampleError(f"{files['raw'][0]}: no edit list {key}.edl.json for this recording; "
+                                        "add one (python -m pipelines simulate-edits makes them)",
+                                        reason="missing_edl", key=key))
+        else:
+            sources.append(AudioSource(key, files["raw"][0], files["edl"][0], (files.get("edit") or [None])[0],
+                                       (files.get("meta") or [None])[0]))
+    return sources, problems
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that make the mels (for a sample's ``meta``)."""
+    versions = {name: importlib.metadata.version(name) for name in ("librosa", "soundfile", "soxr", "numpy")}
+    return {**versions, "libsndfile": soundfile.__libsndfile_version__}
+
+
+def _read_meta(path: str, key: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as err:
+        raise SampleError(f"{path}: not readable JSON ({err})", reason="bad_meta", key=key) from err
+    if not isinstance(meta, dict):
+        raise SampleError(f"{path}: meta must be a JSON object (got {type(meta).__name__})", reason="bad_meta",
+                          key=key)
+    return meta
+
+
+def _read_edl(path: str, key: str) -> EditList:
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except OSError as err:
+        raise SampleError(f"{path}: cannot read it ({err})", reason="bad_edl", key=key) from err
+    try:
+        return parse_edl(text, path)
+    except SampleError as err:
+        raise SampleError(str(err), reason=err.reason, key=key) from err
+
+
+def _with_key(err: SampleError, key: str) -> SampleError:
+    return SampleError(str(err), reason=err.reason, key=key)
+
+
+def audio_sample(source: AudioSource, settings: MelSettings, *, dtype: torch.dtype = torch.float16) -> Sample:
+    """The sample of one source entry: log-mels of recording and edit, pointers by the pointer rule.
+
+    ``raw_mel`` ``(n_mels, T_raw)`` and ``edit_mel`` ``(n_mels, T_edit)`` in ``dtype`` (dB, see
+    :mod:`streams.tools.mel`), ``pointers`` int64 ``(T_edit,)``. The edit is the export when there is one
+    (its length must match the EDL's within :data:`MAX_EXPORT_MISMATCH_FRAMES` frames), else rendered.
+    ``meta``: the entry's ``KEY.meta.json``, then ``recording`` (the meta's own, else the key), every mel
+    setting, the library versions, the EDL, and where the edit came from. Raises ``SampleError`` naming
+    the file for every problem of the entry.
+    """
+    key, sr, hop = source.key, settings.sample_rate, settings.hop_length
+    user_meta = _read_meta(source.meta, key) if source.meta else {}
+    edl = _read_edl(source.edl, key)
+    try:
+        raw_audio, raw_rate = read_audio(source.raw)
+        validate_edl(edl, len(raw_audio) / raw_rate, raw_rate, source.edl)
+        raw = resample(raw_audio, raw_rate, sr)
+        raw_mel = log_mel(raw, settings)
+        expected = edl.edit_samples(sr)
+        if source.edit is None:
+            starts, lengths, _ = edl.sample_plan(sr)
+            reach = int((starts + lengths).max())  # a segment ending at the last sample may pass the resampled
+            padded = np.pad(raw, (0, max(0, reach - len(raw))))  # end by a rounding: zeros stand in for it
+            edit_form, edit_rate, edit = "rendered", sr, render_edit(padded, sr, edl)
+        else:
+            edit_audio, edit_rate = read_audio(source.edit)
+            edit = resample(edit_audio, edit_rate, sr)
+            edit_form = "exported"
+            off_frames = (len(edit) - expected) / hop
+            if abs(off_frames) > MAX_EXPORT_MISMATCH_FRAMES:
+                word = "longer" if off_frames > 0 else "shorter"
+                raise SampleError(
+                    f"{source.edit}: the export is {abs(len(edit) - expected) / sr:.3f} s ({abs(off_frames):.1f} "
+                    f"frames) {word} than its EDL {os.path.basename(source.edl)} implies ({expected / sr:.3f} s); "
+                    f"at most {MAX_EXPORT_MISMATCH_FRAMES} frames are allowed: is it the export of that EDL?",
+                    reason="export_length")
+    except SampleError as err:
+        raise _with_key(err, key) from err
+    edit_mel = log_mel(edit, settings)
+    pointers = edit_pointers(edl, sr, hop, edit_mel.shape[1], raw_mel.shape[1])
+    if raw_mel.shape[1] != mel_frames(len(raw), hop):
+        raise RuntimeError(f"{source.raw}: librosa made {raw_mel.shape[1]} frames, not 1 + samples // hop")
+    meta = {
+        **user_meta,
+        "recording": user_meta.get("recording", key),
+        **settings.as_meta(),
+        "versions": library_versions(),
+        "edl": edl_to_json(edl),
+        "edit_form": edit_form,
+        "source_files": {"raw": os.path.basename(source.raw), "edl": os.path.basename(source.edl),
+                         "edit": None if source.edit is None else os.path.basename(source.edit)},
+        "source_sample_rates": {"raw": raw_rate, "edit": edit_rate},
+    }
+    sample = Sample(key=key, raw_mel=torch.from_numpy(raw_mel).to(dtype), edit_mel=torch.from_numpy(edit_mel).to(dtype),
+                    pointers=torch.from_numpy(np.ascontiguousarray(pointers)), meta=meta)
+    try:
+        check_sample(sample)
+    except SampleError as err:
+        raise SampleError(f"{source.raw}: the packed sample fails the sample check: {err}", reason=err.reason,
+                          key=key) from err
+    return sample
