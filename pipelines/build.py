@@ -19,6 +19,7 @@ from typing import Any
 
 from streams import Pipe, ShardSource, Stage
 from streams.checks import FieldError
+from streams.reading.tar_records import ReadLimits
 from streams.schedule import ProbabilitySchedule
 from streams.stages.batch import BatchStage
 from streams.stages.bucketing import FrameBudgetBatchStage
@@ -30,7 +31,6 @@ from streams.stages.noise import NoiseStage
 from streams.stages.pairing import PairStage
 from streams.stages.shuffle import ShuffleStage
 from streams.stages.spec_augment import SpecAugmentStage
-from streams.reading.tar_records import ReadLimits
 
 from .config import BatchingConfig, Config, check_pipe_opt_in, parse_config, pipe_urls
 from .errors import ConfigError

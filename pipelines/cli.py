@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import signal
 import sys
 import threading
@@ -18,11 +19,11 @@ import torch
 from tqdm import tqdm
 
 from streams.reading.decode import decode_sample
+from streams.reading.tar_records import ReadLimits, Record, ShardReadError
 from streams.sample import SampleError
 from streams.tools.shard_check import check_shards
 from streams.tools.shard_writer import write_shards
 from streams.tools.synthetic import EditStyle, synthetic_sample
-from streams.reading.tar_records import ReadLimits, Record, ShardReadError
 
 from .build import load_config
 from .config import ConfigError
@@ -129,10 +130,8 @@ def _preview(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     stages = build_stages(config)
     source = Pipe(stages[:1], seed=config.seed)
-    for index, sample in enumerate(source):
-        if index == args.index:
-            break
-    else:
+    sample = next(itertools.islice(source, args.index, None), None)
+    if sample is None:
         print(f"preview: the shards hold fewer than {args.index + 1} samples", file=sys.stderr)
         return 1
     augmentations = [(stage.name, stage) for stage in stages[1:] if isinstance(stage, AugmentStage)]
@@ -171,7 +170,8 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-DESCRIPTION = "pointer-streams: stream, pack (samples or audio), simulate edits, check, inspect and preview audio pointer-network shards."
+DESCRIPTION = ("pointer-streams: stream, pack (samples or audio), simulate edits, check, inspect and preview audio "
+               "pointer-network shards.")
 
 AUDIO_EXTRA_HINT = "pip install 'pointer-streams[audio]' (soundfile, soxr, librosa)"
 
@@ -229,7 +229,8 @@ EXAMPLES = {
 def _command(commands: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
     """A subcommand whose ``--help`` starts with ``help_text`` and ends with its example."""
     return commands.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".",
-                               epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
+                               epilog=f"example:\n  {EXAMPLES[name]}",
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -323,7 +324,8 @@ def make_parser() -> argparse.ArgumentParser:
     preview = _command(commands, "preview", "PNGs of a sample before/after each enabled augmentation")
     preview.add_argument("config", help="JSON config (see pipelines/configs/)")
     preview.add_argument("--out", required=True, help="folder for the PNGs")
-    preview.add_argument("--index", type=int, default=0, help="which sample of epoch 0's stream, in shard order as the source reads it (0 = first)")
+    preview.add_argument("--index", type=int, default=0,
+                         help="which sample of epoch 0's stream, in shard order as the source reads it (0 = first)")
     preview.set_defaults(handler=_preview)
 
     info = _command(commands, "info", "what shards hold: samples, hours, n_mels, dtypes, lengths, edit structure, "

@@ -1,5 +1,13 @@
 """Streams of pointer-network samples: sources, stages and the pipe that chains them."""
 
+from .pipe import FilterStage, MapStage, Node, Pipe, PipeIterator, Stage, StreamContext, pipe_method, pipe_source
+from .reading.epoch_plan import batches_per_rank
+from .reading.skips import SkipReport
+from .reading.source import MemorySource, ShardReadError, ShardSource
+from .reading.tar_records import ReadLimits
+from .sample import Origin, Sample, SampleError, check_sample
+from .schedule import ProbabilitySchedule
+from .seeding import derive_seed, order_rng, sample_generator
 from .stages.augment import AugmentStage
 from .stages.augment_chain import AugmentChain
 from .stages.batch import BatchStage
@@ -8,18 +16,10 @@ from .stages.channel_dropout import ChannelDropoutStage
 from .stages.chunk_shuffle import ChunkShuffleStage, shuffle_chunks
 from .stages.collate import IGNORE_INDEX, Batch, collate_samples
 from .stages.crop import CropStage, crop_sample, cut_sample
-from .reading.epoch_plan import batches_per_rank
 from .stages.gain import GainStage
 from .stages.noise import NoiseStage
 from .stages.pairing import PairStage, concatenate_samples
-from .pipe import FilterStage, MapStage, Node, Pipe, PipeIterator, Stage, StreamContext, pipe_method, pipe_source
-from .sample import Origin, Sample, SampleError, check_sample
-from .schedule import ProbabilitySchedule
-from .seeding import derive_seed, order_rng, sample_generator
 from .stages.shuffle import ShuffleStage
-from .reading.skips import SkipReport
-from .reading.source import MemorySource, ShardReadError, ShardSource
-from .reading.tar_records import ReadLimits
 from .stages.spec_augment import SpecAugmentStage
 
 __all__ = [

@@ -26,10 +26,10 @@ from typing import Any
 import torch
 from hypothesis import strategies as st
 
-from streams.stages.augment import AugmentStage
-from streams.tools.invariants import make_tagged_sample, pointer_content_error
 from streams.pipe import Pipe
 from streams.sample import Sample
+from streams.stages.augment import AugmentStage
+from streams.tools.invariants import make_tagged_sample, pointer_content_error
 
 __all__ = ["check_pipe_matches_augment", "check_seeds_differ", "check_stage", "same_content", "tagged_samples"]
 

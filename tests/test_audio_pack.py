@@ -112,8 +112,8 @@ def _away_from_cuts(edl: EditList, frames: int) -> np.ndarray:
 def test_unperturbed_render_frames_match_the_raw_frames_they_point_at(tmp_path, hop_aligned):
     """Frames away from a cut correlate > 0.99 with the raw frame they point at.
 
-    With cuts and crossfade on hop multiples every such frame does. With cuts at arbitrary samples a frame sits up to half
-    a hop (5.8 ms) off its raw frame; where a note starts inside the window that shift alone can bring the
+    With cuts and crossfade on hop multiples every such frame does. With cuts at arbitrary samples a frame sits up to
+    half a hop (5.8 ms) off its raw frame; where a note starts inside the window that shift alone can bring the
     correlation to about 0.98, so there 99% of frames must pass and none may fall below 0.97.
     """
     audio = music(12.0, seed=2)

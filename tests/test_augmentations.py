@@ -9,16 +9,16 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.pipe import Pipe
+from streams.sample import Sample
+from streams.schedule import ProbabilitySchedule
 from streams.stages.channel_dropout import ChannelDropoutStage, drop_channels
 from streams.stages.chunk_shuffle import CAT_MAX_CHUNKS, ChunkShuffleStage, chunk_count, shuffle_chunks
 from streams.stages.crop import CropStage, crop_sample, cut_sample
 from streams.stages.gain import GainStage
-from streams.tools.invariants import make_tagged_sample, pointer_content_error
 from streams.stages.noise import NoiseStage, gaussian_table, table_noise
-from streams.pipe import Pipe
-from streams.sample import Sample
-from streams.schedule import ProbabilitySchedule
 from streams.stages.spec_augment import SpecAugmentStage, span_mask
+from streams.tools.invariants import make_tagged_sample, pointer_content_error
 
 from .harness import check_pipe_matches_augment, check_seeds_differ, check_stage, tagged_samples
 

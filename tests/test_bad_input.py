@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import pathlib
 import pickle
 import tarfile
 
@@ -23,11 +24,11 @@ from torch.utils.data import DataLoader
 from pipelines.cli import main
 from pipelines.run import run_pipeline
 from streams import Pipe, SampleError, ShardReadError, check_sample
-from streams.tools.shard_check import check_shards
 from streams.origin import source_samples
 from streams.reading.skip_ledger import SkipLedger
 from streams.reading.skips import SkipReport
 from streams.reading.tar_records import iter_records
+from streams.tools.shard_check import check_shards
 
 N_MELS, RAW, EDIT = 4, 6, 5
 
@@ -193,7 +194,7 @@ def test_truncated_gzip_shard_is_reported(tmp_path):
 def test_garbled_header_mid_shard_is_corrupt_not_the_end(tmp_path):
     whole = good_shard(tmp_path / "whole.tar", ["a", "b", "c"])
     header = member_offsets(whole)["b.edit_mel.npy"][0]
-    data = bytearray(open(whole, "rb").read())
+    data = bytearray(pathlib.Path(whole).read_bytes())
     data[header: header + 100] = b"\x7f" * 100  # name field garbage, checksum now wrong
     url = tmp_path / "garbled.tar"
     url.write_bytes(bytes(data))

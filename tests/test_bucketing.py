@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.stages.bucketing import FrameBudgetBatchStage, cut_frame_budget_batches
-from streams.stages.collate import IGNORE_INDEX, Batch
-from streams.tools.invariants import make_tagged_sample
 from streams.origin import is_pair_origin
 from streams.pipe import Pipe
 from streams.sample import Sample
+from streams.stages.bucketing import FrameBudgetBatchStage, cut_frame_budget_batches
+from streams.stages.collate import IGNORE_INDEX, Batch
+from streams.tools.invariants import make_tagged_sample
 
 from .resume_harness import resumed_rest
 

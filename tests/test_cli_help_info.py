@@ -4,8 +4,8 @@ and preview titles that fit plus the overview grid."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 
 import numpy as np
 import pytest

@@ -31,14 +31,13 @@ from torch.utils.data import DataLoader
 
 from streams import Pipe, Sample, SampleError, ShardSource, StreamContext
 from streams.reading import epoch_plan
-from streams.stages.augment import AugmentStage
-from streams.reading.epoch_plan import (EpochPlanner, ResampledPlan, ShardLayoutWarning, batches_per_rank,
-                                split_evenly)
-from streams.tools.invariants import make_tagged_sample
-from streams.schedule import ProbabilitySchedule
-from streams.tools.shard_writer import write_shards
+from streams.reading.epoch_plan import EpochPlanner, ResampledPlan, ShardLayoutWarning, batches_per_rank, split_evenly
 from streams.reading.shardlist import epoch_shard_order, shards_for_worker
 from streams.reading.tar_records import Record, ShardReadError
+from streams.schedule import ProbabilitySchedule
+from streams.stages.augment import AugmentStage
+from streams.tools.invariants import make_tagged_sample
+from streams.tools.shard_writer import write_shards
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)

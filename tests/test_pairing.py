@@ -12,12 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
-from streams.tools.invariants import make_tagged_sample, pointer_content_error
 from streams.origin import is_pair_origin
-from streams.stages.pairing import PairStage, concatenate_samples, lead_pairing_chance
 from streams.pipe import Pipe
 from streams.sample import Sample
 from streams.schedule import ProbabilitySchedule
+from streams.stages.pairing import PairStage, concatenate_samples, lead_pairing_chance
+from streams.tools.invariants import make_tagged_sample, pointer_content_error
 
 from .resume_harness import resumed_rest
 

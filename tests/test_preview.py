@@ -6,10 +6,10 @@ import torch
 
 from streams.stages.chunk_shuffle import ChunkShuffleStage
 from streams.stages.crop import CropStage
-from streams.tools.invariants import make_tagged_sample
 from streams.stages.noise import NoiseStage
-from streams.tools.preview import render_preview
 from streams.stages.spec_augment import SpecAugmentStage
+from streams.tools.invariants import make_tagged_sample
+from streams.tools.preview import render_preview
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

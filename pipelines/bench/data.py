@@ -18,8 +18,7 @@ from streams.seeding import derive_seed
 from streams.tools.shard_writer import write_shards
 from streams.tools.synthetic import synthetic_sample
 
-from ..build import build_stages
-from ..build import load_config
+from ..build import build_stages, load_config
 from ..config import Config
 from .settings import AUGMENTATION_BLOCKS, CONFIG_DIR, DEMO_CONFIG, BenchSettings, StageShape
 

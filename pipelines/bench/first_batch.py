@@ -10,8 +10,7 @@ import time
 
 from torch.utils.data import DataLoader
 
-from ..build import build_pipe
-from ..build import load_config
+from ..build import build_pipe, load_config
 from .rows import FirstBatchResult, FirstBatchRow
 from .settings import REPO_ROOT, BenchSettings
 from .timing import Spread, child_env, progress_bar

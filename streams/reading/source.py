@@ -6,12 +6,12 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from .decode import MEL_DTYPES, decode_sample
-from .epoch_plan import EpochPlanner, log_summary, warn_once
 from ..checks import FieldError, check_choice, field_errors
 from ..origin import MemoryOrigin, Origin, ShardOrigin, parse_origin
 from ..pipe import Node, Stage, StreamContext, pipe_source
 from ..sample import Sample, SampleError, check_sample
+from .decode import MEL_DTYPES, decode_sample
+from .epoch_plan import EpochPlanner, log_summary, warn_once
 from .shardlist import check_shards_openable, expand_shard_urls, is_local, local_path, shard_sample_counts
 from .skip_ledger import SkipLedger
 from .skips import ON_ERROR_POLICIES, SkipEvent, SkipReport

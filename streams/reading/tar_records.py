@@ -46,6 +46,7 @@ fails after ``ReadLimits.stall_timeout`` seconds as ``stalled_shard``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -348,11 +349,11 @@ def _reread_member(url: str, archive: tarfile.TarFile, target: tarfile.TarInfo, 
             return f.read(target.size)
     stream = open_shard_stream(url, limits.stall_timeout)
     try:
-        again = tarfile.open(fileobj=stream, mode="r|*")
-        for info in again:
-            if info.offset_data == target.offset_data and info.name == target.name:
-                return again.extractfile(info).read()
-            again.members = []
+        with tarfile.open(fileobj=stream, mode="r|*") as again:
+            for info in again:
+                if info.offset_data == target.offset_data and info.name == target.name:
+                    return again.extractfile(info).read()
+                again.members = []
     finally:
         _command_failure(stream)
     raise tarfile.ReadError(f"member {target.name} is no longer where it was")
@@ -480,10 +481,8 @@ def iter_tar_members(url: str, wanted: Callable[[str], bool] | None = None, *,
                                member=err.member) from err
         raise
     finally:
-        try:
+        with contextlib.suppress(Exception):  # a pipe: command stopped early exits with SIGPIPE; what was read stands
             stream.close()
-        except Exception:  # a pipe: command stopped early exits with SIGPIPE; what was read stands
-            pass
 
 
 def _finish(record: Record, earlier: dict[str, tuple[int, frozenset[str]]]) -> Record:

@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from ..checks import check_probability
-from ..pipe import Node, Stage, StreamContext
 from ..origin import Origin, parse_origin
+from ..pipe import Node, Stage, StreamContext
 from ..sample import Sample
 from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probability
 from ..seeding import sample_generator, sample_uniform

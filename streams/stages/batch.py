@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..checks import check_int
-from .collate import collate_samples
 from ..pipe import Node, Stage, StreamContext, pipe_method
+from .collate import collate_samples
 
 __all__ = ["BatchStage"]
 

@@ -13,11 +13,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..checks import check_int
-from .collate import Batch, collate_samples
-from ..pipe import Node, Stage, StreamContext, pipe_method
 from ..origin import Origin
+from ..pipe import Node, Stage, StreamContext, pipe_method
 from ..sample import Sample
 from .buffered import BufferedNode, held_origin
+from .collate import Batch, collate_samples
 
 __all__ = ["FrameBudgetBatchStage", "cut_frame_budget_batches"]
 

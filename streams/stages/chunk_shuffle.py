@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .augment import AugmentStage
 from ..checks import check_int
 from ..pipe import pipe_method
 from ..sample import Sample
 from ..schedule import ProbabilitySchedule
 from ..seeding import sample_rng
+from .augment import AugmentStage
 from .spectral import gather_frames
 
 __all__ = ["CAT_MAX_CHUNKS", "ChunkShuffleStage", "chunk_count", "shuffle_chunks"]

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .augment import AugmentStage
 from ..checks import FieldError, check_int, check_ordered
 from ..pipe import pipe_method
 from ..sample import Sample
 from ..schedule import ProbabilitySchedule
 from ..seeding import sample_rng
+from .augment import AugmentStage
 
 __all__ = ["CropStage", "crop_bounds", "crop_sample", "cut_sample"]
 

@@ -6,9 +6,8 @@ models read) the same factor is an offset, ``log(scale)``, which ``domain`` sele
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import numpy as np
 import torch

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from ..checks import FieldError, check_int, check_limit, check_probability
-from ..pipe import Node, Stage, StreamContext, pipe_method
 from ..origin import Origin, pair_origin, parse_origin
+from ..pipe import Node, Stage, StreamContext, pipe_method
 from ..sample import Sample
 from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probability
 from .buffered import BufferedNode, held_origin

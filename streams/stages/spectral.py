@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .augment import AugmentStage
 from ..checks import check_choice
 from ..sample import Sample
 from ..schedule import ProbabilitySchedule
 from ..seeding import sample_rng
+from .augment import AugmentStage
 
 __all__ = ["MODES", "SpectralAugmentStage", "gather_frames"]
 

@@ -56,7 +56,8 @@ def audio_info(path: str) -> AudioInfo:
             raise SampleError(f"{path}: its WAV header gives a sample rate of 0 Hz; a recording needs a positive "
                               "sample rate: re-export it", reason="bad_sample_rate") from err
         raise SampleError(f"{path}: libsndfile cannot read it ({type(err).__name__}: {err}); is it an audio "
-                          "file in a format libsndfile knows (wav, flac, ogg, mp3...)?", reason="unreadable_audio") from err
+                          "file in a format libsndfile knows (wav, flac, ogg, mp3...)?",
+                          reason="unreadable_audio") from err
     if info.samplerate <= 0:
         raise SampleError(f"{path}: sample rate {info.samplerate} Hz; a recording needs a positive sample rate",
                           reason="bad_sample_rate")

@@ -86,7 +86,8 @@ def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, 
                progress: bool = True) -> AudioPackReport:
     """Pack every entry of ``src_dir`` (see :mod:`streams.tools.audio_source`) into shards named by ``pattern``.
 
-    ``settings``: the mel settings (default :class:`MelSettings`'s); ``workers`` processes make the mels; ``dtype`` (``"float16"``/``"float32"``) is the mels' on-disk dtype.
+    ``settings``: the mel settings (default :class:`MelSettings`'s); ``workers`` processes make the mels;
+    ``dtype`` (``"float16"``/``"float32"``) is the mels' on-disk dtype.
     With ``on_error="raise"`` the first bad entry (in key order) raises its ``SampleError`` (naming the file)
     and nothing is written; with ``"skip"`` bad entries are left out and returned in the report. The new
     shards' index entries are merged into ``index.json`` beside them.

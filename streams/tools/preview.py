@@ -22,8 +22,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..stages.augment import AugmentStage
 from ..sample import Sample
+from ..stages.augment import AugmentStage
 
 __all__ = ["describe_params", "render_overview", "render_preview"]
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from ..reading.decode import META_MEMBER, REQUIRED_MEMBERS
+from ..reading.tar_records import ReadLimits, split_member_name
 from ..sample import Sample, SampleError
 from .shard_writer import sample_members
-from ..reading.tar_records import ReadLimits, split_member_name
 
 __all__ = ["iter_sample_folder"]
 

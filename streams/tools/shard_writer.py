@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from webdataset import ShardWriter
 
-from ..sample import Sample, SampleError
 from ..reading.shard_index import INDEX_NAME, read_index
+from ..sample import Sample, SampleError
 
 __all__ = ["INDEX_NAME", "existing_shards", "read_index", "sample_members", "write_shards"]
 
