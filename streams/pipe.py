@@ -45,7 +45,7 @@ __all__ = [
     "shared_epoch_cell",
 ]
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: nodes are handed their state at open (counts under "counts"); version 1 states are refused
 _STATE_KEYS = ("version", "epoch", "seed", "layout", "finished", "stages")
 
 

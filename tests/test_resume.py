@@ -18,6 +18,7 @@ import torch
 
 from pipelines import build_pipe, load_config
 from streams import Pipe
+from streams.pipe import STATE_VERSION
 
 from . import resume_harness as harness
 from .conftest import DEMO_URLS, REPO
@@ -206,7 +207,7 @@ def test_a_state_with_another_seed_or_missing_keys_is_refused():
     with pytest.raises(ValueError, match="seed 0 but this pipe has seed 123"):
         next(iter(other))
     with pytest.raises(ValueError, match=r"missing \['layout', 'finished', 'stages'\]"):
-        make().load_state_dict({"version": 1, "epoch": 0, "seed": 0})
+        make().load_state_dict({"version": STATE_VERSION, "epoch": 0, "seed": 0})
 
 
 def _open_shards() -> int:
