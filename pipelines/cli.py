@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipelines {run,pack,check,generate,preview,bench} ...``.
+"""Command line: ``python -m pipelines {run,pack,check,generate,preview,bench,validate} ...``.
 
 Each command parses its arguments, calls the library, and prints a short summary. No logic lives
 only here.
@@ -148,6 +148,22 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from .validation.report import render_markdown
+    from .validation.run import default_device, load_validation_config, run_validation, summary_line
+    from .validation.train import TrainSettings
+
+    config = load_validation_config(args.config, args.train)
+    settings = TrainSettings(steps=args.steps, window=args.window, batch_size=args.batch_size,
+                             learning_rate=args.lr, evaluations=args.evaluations, model=args.model,
+                             device=args.device or default_device(), workers=args.workers, threads=args.threads)
+    results, paths = run_validation(config, args.val, protocol=args.protocol, seeds=args.seeds, settings=settings,
+                                    out_dir=args.out, jobs=args.jobs, progress=not args.no_progress)
+    print(render_markdown(results))
+    print(summary_line(results, paths))
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -221,6 +237,29 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default="bench-results.json", help="write the figures here ('' for none)")
     bench.add_argument("--no-progress", action="store_true")
     bench.set_defaults(handler=_bench)
+
+    validate = commands.add_parser("validate", help="train a small pointer network with and without augmentation; "
+                                                     "report held-out accuracy")
+    validate.add_argument("config", nargs="?", default=None, help="JSON config whose augmentations are tested "
+                                                                   "(default: pipelines/configs/full.json)")
+    validate.add_argument("--train", required=True, help="training shards (pattern); replaces the config's source.urls")
+    validate.add_argument("--val", required=True, help="validation shards (recordings not in --train)")
+    validate.add_argument("--protocol", choices=("quick", "ablation", "multiplier"), default="quick")
+    validate.add_argument("--seeds", type=int, default=3)
+    validate.add_argument("--steps", type=int, default=300, help="optimiser steps per run, the same in every arm")
+    validate.add_argument("--window", type=int, default=400, help="training window in edit frames")
+    validate.add_argument("--batch-size", type=int, default=8)
+    validate.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
+    validate.add_argument("--evaluations", type=int, default=6, help="evaluations per run (the last 3 are scored)")
+    validate.add_argument("--model", choices=("small", "large"), default="small",
+                          help="small: ~0.16M parameters (CPU); large: ~1.2M (GPU)")
+    validate.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    validate.add_argument("--jobs", type=int, default=2, help="runs trained side by side, one process each")
+    validate.add_argument("--workers", type=int, default=1, help="DataLoader workers per run")
+    validate.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    validate.add_argument("--out", default="validate-out", help="folder for results.json, curves.png, summary.md")
+    validate.add_argument("--no-progress", action="store_true")
+    validate.set_defaults(handler=_validate)
     return parser
 
 
