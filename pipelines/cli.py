@@ -156,7 +156,8 @@ def _validate(args: argparse.Namespace) -> int:
     config = load_validation_config(args.config, args.train)
     settings = TrainSettings(steps=args.steps, window=args.window, batch_size=args.batch_size,
                              learning_rate=args.lr, evaluations=args.evaluations, model=args.model,
-                             device=args.device or default_device(), workers=args.workers, threads=args.threads)
+                             device=args.device or default_device(), workers=args.workers, threads=args.threads,
+                             eval_frames=args.eval_frames or None)
     results, paths = run_validation(config, args.val, protocol=args.protocol, seeds=args.seeds, settings=settings,
                                     out_dir=args.out, jobs=args.jobs, progress=not args.no_progress)
     print(render_markdown(results))
@@ -251,6 +252,9 @@ def make_parser() -> argparse.ArgumentParser:
     validate.add_argument("--batch-size", type=int, default=8)
     validate.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
     validate.add_argument("--evaluations", type=int, default=6, help="evaluations per run (the last 3 are scored)")
+    validate.add_argument("--eval-frames", type=int, default=2000,
+                          help="edit frames scored per validation recording, a centred excerpt searched against "
+                               "the whole raw recording (0: whole edits; cost grows with T_edit x T_raw)")
     validate.add_argument("--model", choices=("small", "large"), default="small",
                           help="small: ~0.16M parameters (CPU); large: ~1.2M (GPU)")
     validate.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")

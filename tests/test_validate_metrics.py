@@ -50,7 +50,7 @@ def _brute_force(scores, penalty):
         total = sum(scores[i, p] for i, p in enumerate(path))
         total -= penalty * sum(1 for i in range(1, len(path)) if path[i] != path[i - 1] + 1)
         if total > best + 1e-12:
-            best, best_path = total, path
+            best = total
     return best
 
 

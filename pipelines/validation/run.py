@@ -69,7 +69,7 @@ def run_validation(config: Config, val_urls: str | list[str], *, protocol: str =
     seed_list = [config.seed + i for i in range(seeds)]
     specs = [RunSpec(arm.name, seed, arm.config, settings, val_urls, config, arm.recordings)
              for seed in seed_list for arm in arms]
-    val = load_samples(val_urls)
+    val = load_samples(val_urls, settings.eval_frames)
     conditions = make_conditions(val, config)
     baseline = {name: evaluate_samples(nearest_neighbour_embedder, samples, jump_penalty=settings.jump_penalty,
                                        chunk_frames=settings.chunk_frames)
