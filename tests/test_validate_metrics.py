@@ -45,7 +45,7 @@ def test_no_cuts_anywhere_scores_one_and_empty_set_is_an_error():
 
 
 def _brute_force(scores, penalty):
-    best, best_path = -np.inf, None
+    best = -np.inf
     for path in itertools.product(range(scores.shape[1]), repeat=scores.shape[0]):
         total = sum(scores[i, p] for i, p in enumerate(path))
         total -= penalty * sum(1 for i in range(1, len(path)) if path[i] != path[i - 1] + 1)
