@@ -159,7 +159,8 @@ def _validate(args: argparse.Namespace) -> int:
                              device=args.device or default_device(), workers=args.workers, threads=args.threads,
                              eval_frames=args.eval_frames or None)
     results, paths = run_validation(config, args.val, protocol=args.protocol, seeds=args.seeds, settings=settings,
-                                    out_dir=args.out, jobs=args.jobs, progress=not args.no_progress)
+                                    out_dir=args.out, jobs=args.jobs, progress=not args.no_progress,
+                                    cache_dir=args.cache)
     print(render_markdown(results))
     print(summary_line(results, paths))
     return 0
@@ -262,6 +263,8 @@ def make_parser() -> argparse.ArgumentParser:
     validate.add_argument("--workers", type=int, default=1, help="DataLoader workers per run")
     validate.add_argument("--threads", type=int, default=1, help="torch threads per run")
     validate.add_argument("--out", default="validate-out", help="folder for results.json, curves.png, summary.md")
+    validate.add_argument("--cache", default=None, help="folder keeping each run's result for reuse by later "
+                                                        "protocols with the same settings (default: none)")
     validate.add_argument("--no-progress", action="store_true")
     validate.set_defaults(handler=_validate)
     return parser

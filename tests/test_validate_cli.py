@@ -71,6 +71,15 @@ def test_quick_writes_results_plot_and_table(tiny, tmp_path, capsys):
     assert "| all | none | exact | stored |" in printed and (tmp_path / "summary.md").read_text() in printed
 
 
+def test_cache_reuses_finished_runs(tiny, tmp_path):
+    cache = tmp_path / "cache"
+    assert _validate(tiny, tmp_path / "a", "--seeds", "1", "--cache", str(cache)) == 0
+    assert _validate(tiny, tmp_path / "b", "--seeds", "1", "--cache", str(cache)) == 0
+    first, second = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
+    assert (first["runs_trained"], second["runs_trained"], second["runs_from_cache"]) == (2, 0, 2)
+    assert second["arms"]["all"]["per_seed"] == first["arms"]["all"]["per_seed"]
+
+
 def test_ablation_and_multiplier_arms(tiny, tmp_path):
     config = load_config({**CONFIG, "source": {"urls": tiny["train"]}})
     names = [arm.name for arm in protocol_arms("ablation", config)]

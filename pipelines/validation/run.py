@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -20,7 +21,7 @@ from .report import build_results, write_outputs
 from .runner import run_specs
 from .train import RunSpec, TrainSettings, load_samples
 
-__all__ = ["DEFAULT_CONFIG", "default_device", "load_validation_config", "run_validation", "summary_line",
+__all__ = ["DEFAULT_CONFIG", "default_device", "load_validation_config", "run_key", "run_validation", "summary_line",
            "training_recordings"]
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "full.json")
@@ -58,8 +59,14 @@ def training_recordings(urls: str | list[str]) -> list[str]:
 
 def run_validation(config: Config, val_urls: str | list[str], *, protocol: str = "quick", seeds: int = 3,
                    settings: TrainSettings | None = None, out_dir: str = "validate-out", jobs: int = 1,
-                   progress: bool = True) -> tuple[dict, dict[str, str]]:
-    """Run ``protocol`` (see :mod:`.protocols`); return the results and the written files' paths."""
+                   progress: bool = True, cache_dir: str | None = None) -> tuple[dict, dict[str, str]]:
+    """Run ``protocol`` (see :mod:`.protocols`); return the results and the written files' paths.
+
+    ``cache_dir``: keep each run's result there under a hash of everything that determines it
+    (arm config, seed, settings, validation set, reference config, recording subset; not the
+    arm's name), and reuse it: protocols that share arms (``none`` and ``all`` in quick and
+    ablation, ``none`` on every recording in multiplier) train them once.
+    """
     settings = settings or TrainSettings()
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1 ({seeds!r} given)")
@@ -67,20 +74,49 @@ def run_validation(config: Config, val_urls: str | list[str], *, protocol: str =
     recordings = training_recordings(config.source.urls) if protocol == "multiplier" else []
     arms = protocol_arms(protocol, config, recordings)
     seed_list = [config.seed + i for i in range(seeds)]
-    specs = [RunSpec(arm.name, seed, arm.config, settings, val_urls, config, arm.recordings)
+    everything = set(recordings)
+    specs = [RunSpec(arm.name, seed, arm.config, settings, val_urls, config,
+                     None if arm.recordings is None or set(arm.recordings) == everything else arm.recordings)
              for seed in seed_list for arm in arms]
     val = load_samples(val_urls, settings.eval_frames)
     conditions = make_conditions(val, config)
     baseline = {name: evaluate_samples(nearest_neighbour_embedder, samples, jump_penalty=settings.jump_penalty,
                                        chunk_frames=settings.chunk_frames)
                 for name, samples in conditions.items()}
-    runs = run_specs(specs, jobs=jobs, progress=progress)
+    cached = {i: _cached(cache_dir, spec) for i, spec in enumerate(specs)} if cache_dir else {}
+    missing = [spec for i, spec in enumerate(specs) if cached.get(i) is None]
+    store = (lambda spec, run: _store(cache_dir, spec, run)) if cache_dir else None
+    fresh = iter(run_specs(missing, jobs=jobs, progress=progress, on_result=store))
+    runs = [{**(cached.get(i) or next(fresh)), "arm": spec.arm} for i, spec in enumerate(specs)]
     context = {"settings": dataclasses.asdict(settings), "seeds": seed_list, "train": config.source.urls,
                "val": val_urls, "val_recordings": len(val), "val_edit_frames": sum(s.edit_frames for s in val),
                "train_recordings": len(recordings) or None, "jobs": jobs,
+               "runs_trained": len(missing), "runs_from_cache": len(specs) - len(missing),
                "cpus": os.cpu_count(), "seconds": time.perf_counter() - started}
     results = build_results(protocol, arms, runs, baseline, **context)
     return results, write_outputs(results, out_dir)
+
+
+def run_key(spec: RunSpec) -> str:
+    """The cache key of a run: a hash of everything but the arm's name."""
+    described = repr((spec.config, spec.seed, spec.settings, spec.val_urls, spec.reference, spec.recordings))
+    return hashlib.sha256(described.encode()).hexdigest()[:24]
+
+
+def _cached(cache_dir: str, spec: RunSpec) -> dict | None:
+    path = os.path.join(cache_dir, f"{run_key(spec)}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _store(cache_dir: str, spec: RunSpec, run: dict) -> None:
+    os.makedirs(cache_dir, exist_ok=True)
+    path = os.path.join(cache_dir, f"{run_key(spec)}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(run, f)
+    os.replace(path + ".tmp", path)
 
 
 def summary_line(results: dict, paths: dict[str, str]) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import queue as queue_module
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tqdm import tqdm
 
@@ -34,8 +34,11 @@ def _run_child(spec: RunSpec, queue) -> dict:
     return train_run(spec, _QueueProgress(queue))
 
 
-def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, progress: bool = True) -> list[dict]:
-    """Train every spec; results in spec order. ``jobs`` > 1 runs that many at once."""
+def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, progress: bool = True,
+              on_result: Callable[[RunSpec, dict], None] | None = None) -> list[dict]:
+    """Train every spec; results in spec order. ``jobs`` > 1 runs that many at once.
+    ``on_result(spec, result)`` is called as each run ends (to keep finished runs of a long job)."""
+    on_result = on_result or (lambda spec, result: None)
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1 ({jobs!r} given)")
     total = sum(spec.settings.steps for spec in specs)
@@ -46,12 +49,14 @@ def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, progress: bool = True)
             for spec in specs:
                 bar.set_postfix_str(f"{spec.arm} seed {spec.seed}")
                 results.append(train_run(spec, bar.update))
+                on_result(spec, results[-1])
             return results
         context = multiprocessing.get_context("spawn")
         with context.Manager() as manager, concurrent.futures.ProcessPoolExecutor(
                 max_workers=min(jobs, len(specs)), mp_context=context) as pool:
             queue = manager.Queue()
             futures = [pool.submit(_run_child, spec, queue) for spec in specs]
+            spec_of = dict(zip(futures, specs))
             pending = set(futures)
             while pending:
                 done, pending = concurrent.futures.wait(pending, timeout=0.5)
@@ -61,7 +66,7 @@ def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, progress: bool = True)
                     except queue_module.Empty:
                         break
                 for future in done:
-                    future.result()  # raise a child's error now, not after every other run
+                    on_result(spec_of[future], future.result())  # a child's error is raised now
             return [future.result() for future in futures]
     finally:
         bar.close()
