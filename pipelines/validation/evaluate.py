@@ -28,14 +28,24 @@ DEFAULT_JUMP_PENALTY = 4.0
 
 
 def model_embedder(model: torch.nn.Module, device: torch.device) -> Embedder:
-    """Embeddings of a :class:`~pipelines.model.PointerNet` (run without gradients)."""
-    def embed(sample: Sample) -> tuple[torch.Tensor, torch.Tensor, float]:
-        raw = sample.raw_mel.to(device=device, dtype=torch.float32).unsqueeze(0)
-        edit = sample.edit_mel.to(device=device, dtype=torch.float32).unsqueeze(0)
+    """Embeddings of a :class:`~pipelines.model.PointerNet` (run without gradients).
+
+    Encoding a whole raw recording is most of an evaluation's cost, so the embedder keeps the
+    raw embedding of every raw tensor it has seen (by identity): conditions that perturb only the
+    edit share the stored raw tensors and reuse them. Make a new embedder after the model changes.
+    """
+    raw_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def encode(mel: torch.Tensor) -> torch.Tensor:
+        mel = mel.to(device=device, dtype=torch.float32).unsqueeze(0)
         with torch.no_grad():
-            raw_emb = model.encode(raw, torch.ones(1, raw.shape[-1], dtype=torch.bool, device=device))[0]
-            edit_emb = model.encode(edit, torch.ones(1, edit.shape[-1], dtype=torch.bool, device=device))[0]
-        return raw_emb.float(), edit_emb.float(), 1.0 / float(model.size.d) ** 0.5
+            return model.encode(mel, torch.ones(1, mel.shape[-1], dtype=torch.bool, device=device))[0].float()
+
+    def embed(sample: Sample) -> tuple[torch.Tensor, torch.Tensor, float]:
+        held = raw_cache.get(id(sample.raw_mel))
+        if held is None or held[0] is not sample.raw_mel:
+            held = raw_cache[id(sample.raw_mel)] = (sample.raw_mel, encode(sample.raw_mel))
+        return held[1], encode(sample.edit_mel), 1.0 / float(model.size.d) ** 0.5
     return embed
 
 

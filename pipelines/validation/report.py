@@ -19,7 +19,8 @@
                      "bound": null|"more than"|"less than"}, ...]}
 
 Top-level arm metrics are the ``stored`` condition; each seed's value is the mean of its last 3
-evaluations (:func:`.stats.seed_score`). COND is ``stored``, ``like_training``,
+evaluations (:func:`.stats.seed_score`); the perturbed conditions are scored at the final
+evaluation only (see :class:`.train.TrainSettings`). COND is ``stored``, ``like_training``,
 ``unlike_training``.
 """
 

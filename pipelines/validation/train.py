@@ -45,8 +45,10 @@ __all__ = ["FixedWindow", "InRecordings", "InstabilityWatch", "RunSpec", "TrainS
 
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
-    """What every arm shares. ``evaluations``: how many evaluations over the run (the last 3 score
-    every condition and decode cut points; earlier ones score ``stored`` only, for the curves).
+    """What every arm shares. ``evaluations``: how many evaluations over the run. Every one scores
+    the ``stored`` condition (the curves); the last 3 also decode cut points; the last one also
+    scores the perturbed conditions (each costs as much as the stored one: a seed's score on them
+    is that final evaluation, not a mean of 3).
     ``eval_frames``: edit frames scored per validation recording (a centred excerpt, searched
     against the whole raw recording; None: the whole edit). Scoring costs ``T_edit x T_raw``
     per recording, about 60M score cells a second on one core: whole 15,000-frame edits of
@@ -244,7 +246,7 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
                         persistent_workers=settings.workers > 0, pin_memory=device.type == "cuda")
     watch = InstabilityWatch()
     eval_steps = settings.evaluation_steps()
-    final_steps = set(eval_steps[-3:])
+    decoded_steps = set(eval_steps[-3:])
     losses: list[float] = []
     evaluations: list[dict] = []
     wait = train_time = eval_time = 0.0
@@ -281,7 +283,8 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
             if step in eval_steps:
                 train_time += time.perf_counter() - started
                 tick = time.perf_counter()
-                evaluations.append(_evaluate(model, device, conditions, step, step in final_steps, settings, losses))
+                evaluations.append(_evaluate(model, device, conditions, step, step in decoded_steps,
+                                             step == eval_steps[-1], settings, losses))
                 eval_time += time.perf_counter() - tick
                 started = time.perf_counter()
         if yielded == 0:
@@ -300,13 +303,15 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
 
 
 def _evaluate(model: PointerNet, device: torch.device, conditions: dict[str, list[Sample]], step: int,
-              final: bool, settings: TrainSettings, losses: list[float]) -> dict:
-    """One evaluation: ``stored`` always; every condition, decoded, when ``final``."""
+              decode: bool, final: bool, settings: TrainSettings, losses: list[float]) -> dict:
+    """One evaluation: ``stored`` always (decoded for cut F1 when ``decode``); the perturbed
+    conditions too, decoded, when ``final``."""
     model.eval()
     embedder = model_embedder(model, device)
     names = CONDITIONS if final else ("stored",)
-    scored = {name: evaluate_samples(embedder, conditions[name], decode=final, jump_penalty=settings.jump_penalty,
-                                     chunk_frames=settings.chunk_frames) for name in names}
+    scored = {name: evaluate_samples(embedder, conditions[name], decode=decode or final,
+                                     jump_penalty=settings.jump_penalty, chunk_frames=settings.chunk_frames)
+              for name in names}
     model.train()
     recent = losses[-max(1, settings.steps // settings.evaluations):]
     train_loss = sum(recent) / len(recent)
