@@ -248,12 +248,12 @@ def make_parser() -> argparse.ArgumentParser:
     validate.add_argument("--val", required=True, help="validation shards (recordings not in --train)")
     validate.add_argument("--protocol", choices=("quick", "ablation", "multiplier"), default="quick")
     validate.add_argument("--seeds", type=int, default=3)
-    validate.add_argument("--steps", type=int, default=300, help="optimiser steps per run, the same in every arm")
-    validate.add_argument("--window", type=int, default=400, help="training window in edit frames")
+    validate.add_argument("--steps", type=int, default=120, help="optimiser steps per run, the same in every arm")
+    validate.add_argument("--window", type=int, default=300, help="training window in edit frames")
     validate.add_argument("--batch-size", type=int, default=8)
     validate.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
-    validate.add_argument("--evaluations", type=int, default=6, help="evaluations per run (the last 3 are scored)")
-    validate.add_argument("--eval-frames", type=int, default=2000,
+    validate.add_argument("--evaluations", type=int, default=3, help="evaluations per run (the last 3 are scored)")
+    validate.add_argument("--eval-frames", type=int, default=500,
                           help="edit frames scored per validation recording, a centred excerpt searched against "
                                "the whole raw recording (0: whole edits; cost grows with T_edit x T_raw)")
     validate.add_argument("--model", choices=("small", "large"), default="small",

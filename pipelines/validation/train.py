@@ -54,11 +54,11 @@ class TrainSettings:
     per recording, about 60M score cells a second on one core: whole 15,000-frame edits of
     18,000-frame recordings take some 5 s each, per condition and evaluation."""
 
-    steps: int = 300
-    window: int = 400
+    steps: int = 120
+    window: int = 300
     batch_size: int = 8
     learning_rate: float = 3e-3
-    evaluations: int = 6
+    evaluations: int = 3
     model: str = "small"
     device: str = "cpu"
     workers: int = 1
@@ -66,7 +66,7 @@ class TrainSettings:
     clip_norm: float = 5.0
     jump_penalty: float = DEFAULT_JUMP_PENALTY
     chunk_frames: int = 1024
-    eval_frames: int | None = 2000
+    eval_frames: int | None = 500
 
     def __post_init__(self) -> None:
         for name in ("steps", "window", "batch_size", "evaluations", "threads"):
