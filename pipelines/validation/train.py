@@ -54,8 +54,8 @@ class TrainSettings:
     per recording, about 60M score cells a second on one core: whole 15,000-frame edits of
     18,000-frame recordings take some 5 s each, per condition and evaluation."""
 
-    steps: int = 120
-    window: int = 300
+    steps: int = 100
+    window: int = 200
     batch_size: int = 8
     learning_rate: float = 3e-3
     evaluations: int = 3
