@@ -1,4 +1,5 @@
-"""Command line: ``python -m pipelines {run,pack,pack-audio,simulate-edits,check,generate,preview,info,bench} ...``.
+"""Command line: ``python -m pipelines COMMAND ...`` (run, pack, pack-audio, simulate-edits, check, generate,
+preview, info, bench, validate).
 
 Each command parses its arguments, calls the library, and prints a short summary. No logic lives
 only here. Help texts are plain text (argparse prints them as written), and every command's help
@@ -170,8 +171,26 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from .validation.report import render_markdown
+    from .validation.run import default_device, load_validation_config, run_validation, summary_line
+    from .validation.train import TrainSettings
+
+    config = load_validation_config(args.config, args.train)
+    settings = TrainSettings(steps=args.steps, window=args.window, batch_size=args.batch_size,
+                             learning_rate=args.lr, evaluations=args.evaluations, model=args.model,
+                             device=args.device or default_device(), workers=args.workers, threads=args.threads,
+                             eval_frames=args.eval_frames or None)
+    results, paths = run_validation(config, args.val, protocol=args.protocol, seeds=args.seeds, settings=settings,
+                                    out_dir=args.out, jobs=args.jobs, progress=not args.no_progress,
+                                    cache_dir=args.cache)
+    print(render_markdown(results))
+    print(summary_line(results, paths))
+    return 0
+
+
 DESCRIPTION = ("pointer-streams: stream, pack (samples or audio), simulate edits, check, inspect and preview audio "
-               "pointer-network shards.")
+               "pointer-network shards; validate what augmentation is worth.")
 
 AUDIO_EXTRA_HINT = "pip install 'pointer-streams[audio]' (soundfile, soxr, librosa)"
 
@@ -222,6 +241,8 @@ EXAMPLES = {
     "preview": "python -m pipelines preview pipelines/configs/full.json --out previews/",
     "info": "python -m pipelines info 'shards/demo/demo-{000000..000004}.tar' --json",
     "bench": "python -m pipelines bench --quick",
+    "validate": "python -m pipelines validate pipelines/configs/full.json --train 'music/train-{000000..000005}.tar' "
+                "--val 'music/val-{000000..000001}.tar' --protocol quick --out runs/quick",
 }
 """One example per command, printed at the end of its ``--help``."""
 
@@ -367,6 +388,34 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default="bench-results.json", help="write the figures here ('' for none)")
     bench.add_argument("--no-progress", action="store_true")
     bench.set_defaults(handler=_bench)
+
+    validate = _command(commands, "validate", "train a small pointer network with and without augmentation; "
+                                                     "report held-out accuracy")
+    validate.add_argument("config", nargs="?", default=None, help="JSON config whose augmentations are tested "
+                                                                   "(default: pipelines/configs/full.json)")
+    validate.add_argument("--train", required=True, help="training shards (pattern); replaces the config's source.urls")
+    validate.add_argument("--val", required=True, help="validation shards (recordings not in --train)")
+    validate.add_argument("--protocol", choices=("quick", "ablation", "multiplier"), default="quick")
+    validate.add_argument("--seeds", type=int, default=3)
+    validate.add_argument("--steps", type=int, default=100, help="optimiser steps per run, the same in every arm")
+    validate.add_argument("--window", type=int, default=200, help="training window in edit frames")
+    validate.add_argument("--batch-size", type=int, default=8)
+    validate.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
+    validate.add_argument("--evaluations", type=int, default=3, help="evaluations per run (the last 3 are scored)")
+    validate.add_argument("--eval-frames", type=int, default=500,
+                          help="edit frames scored per validation recording, a centred excerpt searched against "
+                               "the whole raw recording (0: whole edits; cost grows with T_edit x T_raw)")
+    validate.add_argument("--model", choices=("small", "large"), default="small",
+                          help="small: ~0.16M parameters (CPU); large: ~1.2M (GPU)")
+    validate.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    validate.add_argument("--jobs", type=int, default=2, help="runs trained side by side, one process each")
+    validate.add_argument("--workers", type=int, default=1, help="DataLoader workers per run")
+    validate.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    validate.add_argument("--out", default="validate-out", help="folder for results.json, curves.png, summary.md")
+    validate.add_argument("--cache", default=None, help="folder keeping each run's result for reuse by later "
+                                                        "protocols with the same settings (default: none)")
+    validate.add_argument("--no-progress", action="store_true")
+    validate.set_defaults(handler=_validate)
     return parser
 
 

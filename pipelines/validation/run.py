@@ -1,0 +1,132 @@
+"""``python -m pipelines validate``: train every arm of a protocol over seeds, score, write outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+
+import torch
+
+from streams import Pipe
+
+from ..build import load_config
+from ..config import Config, ConfigError
+from .baseline import nearest_neighbour_embedder
+from .evaluate import evaluate_samples
+from .perturb import make_conditions
+from .protocols import protocol_arms
+from .report import build_results, write_outputs
+from .runner import run_specs
+from .train import RunSpec, TrainSettings, load_samples
+
+__all__ = ["DEFAULT_CONFIG", "default_device", "load_validation_config", "run_key", "run_validation", "summary_line",
+           "training_recordings"]
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "full.json")
+
+
+def default_device() -> str:
+    """``"cuda"`` when a GPU is present, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_validation_config(path: str | None, train_urls: str | list[str]) -> Config:
+    """The config at ``path`` (default: ``pipelines/configs/full.json``) reading ``train_urls``."""
+    path = path or DEFAULT_CONFIG
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"config {path} cannot be read as JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError("", f"config {path} must hold a JSON object")
+    data = {**data, "source": {**data.get("source", {}), "urls": train_urls}}
+    return load_config(data)
+
+
+def training_recordings(urls: str | list[str]) -> list[str]:
+    """The distinct ``meta["recording"]`` values of the training shards (mels are read and dropped)."""
+    names = set()
+    for sample in Pipe.from_shards(urls, seed=0, shuffle_shards=False, mel_dtype="float16"):
+        if "recording" not in sample.meta:
+            raise ValueError(f"sample {sample.key!r} ({sample.url}) has no meta 'recording'; the multiplier "
+                             "protocol splits the training set by recording: pack samples with that field")
+        names.add(str(sample.meta["recording"]))
+    return sorted(names)
+
+
+def run_validation(config: Config, val_urls: str | list[str], *, protocol: str = "quick", seeds: int = 3,
+                   settings: TrainSettings | None = None, out_dir: str = "validate-out", jobs: int = 1,
+                   progress: bool = True, cache_dir: str | None = None) -> tuple[dict, dict[str, str]]:
+    """Run ``protocol`` (see :mod:`.protocols`); return the results and the written files' paths.
+
+    ``cache_dir``: keep each run's result there under a hash of everything that determines it
+    (arm config, seed, settings, validation set, reference config, recording subset; not the
+    arm's name), and reuse it: protocols that share arms (``none`` and ``all`` in quick and
+    ablation, ``none`` on every recording in multiplier) train them once.
+    """
+    settings = settings or TrainSettings()
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1 ({seeds!r} given)")
+    started = time.perf_counter()
+    recordings = training_recordings(config.source.urls) if protocol == "multiplier" else []
+    arms = protocol_arms(protocol, config, recordings)
+    seed_list = [config.seed + i for i in range(seeds)]
+    everything = set(recordings)
+    specs = [RunSpec(arm.name, seed, arm.config, settings, val_urls, config,
+                     None if arm.recordings is None or set(arm.recordings) == everything else arm.recordings)
+             for seed in seed_list for arm in arms]
+    val = load_samples(val_urls, settings.eval_frames)
+    conditions = make_conditions(val, config)
+    baseline = {name: evaluate_samples(nearest_neighbour_embedder, samples, jump_penalty=settings.jump_penalty,
+                                       chunk_frames=settings.chunk_frames)
+                for name, samples in conditions.items()}
+    cached = {i: _cached(cache_dir, spec) for i, spec in enumerate(specs)} if cache_dir else {}
+    missing = [spec for i, spec in enumerate(specs) if cached.get(i) is None]
+    store = (lambda spec, run: _store(cache_dir, spec, run)) if cache_dir else None
+    fresh = iter(run_specs(missing, jobs=jobs, progress=progress, on_result=store))
+    runs = [{**(cached.get(i) or next(fresh)), "arm": spec.arm} for i, spec in enumerate(specs)]
+    context = {"settings": dataclasses.asdict(settings), "seeds": seed_list, "train": config.source.urls,
+               "val": val_urls, "val_recordings": len(val), "val_edit_frames": sum(s.edit_frames for s in val),
+               "train_recordings": len(recordings) or None, "jobs": jobs,
+               "runs_trained": len(missing), "runs_from_cache": len(specs) - len(missing),
+               "cpus": os.cpu_count(), "seconds": time.perf_counter() - started}
+    results = build_results(protocol, arms, runs, baseline, **context)
+    return results, write_outputs(results, out_dir)
+
+
+def run_key(spec: RunSpec) -> str:
+    """The cache key of a run: a hash of everything but the arm's name."""
+    described = repr((spec.config, spec.seed, spec.settings, spec.val_urls, spec.reference, spec.recordings))
+    return hashlib.sha256(described.encode()).hexdigest()[:24]
+
+
+def _cached(cache_dir: str, spec: RunSpec) -> dict | None:
+    path = os.path.join(cache_dir, f"{run_key(spec)}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _store(cache_dir: str, spec: RunSpec, run: dict) -> None:
+    os.makedirs(cache_dir, exist_ok=True)
+    path = os.path.join(cache_dir, f"{run_key(spec)}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(run, f)
+    os.replace(path + ".tmp", path)
+
+
+def summary_line(results: dict, paths: dict[str, str]) -> str:
+    """The closing line of the command."""
+    verdicts: dict[str, int] = {}
+    for c in results["comparisons"]:
+        if c["metric"] == "exact" and c["condition"] == "stored":
+            verdicts[c["verdict"]] = verdicts.get(c["verdict"], 0) + 1
+    said = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+    return (f"validate: protocol {results['protocol']}, {len(results['arms'])} arms x {len(results['seeds'])} seeds "
+            f"in {results['seconds']:.0f} s; exact vs reference: {said}; wrote {', '.join(paths.values())}")
+

@@ -1,0 +1,119 @@
+"""``python -m pipelines validate`` end to end on tiny shards made here, and the training pipe."""
+
+import json
+
+import pytest
+import torch
+
+from pipelines.build import load_config
+from pipelines.cli import main
+from pipelines.validation.protocols import protocol_arms
+from pipelines.validation.train import TrainSettings, training_pipe
+from streams.tools.shard_writer import write_shards
+from streams.tools.synthetic import synthetic_sample
+
+CONFIG = {
+    "seed": 0,
+    "source": {"urls": "unused"},
+    "augmentation": {
+        "enabled": True,
+        "noise": {"enabled": True, "probability": 0.5, "level_min": 0.05, "level_max": 0.15},
+        "gain": {"enabled": True, "probability": 0.5, "domain": "log"},
+        "spec_augment": {"enabled": True, "probability": 0.5, "freq_masks": 1, "freq_width": 2,
+                         "time_masks": 1, "time_width": 5},
+        "crop": {"enabled": True, "probability": 0.5, "min_len": 50, "max_len": 80, "context": 4},
+        "chunk_shuffle": {"enabled": True, "probability": 0.5, "chunk_size": 100},
+    },
+    "shuffle": {"buffer_size": 4},
+    "batching": {"batch_size": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("validate")
+    for split, count, seed in (("train", 8, 0), ("val", 2, 1)):
+        (root / split).mkdir()
+        samples = []
+        for i in range(count):
+            sample = synthetic_sample(f"{split}-{i}", seed=seed, n_mels=8, raw_frames=90 + 7 * i)
+            samples.append(sample.replace(meta={**sample.meta, "recording": f"{split}-rec{i // 2}"}))
+        write_shards(samples, str(root / split / f"{split}-%06d.tar"), max_samples=4)
+    config = root / "config.json"
+    config.write_text(json.dumps(CONFIG))
+    return {"config": str(config), "train": str(root / "train" / "train-{000000..000001}.tar"),
+            "val": str(root / "val" / "val-000000.tar"), "root": root}
+
+
+def _validate(tiny, out, *extra):
+    return main(["validate", tiny["config"], "--train", tiny["train"], "--val", tiny["val"], "--steps", "6",
+                 "--evaluations", "3", "--seeds", "2", "--window", "30", "--batch-size", "2", "--jobs", "1",
+                 "--workers", "0", "--device", "cpu", "--out", str(out), "--no-progress", *extra])
+
+
+def test_quick_writes_results_plot_and_table(tiny, tmp_path, capsys):
+    assert _validate(tiny, tmp_path) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["arms"]) == {"none", "all"}
+    for block in results["arms"].values():
+        assert [s["seed"] for s in block["per_seed"]] == [0, 1]
+        for row in block["per_seed"]:
+            assert {"exact", "within_2", "cut_f1"} <= set(row) and 0 <= row["exact"] <= 1
+        assert set(block["exact"]) == {"mean", "std"} and set(block["cut_f1"]) == {"mean", "std"}
+        assert set(block["conditions"]) == {"stored", "like_training", "unlike_training"}
+        assert len(block["curves"]["loss"][0]) == 6
+    assert {"exact", "within_2"} <= set(results["baselines"]["nearest_neighbour"])
+    first = results["comparisons"][0]
+    assert (first["arm"], first["against"], first["metric"]) == ("all", "none", "exact")
+    assert len(first["ci95"]) == 2 and first["verdict"] in ("helps", "hurts", "unresolved")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "| all | none | exact | stored |" in printed and (tmp_path / "summary.md").read_text() in printed
+
+
+def test_cache_reuses_finished_runs(tiny, tmp_path):
+    cache = tmp_path / "cache"
+    assert _validate(tiny, tmp_path / "a", "--seeds", "1", "--cache", str(cache)) == 0
+    assert _validate(tiny, tmp_path / "b", "--seeds", "1", "--cache", str(cache)) == 0
+    first, second = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
+    assert (first["runs_trained"], second["runs_trained"], second["runs_from_cache"]) == (2, 0, 2)
+    assert second["arms"]["all"]["per_seed"] == first["arms"]["all"]["per_seed"]
+
+
+def test_ablation_and_multiplier_arms(tiny, tmp_path):
+    config = load_config({**CONFIG, "source": {"urls": tiny["train"]}})
+    names = [arm.name for arm in protocol_arms("ablation", config)]
+    assert names == ["none", "all", "without_noise", "without_gain", "without_spec_augment", "without_crop",
+                     "without_chunk_shuffle"]
+    assert _validate(tiny, tmp_path, "--protocol", "multiplier") == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["arms"]) == {"none@1", "none@2", "none@4", "all@1", "all@2"}
+    assert results["arms"]["none@2"]["recordings"] == 2
+    assert {m["arm"] for m in results["multiplier"]} == {"all@1", "all@2"}
+
+
+def test_arms_share_data_order_and_window(tiny):
+    config = load_config({**CONFIG, "source": {"urls": tiny["train"]}})
+    none, everything = (arm.config for arm in protocol_arms("quick", config))
+    settings = TrainSettings(window=30, batch_size=2)
+    batches = {name: list(training_pipe(cfg, settings, seed=3)) for name, cfg in (("none", none), ("all", everything))}
+    assert [b.keys for b in batches["none"]] == [b.keys for b in batches["all"]]
+    for name, stream in batches.items():
+        assert all(int(length) == 30 for b in stream for length in b.edit_lengths), name
+    # without crop the window sits at a fixed position: the same in every epoch
+    pipe = training_pipe(none, settings, seed=3)
+    pipe.set_epoch(1)
+    later = {key: b for b in pipe for key in b.keys}
+    first = batches["none"][0]
+    again = later[first.keys[0]]
+    index = again.keys.index(first.keys[0])
+    assert torch.equal(first.edit_mel[0], again.edit_mel[index])
+
+
+def test_bad_arguments_are_named(tiny, tmp_path, capsys):
+    assert _validate(tiny, tmp_path, "--seeds", "0") == 2
+    assert "--seeds" in capsys.readouterr().err
+    off = tmp_path / "off.json"
+    off.write_text(json.dumps({**CONFIG, "augmentation": {"enabled": False}}))
+    assert main(["validate", str(off), "--train", tiny["train"], "--val", tiny["val"], "--no-progress"]) == 2
+    assert "nothing to compare" in capsys.readouterr().err
