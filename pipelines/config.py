@@ -5,7 +5,7 @@ example (which loads unchanged, as does its flat ``augmentation_enabled`` switch
 fields documented on each block. Unknown keys are rejected with a did-you-mean; wrong types and
 bad values are rejected with the dotted path of the field (``augmentation.noise.probability``).
 
-:func:`parse_config` is the parse and these schema checks alone. :func:`load_config` also checks
+:func:`parse_config` is the parse and these schema checks alone. :func:`pipelines.build.load_config` also checks
 the values each stage checks itself (ranges, min <= max) by building the stages once
 (:func:`pipelines.build.check_config`), so a bad config never reaches a DataLoader worker.
 """
