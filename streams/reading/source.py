@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -12,7 +11,7 @@ from ..pipe import Node, Stage, StreamContext, pipe_source
 from ..sample import Sample, SampleError, check_sample
 from .decode import MEL_DTYPES, decode_sample
 from .epoch_plan import EpochPlanner, log_summary, warn_once
-from .shardlist import check_shards_openable, expand_shard_urls, is_local, local_path, shard_sample_counts
+from .shardlist import check_shards_openable, expand_shard_urls, shard_sample_counts
 from .skip_ledger import SkipLedger
 from .skips import ON_ERROR_POLICIES, SkipEvent, SkipReport
 from .tar_records import ReadLimits, Record, ShardReadError, iter_records, short_shard_error
@@ -74,11 +73,7 @@ class ShardSource(Stage):
         self.limits = limits or ReadLimits()
         with field_errors("urls"):
             self.urls = expand_shard_urls(urls)
-            missing = {u for u in self.urls if is_local(u) and not os.path.isfile(local_path(u))}
-            if on_error == "skip" and len(missing) < len(self.urls):
-                check_shards_openable([u for u in self.urls if u not in missing])  # missing ones are skipped, counted
-            else:
-                check_shards_openable(self.urls)
+            check_shards_openable(self.urls, skip_missing=on_error == "skip")  # then skipped when read, counted
         with field_errors("sample_counts"):
             counts = shard_sample_counts(self.urls, sample_counts, required=equal_steps is not None)
         self.planner = EpochPlanner(len(self.urls), counts, shuffle_shards=bool(shuffle_shards),
@@ -110,16 +105,9 @@ class ShardSource(Stage):
         return sample.replace(origin=ShardOrigin(shard, record.index).stored())
 
     def records(self, shard: int) -> Iterator[Record]:
-        """The records of shard number ``shard``, with read errors naming the shard."""
-        url = self.urls[shard]
-        try:
-            yield from iter_records(url, limits=self.limits)
-        except (SampleError, ShardReadError):
-            raise
-        except Exception as err:
-            raise ShardReadError(f"shard {url}: cannot read it ({type(err).__name__}: {err}); check that the "
-                                 "file exists, is a complete tar, and that its URL is right",
-                                 url=url, reason="unreadable_shard") from err
+        """The records of shard number ``shard``; :func:`~streams.reading.tar_records.iter_records` turns
+        every read failure into a :class:`ShardReadError` naming the shard."""
+        return iter_records(self.urls[shard], limits=self.limits)
 
 
 class _ShardReader(Node):
