@@ -103,7 +103,7 @@ class RetryPolicy:
         values: dict[str, float | int] = {}
         for field, variable in _ENV.items():
             text = environ.get(variable)
-            if text is None or text == "":
+            if not text:
                 continue
             try:
                 values[field] = int(text) if field == "retries" else float(text)
