@@ -37,11 +37,8 @@ block" at the end of a file cut short, raises); a shard that ends cleanly with f
 than its sample count (``index.json``) says is ``truncated_shard`` (a download cut short into a
 pre-allocated, zero-filled file looks like that).
 
-Members are bounded before they are read (:class:`ReadLimits`): a member over its limit (tar
-headers give the size, sparse members included) is a bad sample, its data passed over unread.
-Hard links resolve to the member they link to, read again from the shard; symbolic links and
-special files are bad samples (``link_member``). A ``pipe:`` command that stops sending data
-fails after ``ReadLimits.stall_timeout`` seconds as ``stalled_shard``.
+Members are bounded before they are read and a stalled ``pipe:`` read fails (:class:`ReadLimits`);
+hard links resolve to the earlier member, other links are bad samples (:func:`iter_tar_members`).
 """
 
 from __future__ import annotations
@@ -450,10 +447,8 @@ def iter_tar_members(url: str, wanted: Callable[[str], bool] | None = None, *,
                 where = f" while reading member {reading}" if reading else (f" after member {last}" if last else "")
                 raise _shard_error(url, "stalled_shard", f"reading stalled{where} ({err})", member=reading) from err
             except tarfile.ReadError as err:
-                if reading is not None:
-                    detail = f"member {reading} is cut short ({err})"
-                else:
-                    detail = f"the tar ends inside the data or padding of member {last} ({err})"
+                detail = (f"member {reading} is cut short ({err})" if reading is not None
+                          else f"the tar ends inside the data or padding of member {last} ({err})")
                 reason = "truncated_shard" if "unexpected end" in str(err) else "corrupt_shard"
                 raise _shard_error(url, reason, detail, member=reading) from err
             except Exception as err:  # I/O errors mid-stream: network, a failing pipe: command, zlib
