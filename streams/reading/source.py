@@ -174,8 +174,7 @@ class _ShardReader(Node):
         span = self.plan.span(self.position) if self.plan.budget is not None else None
         if self._samples is None or span is None or span.stop is None or self.next_record < span.stop:
             return
-        for _ in self._samples:  # records at or past ``stop`` end the read with the warning, yielding nothing
-            break
+        next(self._samples, None)  # records at or past ``stop`` end the read with the warning, yielding nothing
 
     def _end_span(self) -> None:
         self.idle_spans += 1
@@ -208,17 +207,10 @@ class _ShardReader(Node):
                     sample = sample.replace(origin=ShardOrigin(shard, record.index, occurrence).stored())
                 yield sample
 
-    def _check_count(self, shard: int, seen: int) -> None:
-        """A shard that ended cleanly after ``seen`` records but is counted with more is damaged:
-        raise, or count it as a damaged shard (equal steps then keeps its budget by reading on)."""
-        counts = self.source.planner.counts
-        if counts is None or seen >= counts[shard]:
-            return
-        err = short_shard_error(self.source.urls[shard], seen, counts[shard])
-        self._skip(SkipEvent(err.reason, err.url, None, None, str(err), 0, True), err)
-
     def _records(self, shard: int, skip: int) -> Iterator[Record]:
-        """The shard's records; a damaged shard raises, or under on_error="skip" ends early, counted."""
+        """The shard's records; a damaged shard raises, or under on_error="skip" ends early, counted. So does
+        a shard that ends cleanly with fewer records than its count (equal steps then keeps its budget by
+        reading on)."""
         seen = 0
         try:
             for record in self.source.records(shard):
@@ -229,7 +221,10 @@ class _ShardReader(Node):
             self.tally.add_read(lost)  # the record the damage cut, if any, was read in part
             self._skip(SkipEvent(err.reason, self.source.urls[shard], err.key, err.member, str(err), lost, True), err)
             return
-        self._check_count(shard, seen)
+        counts = self.source.planner.counts
+        if counts is not None and seen < counts[shard]:
+            err = short_shard_error(self.source.urls[shard], seen, counts[shard])
+            self._skip(SkipEvent(err.reason, err.url, None, None, str(err), 0, True), err)
 
     def _skip(self, event: SkipEvent, err: Exception) -> None:
         """Raise ``err`` (on_error="raise"), or count ``event`` and warn once for its shard."""
