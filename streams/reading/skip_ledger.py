@@ -1,8 +1,7 @@
 """The skip ledger: how every pass of a source, in this process or a DataLoader worker, reaches one report.
 
-Every pass of a source keeps a :class:`PassTally` in which ``read == yielded + skipped`` holds
-between any two items. The counts are part of the source's state dict; a pass resumed from it
-replaces, in reports, the pass it continues, so resuming never counts a sample twice.
+Every pass of a source keeps a :class:`PassTally` (``read == yielded + skipped`` between items; saved
+in the source's state dict, so that a resumed pass replaces the one it continues in reports).
 
 Where the counts go. A pass that runs in the process that built the source (no DataLoader
 workers) registers its live tally with the source's :class:`SkipLedger`, so a report is always
@@ -68,10 +67,6 @@ class PassTally:
         self._base: list[list[Any]] = []  # counts restored from a state dict
         self._path = path  # where a pass outside the owner process posts its lines
         self._posted = False
-
-    @property
-    def skipped(self) -> int:
-        return sum(samples for samples, _ in self.counts.values())
 
     def add_read(self, count: int = 1) -> None:
         self.read += count
