@@ -87,13 +87,11 @@ class ShardLayoutWarning(UserWarning):
 _said: set[str] = set()
 
 
-def warn_once(key: str, message: str) -> bool:
+def warn_once(key: str, message: str) -> None:
     """Emit ``message`` as a :class:`ShardLayoutWarning` the first time ``key`` is seen in this process."""
-    if key in _said:
-        return False
-    _said.add(key)
-    warnings.warn(message, ShardLayoutWarning, stacklevel=3)
-    return True
+    if key not in _said:
+        _said.add(key)
+        warnings.warn(message, ShardLayoutWarning, stacklevel=3)
 
 
 def split_evenly(total: int, parts: int) -> list[int]:
