@@ -159,9 +159,7 @@ class RangeRetryReader(io.RawIOBase):
         return self._with_retries(lambda: self._read_into(buffer))
 
     def close(self) -> None:
-        if self._response is not None:
-            self._response.close()
-            self._response = None
+        self._drop()
         super().close()
 
     # one attempt ------------------------------------------------------------------------------
