@@ -194,9 +194,7 @@ class CyclicPlan(ReaderPlan):
         self.counts = list(counts)
         self.sequence = [shard for shard in order if self.counts[shard] > 0]
         self.offsets = [0, *itertools.accumulate(self.counts[shard] for shard in self.sequence)]
-        self.total = self.offsets[-1]
-        if self.total == 0:
-            raise ValueError("the shards hold no samples (every sample count is 0)")
+        self.total = self.offsets[-1]  # > 0: EpochPlanner refuses equal steps over empty shards
         self.block_start = block_start
         self.budget = budget
         self.max_idle_spans = len(self.sequence) + 1
