@@ -9,8 +9,10 @@ meets the source's error policy instead of stopping the stream.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import math
 import re
 import warnings
 
@@ -19,7 +21,7 @@ import torch
 
 from ..checks import check_choice
 from ..sample import Sample, SampleError, check_sample
-from .tar_records import REQUIRED_MEMBERS, Record
+from .tar_records import REQUIRED_MEMBERS, Record, member_error
 
 __all__ = ["DECODE_REASONS", "MEL_DTYPES", "META_MEMBER", "REQUIRED_MEMBERS", "decode_npy", "decode_record",
            "decode_sample"]
@@ -64,10 +66,7 @@ def _declared_count(shape: tuple, what: str) -> int:
     if any(not isinstance(size, int) or size < 0 for size in shape):
         raise SampleError(f"{what}: its header declares shape {shape}, with a negative size; "
                           "re-write it with numpy.save", reason="bad_npy")
-    count = 1
-    for size in shape:
-        count *= size
-    return count
+    return math.prod(shape)
 
 
 def decode_npy(data: bytes | bytearray, *, what: str) -> np.ndarray:
@@ -142,11 +141,7 @@ def decode_record(record: Record, *, mel_dtype: str = "float32") -> Sample:
         raise record.problem
     check_choice(mel_dtype, "mel_dtype", tuple(MEL_DTYPES))
     where = f"sample {record.key!r} in shard {record.url}"
-
-    def fail(reason: str, member: str, message: str) -> SampleError:
-        return SampleError(f"{where}, member {member}: {message}", reason=reason, key=record.key,
-                           url=record.url, member=member)
-
+    fail = functools.partial(member_error, record)
     missing = [m for m in REQUIRED_MEMBERS if m not in record.members]
     if missing:
         present = ", ".join(sorted(record.members)) or "none"

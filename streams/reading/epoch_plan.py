@@ -87,13 +87,11 @@ class ShardLayoutWarning(UserWarning):
 _said: set[str] = set()
 
 
-def warn_once(key: str, message: str) -> bool:
+def warn_once(key: str, message: str) -> None:
     """Emit ``message`` as a :class:`ShardLayoutWarning` the first time ``key`` is seen in this process."""
-    if key in _said:
-        return False
-    _said.add(key)
-    warnings.warn(message, ShardLayoutWarning, stacklevel=3)
-    return True
+    if key not in _said:
+        _said.add(key)
+        warnings.warn(message, ShardLayoutWarning, stacklevel=3)
 
 
 def split_evenly(total: int, parts: int) -> list[int]:
@@ -196,9 +194,7 @@ class CyclicPlan(ReaderPlan):
         self.counts = list(counts)
         self.sequence = [shard for shard in order if self.counts[shard] > 0]
         self.offsets = [0, *itertools.accumulate(self.counts[shard] for shard in self.sequence)]
-        self.total = self.offsets[-1]
-        if self.total == 0:
-            raise ValueError("the shards hold no samples (every sample count is 0)")
+        self.total = self.offsets[-1]  # > 0: EpochPlanner refuses equal steps over empty shards
         self.block_start = block_start
         self.budget = budget
         self.max_idle_spans = len(self.sequence) + 1
@@ -312,9 +308,7 @@ class EpochPlanner:
 
     def samples_per_rank(self, world_size: int) -> int | None:
         """Samples every rank yields per epoch (``None``: it varies by rank, or endless)."""
-        if self.resampled or self.equal_steps is None:
-            return self.epoch_samples
-        if self.epoch_samples is not None:
+        if self.equal_steps is None or self.epoch_samples is not None:  # resampled has no equal_steps
             return self.epoch_samples
         total = sum(self.counts)
         return -(-total // world_size) if self.equal_steps == "repeat" else total // world_size
@@ -368,21 +362,16 @@ class EpochPlanner:
         process about readers without data and ranks of unequal length."""
         self.check_layout(world_size)
         where = f"rank {rank} worker {worker} (of {world_size} rank(s) x {num_workers} worker(s))"
+        per_rank = self.samples_per_rank(world_size)  # None: exactly once, or resampled without end
+        budgets = None if per_rank is None else split_evenly(per_rank, num_workers)
+        if budgets is not None and budgets[worker] == 0:
+            warn_once("empty-worker", f"{where}: no samples to read ({per_rank} per rank for {num_workers} "
+                                      "workers); use fewer DataLoader workers")
         if self.resampled:
-            budget = (None if self.epoch_samples is None
-                      else split_evenly(self.epoch_samples, num_workers)[worker])
-            if budget == 0:
-                warn_once("empty-worker", f"{where}: no samples to read ({self.epoch_samples} per rank for "
-                                          f"{num_workers} workers); use fewer DataLoader workers")
             return ResampledPlan(self.num_shards, self.counts, seed=seed, epoch=epoch, rank=rank, worker=worker,
-                                 budget=budget)
+                                 budget=None if budgets is None else budgets[worker])
         order = epoch_shard_order(self.num_shards, seed, epoch, self.shuffle_shards)
         if self.equal_steps is not None:
-            per_rank = self.samples_per_rank(world_size)
-            budgets = split_evenly(per_rank, num_workers)
-            if budgets[worker] == 0:
-                warn_once("empty-worker", f"{where}: no samples to read ({per_rank} per rank for {num_workers} "
-                                          "workers); use fewer DataLoader workers")
             return CyclicPlan(self.counts, order, rank * per_rank + sum(budgets[:worker]), budgets[worker])
         shards = shards_for_worker(order, rank, world_size, worker, num_workers)
         if not shards:

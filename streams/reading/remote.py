@@ -103,7 +103,7 @@ class RetryPolicy:
         values: dict[str, float | int] = {}
         for field, variable in _ENV.items():
             text = environ.get(variable)
-            if text is None or text == "":
+            if not text:
                 continue
             try:
                 values[field] = int(text) if field == "retries" else float(text)
@@ -159,9 +159,7 @@ class RangeRetryReader(io.RawIOBase):
         return self._with_retries(lambda: self._read_into(buffer))
 
     def close(self) -> None:
-        if self._response is not None:
-            self._response.close()
-            self._response = None
+        self._drop()
         super().close()
 
     # one attempt ------------------------------------------------------------------------------

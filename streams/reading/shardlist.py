@@ -105,27 +105,30 @@ def local_path(url: str) -> str:
     return url[len("file:"):] if url.startswith("file:") else url
 
 
-def check_shards_openable(urls: Sequence[str]) -> None:
+def check_shards_openable(urls: Sequence[str], *, skip_missing: bool = False) -> None:
     """Fail fast on shards that cannot be opened, without reading any of them.
 
     Local shards must exist as files, not folders (one ``os.path`` check each); remote URLs must use a scheme
     webdataset opens (``pipe:``, ``http(s):``, ``gs:``...), but are not fetched. Raises
-    ``ValueError`` naming the first offending URLs.
+    ``ValueError`` naming the first offending URLs. With ``skip_missing`` (``on_error="skip"``), local
+    shards that are not files are left for reading to count, unless every shard is one of them.
     """
+    missing = [url for url in urls if is_local(url) and not os.path.isfile(local_path(url))]
+    if skip_missing and len(missing) < len(urls):
+        urls = [url for url in urls if url not in missing]
+        missing = []
     folders = [url for url in urls if is_local(url) and os.path.isdir(local_path(url))]
     if folders:
         raise ValueError(f"{_listing(folders)} is a folder, not a shard file; list the shard files inside it "
                          f"(a pattern like {os.path.join(local_path(folders[0]), '*.tar')})")
-    missing = [url for url in urls if is_local(url) and not os.path.isfile(local_path(url))]
     if missing:
         what = (f"none of the {len(urls)} shard file(s) exist" if len(missing) == len(urls)
                 else f"{len(missing)} of the {len(urls)} shard file(s) do not exist")
         raise ValueError(f"{what} ({_listing(missing)}); check the path or pattern (relative paths in a config "
                          "are relative to the config file)")
-    unknown = [url for url in urls if not is_local(url)
-               and urlparse(rewrite_url(url)).scheme not in set(gopen_schemes) - {"__default__"}]
+    schemes = sorted(set(gopen_schemes) - {"__default__"})
+    unknown = [url for url in urls if not is_local(url) and urlparse(rewrite_url(url)).scheme not in schemes]
     if unknown:
-        schemes = sorted(set(gopen_schemes) - {"__default__"})
         raise ValueError(f"cannot open shard URL(s) {_listing(unknown)}: the scheme is not one of {schemes}; "
                          "for other stores stream through a command, like \"pipe:aws s3 cp s3://bucket/x.tar -\"")
 

@@ -1,8 +1,7 @@
 """The skip ledger: how every pass of a source, in this process or a DataLoader worker, reaches one report.
 
-Every pass of a source keeps a :class:`PassTally` in which ``read == yielded + skipped`` holds
-between any two items. The counts are part of the source's state dict; a pass resumed from it
-replaces, in reports, the pass it continues, so resuming never counts a sample twice.
+Every pass of a source keeps a :class:`PassTally` (``read == yielded + skipped`` between items; saved
+in the source's state dict, so that a resumed pass replaces the one it continues in reports).
 
 Where the counts go. A pass that runs in the process that built the source (no DataLoader
 workers) registers its live tally with the source's :class:`SkipLedger`, so a report is always
@@ -26,6 +25,7 @@ add them up with ``torch.distributed`` if needed.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import itertools
 import json
 import logging
@@ -43,15 +43,6 @@ from .skips import Counts, SkipEvent, SkipReport, add_counts, count_rows
 __all__ = ["PassTally", "SkipLedger"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class _PassRecord:
-    """One pass as the ledger sees it: its report, and the pass its state was restored from."""
-
-    pass_id: str
-    continues: tuple[str, int] | None  # (id of the pass resumed, how many of its events came before the save)
-    report: SkipReport
 
 
 class PassTally:
@@ -72,14 +63,10 @@ class PassTally:
         self.counts: Counts = {}
         self.events: list[SkipEvent] = []
         self.finished = False
-        self.continues: tuple[str, int] | None = None
+        self.continues: tuple[str, int] | None = None  # (id of the pass resumed, its events before the save)
         self._base: list[list[Any]] = []  # counts restored from a state dict
         self._path = path  # where a pass outside the owner process posts its lines
         self._posted = False
-
-    @property
-    def skipped(self) -> int:
-        return sum(samples for samples, _ in self.counts.values())
 
     def add_read(self, count: int = 1) -> None:
         self.read += count
@@ -91,7 +78,7 @@ class PassTally:
         """Count ``event`` (its record, if any, was already counted as read)."""
         add_counts(self.counts, [(event.reason, event.url, event.samples, int(event.shard))])
         self.events.append(event)
-        self._post({"skip": event.to_json()})
+        self._post({"skip": dataclasses.asdict(event)})
 
     def finish(self) -> None:
         """Mark the pass as ended (posts the final counts from a worker)."""
@@ -112,10 +99,9 @@ class PassTally:
         self.continues = (str(state["pass"]), int(state["events"]))
         self._post({"resumed": True})  # the ledger drops the continued pass from now on
 
-    def record(self) -> _PassRecord:
-        report = SkipReport(read=self.read, yielded=self.yielded, counts=tuple(map(tuple, count_rows(self.counts))),
-                            events=tuple(self.events), passes=1, finished_passes=int(self.finished))
-        return _PassRecord(self.pass_id, self.continues, report)
+    def report(self) -> SkipReport:
+        return SkipReport(read=self.read, yielded=self.yielded, counts=tuple(map(tuple, count_rows(self.counts))),
+                          events=tuple(self.events), passes=1, finished_passes=int(self.finished))
 
     def _post(self, line: dict[str, Any]) -> None:
         if self._path is None:
@@ -137,7 +123,7 @@ class PassTally:
         self._posted = True
 
 
-def _read_pass_file(path: str) -> _PassRecord | None:
+def _read_pass_file(path: str) -> PassTally | None:
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
     parsed = []
@@ -150,38 +136,31 @@ def _read_pass_file(path: str) -> _PassRecord | None:
             raise
     if not parsed:
         return None
-    counts: Counts = {}
-    events = []
-    finished = False
-    for line in parsed:
-        if "base" in line:
-            add_counts(counts, line["base"])
-        if "skip" in line:
-            event = SkipEvent.from_json(line["skip"])
-            events.append(event)
-            add_counts(counts, [(event.reason, event.url, event.samples, int(event.shard))])
-        finished = finished or bool(line.get("end"))
-    last = parsed[-1]
-    report = SkipReport(read=last["read"], yielded=last["yielded"], counts=tuple(tuple(r) for r in count_rows(counts)),
-                        events=tuple(events), passes=1, finished_passes=int(finished))
     header = parsed[0]["pass"]
-    continues = tuple(header["continues"]) if header["continues"] is not None else None
-    return _PassRecord(header["id"], continues, report)
+    tally = PassTally(header["id"])  # the worker's tally, rebuilt from what it posted
+    tally.continues = tuple(header["continues"]) if header["continues"] is not None else None
+    for line in parsed:
+        add_counts(tally.counts, line.get("base", ()))
+        if "skip" in line:
+            tally.add_skip(SkipEvent(**line["skip"]))
+        tally.finished = tally.finished or bool(line.get("end"))
+    tally.read, tally.yielded = parsed[-1]["read"], parsed[-1]["yielded"]
+    return tally
 
 
-def _resolve(records: list[_PassRecord]) -> list[SkipReport]:
+def _resolve(tallies: list[PassTally]) -> list[SkipReport]:
     """The reports of the passes no other pass continues, each with the events it inherited."""
-    by_id = {record.pass_id: record for record in records}
-    continued = {record.continues[0] for record in records if record.continues is not None}
+    by_id = {tally.pass_id: tally for tally in tallies}
+    continued = {tally.continues[0] for tally in tallies if tally.continues is not None}
 
-    def events(record: _PassRecord) -> tuple[SkipEvent, ...]:
-        if record.continues is None or record.continues[0] not in by_id:
-            return record.report.events
-        parent_id, before_save = record.continues
-        return events(by_id[parent_id])[:before_save] + record.report.events
+    def events(tally: PassTally) -> tuple[SkipEvent, ...]:
+        if tally.continues is None or tally.continues[0] not in by_id:
+            return tuple(tally.events)
+        parent_id, before_save = tally.continues
+        return events(by_id[parent_id])[:before_save] + tuple(tally.events)
 
-    return [dataclasses.replace(record.report, events=events(record))
-            for record in records if record.pass_id not in continued]
+    return [dataclasses.replace(tally.report(), events=events(tally))
+            for tally in tallies if tally.pass_id not in continued]
 
 
 def _remove_directory(path: str, owner: int) -> None:
@@ -244,11 +223,6 @@ class SkipLedger:
 
     def report(self) -> SkipReport:
         """Everything posted so far: live passes of this process, plus every worker's file."""
-        records = [tally.record() for tally in self._local]
-        if os.path.isdir(self._directory):
-            for name in sorted(os.listdir(self._directory)):
-                if name.endswith(".jsonl"):
-                    record = _read_pass_file(os.path.join(self._directory, name))
-                    if record is not None:
-                        records.append(record)
-        return SkipReport.merge(_resolve(records))
+        pattern = os.path.join(glob.escape(self._directory), "*.jsonl")  # a worker pass's file each
+        posted = [_read_pass_file(path) for path in sorted(glob.glob(pattern))]
+        return SkipReport.merge(_resolve(self._local + [tally for tally in posted if tally is not None]))

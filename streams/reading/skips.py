@@ -55,13 +55,6 @@ class SkipEvent:
     samples: int
     shard: bool
 
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SkipEvent:
-        return cls(**data)
-
     def __str__(self) -> str:
         return self.message
 
@@ -116,27 +109,24 @@ class SkipReport:
         """Whether ``read == yielded + skipped``."""
         return self.read == self.yielded + self.skipped
 
+    def _totals(self, by: int, column: int) -> dict[str, int]:
+        """Column ``column`` of the count rows summed per value of column ``by`` (0 reason, 1 url), sorted."""
+        out: collections.Counter[str] = collections.Counter()
+        for row in self.counts:
+            out[row[by]] += row[column]
+        return dict(sorted(out.items()))
+
     def by_reason(self) -> dict[str, int]:
         """Samples skipped per reason (reasons that only damaged shards, with 0 samples, included)."""
-        out: collections.Counter[str] = collections.Counter()
-        for reason, _, samples, _ in self.counts:
-            out[reason] += samples
-        return dict(sorted(out.items()))
+        return self._totals(0, 2)
 
     def by_shard(self) -> dict[str, int]:
         """Samples skipped per shard URL."""
-        out: collections.Counter[str] = collections.Counter()
-        for _, url, samples, _ in self.counts:
-            out[url] += samples
-        return dict(sorted(out.items()))
+        return self._totals(1, 2)
 
     def damaged_by_reason(self) -> dict[str, int]:
         """Damaged shards per reason."""
-        out: collections.Counter[str] = collections.Counter()
-        for reason, _, _, shards in self.counts:
-            if shards:
-                out[reason] += shards
-        return dict(sorted(out.items()))
+        return {reason: shards for reason, shards in self._totals(0, 3).items() if shards}
 
     @property
     def skipped_keys(self) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -12,7 +11,7 @@ from ..pipe import Node, Stage, StreamContext, pipe_source
 from ..sample import Sample, SampleError, check_sample
 from .decode import MEL_DTYPES, decode_sample
 from .epoch_plan import EpochPlanner, log_summary, warn_once
-from .shardlist import check_shards_openable, expand_shard_urls, is_local, local_path, shard_sample_counts
+from .shardlist import check_shards_openable, expand_shard_urls, shard_sample_counts
 from .skip_ledger import SkipLedger
 from .skips import ON_ERROR_POLICIES, SkipEvent, SkipReport
 from .tar_records import ReadLimits, Record, ShardReadError, iter_records, short_shard_error
@@ -74,11 +73,7 @@ class ShardSource(Stage):
         self.limits = limits or ReadLimits()
         with field_errors("urls"):
             self.urls = expand_shard_urls(urls)
-            missing = {u for u in self.urls if is_local(u) and not os.path.isfile(local_path(u))}
-            if on_error == "skip" and len(missing) < len(self.urls):
-                check_shards_openable([u for u in self.urls if u not in missing])  # missing ones are skipped, counted
-            else:
-                check_shards_openable(self.urls)
+            check_shards_openable(self.urls, skip_missing=on_error == "skip")  # then skipped when read, counted
         with field_errors("sample_counts"):
             counts = shard_sample_counts(self.urls, sample_counts, required=equal_steps is not None)
         self.planner = EpochPlanner(len(self.urls), counts, shuffle_shards=bool(shuffle_shards),
@@ -110,16 +105,9 @@ class ShardSource(Stage):
         return sample.replace(origin=ShardOrigin(shard, record.index).stored())
 
     def records(self, shard: int) -> Iterator[Record]:
-        """The records of shard number ``shard``, with read errors naming the shard."""
-        url = self.urls[shard]
-        try:
-            yield from iter_records(url, limits=self.limits)
-        except (SampleError, ShardReadError):
-            raise
-        except Exception as err:
-            raise ShardReadError(f"shard {url}: cannot read it ({type(err).__name__}: {err}); check that the "
-                                 "file exists, is a complete tar, and that its URL is right",
-                                 url=url, reason="unreadable_shard") from err
+        """The records of shard number ``shard``; :func:`~streams.reading.tar_records.iter_records` turns
+        every read failure into a :class:`ShardReadError` naming the shard."""
+        return iter_records(self.urls[shard], limits=self.limits)
 
 
 class _ShardReader(Node):
@@ -186,8 +174,7 @@ class _ShardReader(Node):
         span = self.plan.span(self.position) if self.plan.budget is not None else None
         if self._samples is None or span is None or span.stop is None or self.next_record < span.stop:
             return
-        for _ in self._samples:  # records at or past ``stop`` end the read with the warning, yielding nothing
-            break
+        next(self._samples, None)  # records at or past ``stop`` end the read with the warning, yielding nothing
 
     def _end_span(self) -> None:
         self.idle_spans += 1
@@ -220,17 +207,10 @@ class _ShardReader(Node):
                     sample = sample.replace(origin=ShardOrigin(shard, record.index, occurrence).stored())
                 yield sample
 
-    def _check_count(self, shard: int, seen: int) -> None:
-        """A shard that ended cleanly after ``seen`` records but is counted with more is damaged:
-        raise, or count it as a damaged shard (equal steps then keeps its budget by reading on)."""
-        counts = self.source.planner.counts
-        if counts is None or seen >= counts[shard]:
-            return
-        err = short_shard_error(self.source.urls[shard], seen, counts[shard])
-        self._skip(SkipEvent(err.reason, err.url, None, None, str(err), 0, True), err)
-
     def _records(self, shard: int, skip: int) -> Iterator[Record]:
-        """The shard's records; a damaged shard raises, or under on_error="skip" ends early, counted."""
+        """The shard's records; a damaged shard raises, or under on_error="skip" ends early, counted. So does
+        a shard that ends cleanly with fewer records than its count (equal steps then keeps its budget by
+        reading on)."""
         seen = 0
         try:
             for record in self.source.records(shard):
@@ -241,7 +221,10 @@ class _ShardReader(Node):
             self.tally.add_read(lost)  # the record the damage cut, if any, was read in part
             self._skip(SkipEvent(err.reason, self.source.urls[shard], err.key, err.member, str(err), lost, True), err)
             return
-        self._check_count(shard, seen)
+        counts = self.source.planner.counts
+        if counts is not None and seen < counts[shard]:
+            err = short_shard_error(self.source.urls[shard], seen, counts[shard])
+            self._skip(SkipEvent(err.reason, err.url, None, None, str(err), 0, True), err)
 
     def _skip(self, event: SkipEvent, err: Exception) -> None:
         """Raise ``err`` (on_error="raise"), or count ``event`` and warn once for its shard."""

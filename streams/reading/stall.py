@@ -99,9 +99,3 @@ class _DeadlineStream:
         except subprocess.TimeoutExpired:
             self.pipe.proc.kill()
         self.pipe.wait_for_child()
-
-    def __enter__(self) -> _DeadlineStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -37,11 +37,8 @@ block" at the end of a file cut short, raises); a shard that ends cleanly with f
 than its sample count (``index.json``) says is ``truncated_shard`` (a download cut short into a
 pre-allocated, zero-filled file looks like that).
 
-Members are bounded before they are read (:class:`ReadLimits`): a member over its limit (tar
-headers give the size, sparse members included) is a bad sample, its data passed over unread.
-Hard links resolve to the member they link to, read again from the shard; symbolic links and
-special files are bad samples (``link_member``). A ``pipe:`` command that stops sending data
-fails after ``ReadLimits.stall_timeout`` seconds as ``stalled_shard``.
+Members are bounded before they are read and a stalled ``pipe:`` read fails (:class:`ReadLimits`);
+hard links resolve to the earlier member, other links are bad samples (:func:`iter_tar_members`).
 """
 
 from __future__ import annotations
@@ -54,6 +51,7 @@ import tarfile
 from collections.abc import Callable, Iterator
 
 from ..sample import SampleError
+from .shardlist import is_local, local_path
 from .stall import ReadStalled, open_shard_stream
 
 __all__ = [
@@ -66,6 +64,7 @@ __all__ = [
     "ShardReadError",
     "iter_records",
     "iter_tar_members",
+    "member_error",
     "short_shard_error",
     "split_member_name",
 ]
@@ -116,16 +115,6 @@ class ShardReadError(RuntimeError):
     def lost_samples(self) -> int:
         """Samples read in part and dropped with the damage: 1 if ``key`` is set, else 0."""
         return 0 if self.key is None else 1
-
-    def __reduce__(self) -> tuple:
-        return _rebuild_shard_error, (str(self), self.reason, self.url, self.key, self.member,
-                                      self.complete_records, self.detail)
-
-
-def _rebuild_shard_error(message: str, reason: str, url: str | None, key: str | None, member: str | None,
-                         complete_records: int, detail: str) -> ShardReadError:
-    return ShardReadError(message, reason=reason, url=url, key=key, member=member,
-                          complete_records=complete_records, detail=detail)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +178,12 @@ class Record:
     problem: SampleError | None = None
 
 
+def member_error(record: Record, reason: str, member: str, message: str) -> SampleError:
+    """The :class:`~streams.sample.SampleError` of ``record``'s ``member``, its message naming the sample and shard."""
+    return SampleError(f"sample {record.key!r} in shard {record.url}, member {member}: {message}", reason=reason,
+                       key=record.key, url=record.url, member=member)
+
+
 def split_member_name(name: str) -> tuple[str, str] | None:
     """``"dir/abc.raw_mel.npy"`` → ``("dir/abc", "raw_mel.npy")``: the key is everything before
     the first dot of the file name; ``None`` for a name without one.
@@ -223,19 +218,15 @@ class _StrictTarInfo(tarfile.TarInfo):
         except tarfile.EOFHeaderError:
             _check_archive_end(archive)
             raise
-        except tarfile.EmptyHeaderError:
-            if archive.offset == 0:
+        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError, tarfile.InvalidHeaderError) as err:
+            if archive.offset == 0:  # the first header: tarfile reports it (an empty file, not a tar)
                 raise
-            raise _TarDamage("truncated_shard", "the tar ends at a member boundary without its "
-                                                "end-of-archive marker") from None
-        except tarfile.TruncatedHeaderError:
-            if archive.offset == 0:
-                raise
-            raise _TarDamage("truncated_shard", f"the tar ends inside a member header (at byte {archive.offset})"
-                             ) from None
-        except tarfile.InvalidHeaderError as err:
-            if archive.offset == 0:
-                raise
+            if isinstance(err, tarfile.EmptyHeaderError):
+                raise _TarDamage("truncated_shard", "the tar ends at a member boundary without its "
+                                                    "end-of-archive marker") from None
+            if isinstance(err, tarfile.TruncatedHeaderError):
+                raise _TarDamage("truncated_shard", f"the tar ends inside a member header (at byte "
+                                                    f"{archive.offset})") from None
             raise _TarDamage("corrupt_shard", f"the member header at byte {archive.offset} is damaged ({err})"
                              ) from None
 
@@ -313,10 +304,9 @@ def _open_archive(stream: object, url: str) -> tarfile.TarFile:
 
 def _open_stream(url: str, limits: ReadLimits) -> object:
     """The shard's byte stream; a missing file, a folder or an unopenable URL raises :class:`ShardReadError`."""
-    path = url.removeprefix("file:")
-    if ":" not in path.split("/", 1)[0] and os.path.isdir(path):
+    if is_local(url) and os.path.isdir(local_path(url)):
         raise _shard_error(url, "not_a_tar", "it is a folder, not a tar file; list the shard files inside it "
-                                             f"(a pattern like {os.path.join(path, '*.tar')})")
+                                             f"(a pattern like {os.path.join(local_path(url), '*.tar')})")
     try:
         return open_shard_stream(url, limits.stall_timeout)
     except FileNotFoundError as err:
@@ -341,10 +331,9 @@ def _reread_member(url: str, archive: tarfile.TarFile, target: tarfile.TarInfo, 
     A plain local tar is read at the member's offset; anything else (compressed, remote, sparse)
     is streamed again from the start up to that member.
     """
-    path = url.removeprefix("file:")
     plain = getattr(archive.fileobj, "comptype", None) == "tar" and not target.issparse()
-    if plain and ":" not in path.split("/", 1)[0] and os.path.isfile(path):
-        with open(path, "rb") as f:
+    if plain and is_local(url) and os.path.isfile(local_path(url)):
+        with open(local_path(url), "rb") as f:
             f.seek(target.offset_data)
             return f.read(target.size)
     stream = open_shard_stream(url, limits.stall_timeout)
@@ -458,10 +447,8 @@ def iter_tar_members(url: str, wanted: Callable[[str], bool] | None = None, *,
                 where = f" while reading member {reading}" if reading else (f" after member {last}" if last else "")
                 raise _shard_error(url, "stalled_shard", f"reading stalled{where} ({err})", member=reading) from err
             except tarfile.ReadError as err:
-                if reading is not None:
-                    detail = f"member {reading} is cut short ({err})"
-                else:
-                    detail = f"the tar ends inside the data or padding of member {last} ({err})"
+                detail = (f"member {reading} is cut short ({err})" if reading is not None
+                          else f"the tar ends inside the data or padding of member {last} ({err})")
                 reason = "truncated_shard" if "unexpected end" in str(err) else "corrupt_shard"
                 raise _shard_error(url, reason, detail, member=reading) from err
             except Exception as err:  # I/O errors mid-stream: network, a failing pipe: command, zlib
@@ -491,19 +478,15 @@ def _finish(record: Record, earlier: dict[str, tuple[int, frozenset[str]]]) -> R
         return record
     first_index, first_members = earlier[record.key]
     shared = sorted(first_members & set(record.members))
-    where = f"sample {record.key!r} in shard {record.url}"
     if shared:
-        record.problem = SampleError(
-            f"{where}, member {shared[0]}: the key appears twice (records {first_index} and {record.index}; both hold "
-            f"{', '.join(shared)}); keys must be unique within a shard: rename one of the samples when packing",
-            reason="duplicate_key", key=record.key, url=record.url, member=shared[0])
+        message = (f"the key appears twice (records {first_index} and {record.index}; both hold {', '.join(shared)}); "
+                   "keys must be unique within a shard: rename one of the samples when packing")
+        record.problem = member_error(record, "duplicate_key", shared[0], message)
     else:
-        member = sorted(record.members)[0]
-        record.problem = SampleError(
-            f"{where}, member {member}: its members are not adjacent ({', '.join(sorted(first_members))} at "
-            f"record {first_index}, {', '.join(sorted(record.members))} at record {record.index}, other samples "
-            "between); write each sample's members together (sort the files by key before tar)",
-            reason="members_not_adjacent", key=record.key, url=record.url, member=member)
+        message = (f"its members are not adjacent ({', '.join(sorted(first_members))} at record {first_index}, "
+                   f"{', '.join(sorted(record.members))} at record {record.index}, other samples between); write "
+                   "each sample's members together (sort the files by key before tar)")
+        record.problem = member_error(record, "members_not_adjacent", sorted(record.members)[0], message)
     return record
 
 
@@ -514,11 +497,6 @@ def _is_decoded_member(name: str) -> bool:
 
 def _is_complete(record: Record) -> bool:
     return all(member in record.members for member in REQUIRED_MEMBERS)
-
-
-def _bad_member_problem(record: Record, suffix: str, bad: BadMember) -> SampleError:
-    return SampleError(f"sample {record.key!r} in shard {record.url}, member {suffix}: {bad.detail}",
-                       reason=bad.reason, key=record.key, url=record.url, member=suffix)
 
 
 def iter_records(url: str, *, limits: ReadLimits | None = None, expected: int | None = None) -> Iterator[Record]:
@@ -551,11 +529,10 @@ def iter_records(url: str, *, limits: ReadLimits | None = None, expected: int | 
                     index += 1
                 current = Record(key=key, index=index, members={}, url=url)
             if suffix in current.members and current.problem is None:
-                current.problem = SampleError(
-                    f"sample {key!r} in shard {url}, member {suffix}: the member appears twice; keep one copy",
-                    reason="duplicate_member", key=key, url=url, member=suffix)
+                current.problem = member_error(current, "duplicate_member", suffix,
+                                               "the member appears twice; keep one copy")
             if isinstance(data, BadMember):
-                current.problem = current.problem or _bad_member_problem(current, suffix, data)
+                current.problem = current.problem or member_error(current, data.reason, suffix, data.detail)
                 data = None
             current.members[suffix] = data
     except ShardReadError as err:
@@ -582,17 +559,13 @@ def _after_damage(err: ShardReadError, current: Record | None, index: int) -> Sh
     if current is None and hit_key is None:
         return err  # nothing was read: the shard is missing, empty, not a tar...
     if current is None:
-        lost = hit_key
-        complete = 0
+        lost, complete = hit_key, 0
     elif hit_key is not None and hit_key != current.key:
-        lost = hit_key  # the next sample's first member was cut: the pending record is complete
-        complete = index + 1
-    elif hit_key is None and all(m in current.members for m in REQUIRED_MEMBERS):
-        lost = None
-        complete = index + 1
+        lost, complete = hit_key, index + 1  # the next sample's first member was cut: the pending record is complete
+    elif hit_key is None and _is_complete(current):
+        lost, complete = None, index + 1
     else:
-        lost = current.key
-        complete = index
+        lost, complete = current.key, index
     if lost is not None:
         context = f"sample {lost!r} was cut and is lost, after {complete} complete sample(s)"
     else:
