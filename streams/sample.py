@@ -14,7 +14,6 @@ from .worker_buffers import register_transport
 __all__ = ["Origin", "Sample", "SampleError", "check_sample"]
 
 
-
 class SampleError(ValueError):
     """A sample (or the shard member it came from) is malformed.
 
@@ -33,14 +32,6 @@ class SampleError(ValueError):
         self.key = key
         self.url = url
         self.member = member
-
-    def __reduce__(self) -> tuple:
-        return _rebuild_sample_error, (str(self), self.reason, self.key, self.url, self.member)
-
-
-def _rebuild_sample_error(message: str, reason: str, key: str | None, url: str | None,
-                          member: str | None) -> SampleError:
-    return SampleError(message, reason=reason, key=key, url=url, member=member)
 
 
 @register_transport
@@ -164,8 +155,6 @@ def check_sample(sample: Sample) -> Sample:
     ``bad_dtype``, ``empty``, ``length_mismatch``, ``pointer_out_of_range``, ``not_finite``.
 
     >>> import torch
-
-from .origin import Origin
     >>> s = Sample("a", torch.zeros(2, 3), torch.zeros(2, 2), torch.tensor([0, 2]))
     >>> check_sample(s) is s
     True
