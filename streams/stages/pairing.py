@@ -162,6 +162,7 @@ class _PairNode(BufferedNode):
     def __init__(self, upstream: Node, stage: PairStage, ctx: StreamContext, state: dict[str, Any] | None):
         self.lead_chance = lead_pairing_chance(stage.probability_at(ctx.epoch))
         self.buffer: list[Sample] = []
+        self.field_checked = False  # whether pair_by's field was looked for (pairing by a metadata field)
         super().__init__(upstream, stage, ctx, state)
         self.name = ctx.stage or stage.name
 
@@ -189,9 +190,9 @@ class _PairNode(BufferedNode):
             matching = range(len(self.buffer))
         else:
             tag = lead.meta.get(stage.pair_by, _MISSING)
-            self._field_seen = getattr(self, "_field_seen", False) or tag is not _MISSING
-            if tag is _MISSING and not self._field_seen:
+            if tag is _MISSING and not self.field_checked:
                 self._warn_missing_field(lead)
+            self.field_checked = True  # the first sample to look for a partner tells whether the field exists
             matching = [] if tag is _MISSING else [
                 i for i, other in enumerate(self.buffer) if other.meta.get(stage.pair_by, _MISSING) == tag]
         if not matching:
@@ -208,12 +209,10 @@ class _PairNode(BufferedNode):
         return fitting[int(self.rng.integers(len(fitting)))]
 
     def _warn_missing_field(self, lead: Sample) -> None:
-        """Warn, once per pass, when neither ``lead`` nor any buffered sample has the ``pair_by``
-        field and no sample had it before in this pass: a misspelt field pairs nothing."""
-        if getattr(self, "_warned_missing", False) or any(self.stage.pair_by in other.meta for other in self.buffer):
-            self._field_seen = True
+        """Warn when neither ``lead``, the first sample of the pass to look for a partner, nor any
+        buffered sample has the ``pair_by`` field: a misspelt field pairs nothing."""
+        if any(self.stage.pair_by in other.meta for other in self.buffer):
             return
-        self._warned_missing = True
         fields = ", ".join(sorted(k for k in lead.meta if k not in ("augmentations", "parts"))) or "none"
         warnings.warn(f"pairing by meta field {self.stage.pair_by!r}: neither sample {lead.key!r} (its fields: "
                       f"{fields}) nor the {len(self.buffer)} other buffered samples have it, so none is paired; "
