@@ -91,68 +91,6 @@ def lead_pairing_chance(probability: float) -> float:
     return probability / (2.0 - probability)
 
 
-@pipe_method("pair")
-class PairStage(Stage):
-    """Concatenate buffered samples in pairs (see :func:`concatenate_samples`).
-
-    Args:
-        probability: the fraction of samples that leave this stage inside a pair, when partners
-            are available (0.2: about 20% of samples are halves of pairs, so about 11% of emitted
-            items are pairs; see :func:`lead_pairing_chance`). 0 passes every sample alone, 1
-            pairs every sample that has a partner. Multiplied by ``schedule``'s factor per epoch.
-        buffer_size: samples held (>= 2). The oldest buffered sample leaves first and takes its
-            partner from the other ``buffer_size - 1``; memory is bounded by the buffer.
-        max_raw_frames, max_edit_frames: a pair whose raw (edit) frames would exceed the limit is
-            not made (``None``: no limit). A sample already over a limit passes alone.
-        pair_by: how partners are chosen among the buffered samples that fit the limits:
-            ``"random"`` (uniform); ``"length"`` (closest ``raw_frames + edit_frames`` to the leaving
-            sample, ties to the oldest, so the two halves have comparable durations; this alone
-            does not lower batch padding, ``batch_by_frames`` does); or any other string, a
-            metadata field: partners must hold an equal value there, and a sample without the
-            field, or with no buffered sample sharing its value, passes alone. ``"random"`` and
-            ``"length"`` are reserved, so they cannot name a field.
-        schedule: per-epoch factor on ``probability`` (warm-up, decay).
-
-    The leaving sample comes first in the pair, so pairs keep stream order. Samples leave in
-    arrival order (each waits at most ``buffer_size`` leaves), and the buffer drains with the same
-    rule at the end of the stream. Stats: ``in``, ``pairs``, ``singles``, ``over_limit`` (samples
-    alone over a limit), ``refused_limit`` (a partner was wanted and some matched ``pair_by`` but
-    none fitted the limits), ``no_partner`` (a partner was wanted but none matched), and
-    ``paired_fraction`` (``2 * pairs / (2 * pairs + singles)``).
-
-    Replay rebuilds any ``("pair", a, b)`` origin from ``a`` and ``b``, so put one pair stage per
-    pipe: with two, a pair made by the first is rebuilt by the second under its stage name.
-    """
-
-    name = "pair"
-
-    def __init__(self, probability: float = 0.2, *, buffer_size: int = 16, max_raw_frames: int | None = None,
-                 max_edit_frames: int | None = None, pair_by: str = "random",
-                 schedule: ProbabilitySchedule | None = None):
-        self.probability = check_probability(probability)
-        self.buffer_size = check_int(buffer_size, "buffer_size", minimum=2,
-                                     hint="a sample needs at least one other buffered sample to pair with")
-        self.max_raw_frames = check_limit(max_raw_frames, "max_raw_frames")
-        self.max_edit_frames = check_limit(max_edit_frames, "max_edit_frames")
-        if not isinstance(pair_by, str) or not pair_by:
-            raise FieldError("pair_by", f"pair_by must be 'random', 'length' or a metadata field name "
-                                        f"({pair_by!r} given)")
-        self.pair_by = pair_by
-        self.schedule = check_schedule(schedule)
-
-    def probability_at(self, epoch: int) -> float:
-        """The target paired fraction in ``epoch``, after the schedule."""
-        return scheduled_probability(self.probability, self.schedule, epoch)
-
-    def fits(self, raw_frames: int, edit_frames: int) -> bool:
-        """Whether a sample (or pair) of this many frames is within the limits."""
-        return ((self.max_raw_frames is None or raw_frames <= self.max_raw_frames)
-                and (self.max_edit_frames is None or edit_frames <= self.max_edit_frames))
-
-    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _PairNode(upstream, self, ctx, state)
-
-
 _MISSING = object()
 
 
@@ -239,3 +177,63 @@ class _PairNode(BufferedNode):
         out = 2 * self.counts["pairs"] + self.counts["singles"]
         paired_fraction = 2 * self.counts["pairs"] / out if out else 0.0
         return {**self.counts, "paired_fraction": paired_fraction, "buffered": len(self.buffer)}
+
+
+@pipe_method("pair")
+class PairStage(Stage):
+    """Concatenate buffered samples in pairs (see :func:`concatenate_samples`).
+
+    Args:
+        probability: the fraction of samples that leave this stage inside a pair, when partners
+            are available (0.2: about 20% of samples are halves of pairs, so about 11% of emitted
+            items are pairs; see :func:`lead_pairing_chance`). 0 passes every sample alone, 1
+            pairs every sample that has a partner. Multiplied by ``schedule``'s factor per epoch.
+        buffer_size: samples held (>= 2). The oldest buffered sample leaves first and takes its
+            partner from the other ``buffer_size - 1``; memory is bounded by the buffer.
+        max_raw_frames, max_edit_frames: a pair whose raw (edit) frames would exceed the limit is
+            not made (``None``: no limit). A sample already over a limit passes alone.
+        pair_by: how partners are chosen among the buffered samples that fit the limits:
+            ``"random"`` (uniform); ``"length"`` (closest ``raw_frames + edit_frames`` to the leaving
+            sample, ties to the oldest, so the two halves have comparable durations; this alone
+            does not lower batch padding, ``batch_by_frames`` does); or any other string, a
+            metadata field: partners must hold an equal value there, and a sample without the
+            field, or with no buffered sample sharing its value, passes alone. ``"random"`` and
+            ``"length"`` are reserved, so they cannot name a field.
+        schedule: per-epoch factor on ``probability`` (warm-up, decay).
+
+    The leaving sample comes first in the pair, so pairs keep stream order. Samples leave in
+    arrival order (each waits at most ``buffer_size`` leaves), and the buffer drains with the same
+    rule at the end of the stream. Stats: ``in``, ``pairs``, ``singles``, ``over_limit`` (samples
+    alone over a limit), ``refused_limit`` (a partner was wanted and some matched ``pair_by`` but
+    none fitted the limits), ``no_partner`` (a partner was wanted but none matched), and
+    ``paired_fraction`` (``2 * pairs / (2 * pairs + singles)``).
+
+    Replay rebuilds any ``("pair", a, b)`` origin from ``a`` and ``b``, so put one pair stage per
+    pipe: with two, a pair made by the first is rebuilt by the second under its stage name.
+    """
+
+    name = "pair"
+    node_class = _PairNode
+
+    def __init__(self, probability: float = 0.2, *, buffer_size: int = 16, max_raw_frames: int | None = None,
+                 max_edit_frames: int | None = None, pair_by: str = "random",
+                 schedule: ProbabilitySchedule | None = None):
+        self.probability = check_probability(probability)
+        self.buffer_size = check_int(buffer_size, "buffer_size", minimum=2,
+                                     hint="a sample needs at least one other buffered sample to pair with")
+        self.max_raw_frames = check_limit(max_raw_frames, "max_raw_frames")
+        self.max_edit_frames = check_limit(max_edit_frames, "max_edit_frames")
+        if not isinstance(pair_by, str) or not pair_by:
+            raise FieldError("pair_by", f"pair_by must be 'random', 'length' or a metadata field name "
+                                        f"({pair_by!r} given)")
+        self.pair_by = pair_by
+        self.schedule = check_schedule(schedule)
+
+    def probability_at(self, epoch: int) -> float:
+        """The target paired fraction in ``epoch``, after the schedule."""
+        return scheduled_probability(self.probability, self.schedule, epoch)
+
+    def fits(self, raw_frames: int, edit_frames: int) -> bool:
+        """Whether a sample (or pair) of this many frames is within the limits."""
+        return ((self.max_raw_frames is None or raw_frames <= self.max_raw_frames)
+                and (self.max_edit_frames is None or edit_frames <= self.max_edit_frames))
