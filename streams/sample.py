@@ -115,11 +115,6 @@ class Sample:
 _FIELDS = frozenset(field.name for field in dataclasses.fields(Sample))
 
 
-def _where(sample_key: str, url: str | None, member: str | None = None) -> str:
-    return (f"sample {sample_key!r}" + (f" in shard {url}" if url else "")
-            + (f", member {member}" if member else ""))
-
-
 _MEMBER_OF = {"raw_mel": "raw_mel.npy", "edit_mel": "edit_mel.npy", "pointers": "pointers.npy"}
 
 
@@ -167,7 +162,8 @@ pointers index raw frames from 0
 
     def fail(reason: str, field: str, message: str) -> SampleError:
         member = _MEMBER_OF[field]
-        return SampleError(f"{_where(sample.key, sample.url, member)}: {message}", reason=reason,
+        shard = f" in shard {sample.url}" if sample.url else ""
+        return SampleError(f"sample {sample.key!r}{shard}, member {member}: {message}", reason=reason,
                            key=sample.key, url=sample.url, member=member)
 
     for name in ("raw_mel", "edit_mel"):
