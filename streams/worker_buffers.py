@@ -173,12 +173,11 @@ def _rebuild(cls: type, values: dict[str, Any], ticket: tuple[Any, ...] | None) 
 
 def _reduce(item: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     values = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
-    _keep_forever({name: value for name, value in values.items() if isinstance(value, torch.Tensor)})
+    tensors = {name: value for name, value in values.items() if isinstance(value, torch.Tensor)}
+    _keep_forever(tensors)
     if get_worker_info() is not None:
-        values = {name: _for_the_trip(value) if isinstance(value, torch.Tensor) else value
-                  for name, value in values.items()}
-    ticket = tickets({name: value for name, value in values.items() if isinstance(value, torch.Tensor)})
-    return _rebuild, (type(item), values, ticket)
+        tensors = {name: _for_the_trip(tensor) for name, tensor in tensors.items()}
+    return _rebuild, (type(item), {**values, **tensors}, tickets(tensors))
 
 
 def register_transport(cls: type) -> type:

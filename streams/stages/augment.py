@@ -96,8 +96,7 @@ class AugmentStage(Stage):
     keyed_generator: ClassVar[Callable[[int, int, str, str], Any]] = staticmethod(sample_generator)
     supports_in_place: ClassVar[bool] = False
     """Whether ``apply(sample, params, in_place=True)`` can write into the sample's mels (the
-    spectral stages): then, in a pipe, a stage that receives the sample the stage before it made
-    (see :class:`_AugmentNode`) reuses its tensors instead of allocating new ones."""
+    spectral stages), so that in a pipe it reuses the tensors the stage before made (:class:`_AugmentNode`)."""
 
     def __init__(self, *, probability: float = 1.0, schedule: ProbabilitySchedule | None = None):
         self.probability = check_probability(probability)

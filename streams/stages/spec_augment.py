@@ -27,9 +27,6 @@ drawn on the raw mel: bands are the same in both mels, time masks lie on raw fra
 frame is masked exactly when the raw frame it points to is, and ``"mean"`` is the raw mel's mean
 for both, so a masked edit frame still equals its raw frame (the pointer content invariant holds
 for both fills).
-
-Cost: the masks are a few values, drawn and written in numpy (no tensor op per mask); each mel
-is then masked in one pass (one ``addcmul`` for the frames) plus a slice write per band.
 """
 
 from __future__ import annotations
