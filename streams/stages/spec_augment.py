@@ -105,9 +105,7 @@ def span_mask(length: int, starts: Sequence[int], widths: Sequence[int]) -> torc
 
 def _spans_from_fractions(length: int, fractions: np.ndarray, width_range: tuple[int, int], budget: int,
                           *, vectorised: bool) -> tuple[list[int], list[int]]:
-    """The spans of :func:`draw_spans` from its ``2 * count`` uniform draws (widths, then starts),
-    span by span in Python (fast for a few) or vectorised in numpy (for many); both compute the
-    same values.
+    """The spans of :func:`draw_spans` from its ``2 * count`` uniform draws (widths, then starts).
 
     >>> fractions = np.random.default_rng(0).random(60)
     >>> loop = _spans_from_fractions(500, fractions, (5, 40), 300, vectorised=False)
