@@ -115,9 +115,6 @@ class Sample:
 _FIELDS = frozenset(field.name for field in dataclasses.fields(Sample))
 
 
-_MEMBER_OF = {"raw_mel": "raw_mel.npy", "edit_mel": "edit_mel.npy", "pointers": "pointers.npy"}
-
-
 def _all_finite(mel: torch.Tensor) -> bool:
     """Whether every value of float ``mel`` is finite, from one reduction that allocates nothing.
 
@@ -161,7 +158,7 @@ pointers index raw frames from 0
     """
 
     def fail(reason: str, field: str, message: str) -> SampleError:
-        member = _MEMBER_OF[field]
+        member = f"{field}.npy"  # the shard member the field is stored in
         shard = f" in shard {sample.url}" if sample.url else ""
         return SampleError(f"sample {sample.key!r}{shard}, member {member}: {message}", reason=reason,
                            key=sample.key, url=sample.url, member=member)
