@@ -110,13 +110,11 @@ def check_int_range(value: object, field: str) -> tuple[int, int]:
     streams.checks.FieldError: freq_width must be an int >= 0 or a pair [low, high] of ints with 0 <= low <= high \
 ((3, 1) given)
     """
-    message = f"{field} must be an int >= 0 or a pair [low, high] of ints with 0 <= low <= high ({value!r} given)"
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise FieldError(field, message)
-    low, high = value
-    if any(isinstance(v, bool) or not isinstance(v, int) for v in (low, high)) or not 0 <= low <= high:
-        raise FieldError(field, message)
-    return int(low), int(high)
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in value) or not 0 <= value[0] <= value[1]):
+        raise FieldError(field, f"{field} must be an int >= 0 or a pair [low, high] of ints with 0 <= low <= high "
+                                f"({value!r} given)")
+    return int(value[0]), int(value[1])
 
 
 def check_choice(value: object, field: str, choices: tuple[str, ...]) -> str:
@@ -140,9 +138,7 @@ def field_errors(field: str) -> Iterator[None]:
     for checks made by helpers that do not know which argument they were given."""
     try:
         yield
-    except FieldError:
-        raise
     except ValueError as err:
-        if type(err) is not ValueError:  # typed errors (a bad sample, a bad shard) keep their type
+        if type(err) is not ValueError:  # typed errors (a FieldError, a bad sample, a bad shard) keep their type
             raise
         raise FieldError(field, str(err)) from err

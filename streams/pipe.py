@@ -160,11 +160,15 @@ class Stage:
 
     name: str = "stage"
     is_source: bool = False
+    node_class: ClassVar[type[Node] | None] = None
+    """The node class :meth:`open` makes; a stage whose node needs other arguments defines ``open``."""
 
     def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        """This stage's live node for one pass, ``SomeNode(upstream, self, ctx, state)``; ``state`` is
+        """This stage's live node for one pass, ``node_class(upstream, self, ctx, state)``; ``state`` is
         what the node's ``state_dict`` returned when the pass resumes, else ``None``."""
-        raise TypeError(f"{type(self).__name__} must define open()")
+        if self.node_class is None:
+            raise TypeError(f"{type(self).__name__} must define open()")
+        return self.node_class(upstream, self, ctx, state)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -188,15 +192,13 @@ class MapStage(Stage):
     picklable for DataLoader workers (a module-level function, not a lambda, under spawn)."""
 
     name = "map"
+    node_class = _MapNode
 
     def __init__(self, fn: Callable[[Any], Any], *, name: str | None = None):
         if not callable(fn):
             raise FieldError("fn", f"map needs a callable, got {type(fn).__name__}")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "map")
-
-    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _MapNode(upstream, self, ctx, state)
 
 
 class _FilterNode(Node):
@@ -215,15 +217,13 @@ class FilterStage(Stage):
     """Keep the items for which ``predicate`` is true; dropped items are counted in the stats."""
 
     name = "filter"
+    node_class = _FilterNode
 
     def __init__(self, predicate: Callable[[Any], bool], *, name: str | None = None):
         if not callable(predicate):
             raise FieldError("predicate", f"filter needs a callable predicate, got {type(predicate).__name__}")
         self.predicate = predicate
         self.name = name or getattr(predicate, "__name__", "filter")
-
-    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _FilterNode(upstream, self, ctx, state)
 
 
 _S = TypeVar("_S", bound=type)
@@ -461,11 +461,8 @@ class PipeIterator(Iterator[Any]):
             raise StopIteration
         try:
             return next(self.last)
-        except StopIteration:
-            self.finished = True
-            self.close()
-            raise
-        except BaseException:
+        except BaseException as err:  # the end of the pass or an error: either way its shards are released
+            self.finished = isinstance(err, StopIteration)
             self.close()
             raise
 

@@ -14,7 +14,6 @@ from .worker_buffers import register_transport
 __all__ = ["Origin", "Sample", "SampleError", "check_sample"]
 
 
-
 class SampleError(ValueError):
     """A sample (or the shard member it came from) is malformed.
 
@@ -33,14 +32,6 @@ class SampleError(ValueError):
         self.key = key
         self.url = url
         self.member = member
-
-    def __reduce__(self) -> tuple:
-        return _rebuild_sample_error, (str(self), self.reason, self.key, self.url, self.member)
-
-
-def _rebuild_sample_error(message: str, reason: str, key: str | None, url: str | None,
-                          member: str | None) -> SampleError:
-    return SampleError(message, reason=reason, key=key, url=url, member=member)
 
 
 @register_transport
@@ -124,14 +115,6 @@ class Sample:
 _FIELDS = frozenset(field.name for field in dataclasses.fields(Sample))
 
 
-def _where(sample_key: str, url: str | None, member: str | None = None) -> str:
-    return (f"sample {sample_key!r}" + (f" in shard {url}" if url else "")
-            + (f", member {member}" if member else ""))
-
-
-_MEMBER_OF = {"raw_mel": "raw_mel.npy", "edit_mel": "edit_mel.npy", "pointers": "pointers.npy"}
-
-
 def _all_finite(mel: torch.Tensor) -> bool:
     """Whether every value of float ``mel`` is finite, from one reduction that allocates nothing.
 
@@ -164,8 +147,6 @@ def check_sample(sample: Sample) -> Sample:
     ``bad_dtype``, ``empty``, ``length_mismatch``, ``pointer_out_of_range``, ``not_finite``.
 
     >>> import torch
-
-from .origin import Origin
     >>> s = Sample("a", torch.zeros(2, 3), torch.zeros(2, 2), torch.tensor([0, 2]))
     >>> check_sample(s) is s
     True
@@ -177,8 +158,9 @@ pointers index raw frames from 0
     """
 
     def fail(reason: str, field: str, message: str) -> SampleError:
-        member = _MEMBER_OF[field]
-        return SampleError(f"{_where(sample.key, sample.url, member)}: {message}", reason=reason,
+        member = f"{field}.npy"  # the shard member the field is stored in
+        shard = f" in shard {sample.url}" if sample.url else ""
+        return SampleError(f"sample {sample.key!r}{shard}, member {member}: {message}", reason=reason,
                            key=sample.key, url=sample.url, member=member)
 
     for name in ("raw_mel", "edit_mel"):

@@ -30,6 +30,7 @@ save ``tensor.clone()`` to keep only the tensor.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import threading
 import weakref
@@ -95,10 +96,7 @@ def _worker_pool() -> _Pool:
 
 
 def _pooled_empty(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor | None:
-    numel = 1
-    for size in shape:
-        numel *= size
-    storage, _ = _worker_pool().take(max(numel, 1) * like.element_size())
+    storage, _ = _worker_pool().take(max(math.prod(shape), 1) * like.element_size())
     return None if storage is None else like.new_empty(0).set_(storage, 0, shape)
 
 
@@ -108,10 +106,10 @@ def shared_empty(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     tensor under :data:`MIN_POOLED_BYTES`); elsewhere, ordinary memory."""
     if get_worker_info() is None or like.device.type != "cpu":
         return like.new_empty(shape)
-    small = torch.Size(shape).numel() * like.element_size() < MIN_POOLED_BYTES
-    out = None if small else _pooled_empty(like, shape)
+    numel = math.prod(shape)
+    out = None if numel * like.element_size() < MIN_POOLED_BYTES else _pooled_empty(like, shape)
     if out is None:
-        storage = like._typed_storage()._new_shared(max(1, torch.Size(shape).numel()), device=like.device)
+        storage = like._typed_storage()._new_shared(max(1, numel), device=like.device)
         return like.new(storage).view(shape)
     return out
 
@@ -175,12 +173,11 @@ def _rebuild(cls: type, values: dict[str, Any], ticket: tuple[Any, ...] | None) 
 
 def _reduce(item: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     values = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
-    _keep_forever({name: value for name, value in values.items() if isinstance(value, torch.Tensor)})
+    tensors = {name: value for name, value in values.items() if isinstance(value, torch.Tensor)}
+    _keep_forever(tensors)
     if get_worker_info() is not None:
-        values = {name: _for_the_trip(value) if isinstance(value, torch.Tensor) else value
-                  for name, value in values.items()}
-    ticket = tickets({name: value for name, value in values.items() if isinstance(value, torch.Tensor)})
-    return _rebuild, (type(item), values, ticket)
+        tensors = {name: _for_the_trip(tensor) for name, tensor in tensors.items()}
+    return _rebuild, (type(item), {**values, **tensors}, tickets(tensors))
 
 
 def register_transport(cls: type) -> type:

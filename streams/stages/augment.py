@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from ..checks import check_probability
 from ..origin import Origin, parse_origin
-from ..pipe import Node, Stage, StreamContext
+from ..pipe import Node, Stage
 from ..sample import Sample
 from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probability
 from ..seeding import sample_generator, sample_uniform
@@ -52,6 +52,37 @@ def draw_key(sample: Sample) -> str:
     return f"{sample.key}@{'.'.join(map(str, occurrences))}"
 
 
+class _AugmentNode(Node):
+    """Runs one augmentation stage over the stream.
+
+    Between stages that support writing in place, a sample's mels are allocated once: a node
+    remembers (weakly) the last sample whose mels its stage freshly made (``made``), and the next
+    node, if it receives exactly that sample, applies its own stage in place. Nobody else holds
+    those tensors: the upstream stage made them for this sample, and its input is untouched.
+    """
+
+    counters = ("seen", "fired")
+    made: weakref.ref[Sample] | None = None
+
+    def _augment(self, sample: Sample, in_place: bool = False) -> Sample:
+        return self.stage.augment(sample, seed=self.ctx.seed, epoch=self.ctx.epoch, stage=self.ctx.stage,
+                                  in_place=in_place)
+
+    def __next__(self) -> Sample:
+        sample = next(self.upstream)
+        made = getattr(self.upstream, "made", None)
+        in_place = self.stage.supports_in_place and made is not None and made() is sample
+        out = self._augment(sample, in_place)
+        self.counts["seen"] += 1
+        self.counts["fired"] += out is not sample
+        owned = in_place or (out.raw_mel is not sample.raw_mel and out.edit_mel is not sample.edit_mel)
+        self.made = weakref.ref(out) if self.stage.supports_in_place and owned else None
+        return out
+
+    def replay(self, origins: list[Origin]) -> Iterator[Sample]:
+        return map(self._augment, self.upstream.replay(origins))
+
+
 class AugmentStage(Stage):
     """Base of augmentation stages. Subclasses set ``name`` and define ``draw`` and ``apply``.
 
@@ -61,11 +92,11 @@ class AugmentStage(Stage):
     generator ``keyed_generator(seed, epoch, stage, key)`` makes (see the module docstring).
     """
 
+    node_class = _AugmentNode
     keyed_generator: ClassVar[Callable[[int, int, str, str], Any]] = staticmethod(sample_generator)
     supports_in_place: ClassVar[bool] = False
     """Whether ``apply(sample, params, in_place=True)`` can write into the sample's mels (the
-    spectral stages): then, in a pipe, a stage that receives the sample the stage before it made
-    (see :class:`_AugmentNode`) reuses its tensors instead of allocating new ones."""
+    spectral stages), so that in a pipe it reuses the tensors the stage before made (:class:`_AugmentNode`)."""
 
     def __init__(self, *, probability: float = 1.0, schedule: ProbabilitySchedule | None = None):
         self.probability = check_probability(probability)
@@ -101,37 +132,3 @@ class AugmentStage(Stage):
         if in_place and self.supports_in_place:
             return self.apply(sample, params, in_place=True).with_record(stage, **params)
         return self.apply(sample, params).with_record(stage, **params)
-
-    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _AugmentNode(upstream, self, ctx, state)
-
-
-class _AugmentNode(Node):
-    """Runs one augmentation stage over the stream.
-
-    Between stages that support writing in place, a sample's mels are allocated once: a node
-    remembers (weakly) the last sample whose mels its stage freshly made (``made``), and the next
-    node, if it receives exactly that sample, applies its own stage in place. Nobody else holds
-    those tensors: the upstream stage made them for this sample, and its input is untouched.
-    """
-
-    counters = ("seen", "fired")
-    made: weakref.ref[Sample] | None = None
-
-    def _augment(self, sample: Sample, in_place: bool = False) -> Sample:
-        return self.stage.augment(sample, seed=self.ctx.seed, epoch=self.ctx.epoch, stage=self.ctx.stage,
-                                  in_place=in_place)
-
-    def __next__(self) -> Sample:
-        sample = next(self.upstream)
-        made = getattr(self.upstream, "made", None)
-        in_place = self.stage.supports_in_place and made is not None and made() is sample
-        out = self._augment(sample, in_place)
-        self.counts["seen"] += 1
-        self.counts["fired"] += out is not sample
-        owned = in_place or (out.raw_mel is not sample.raw_mel and out.edit_mel is not sample.edit_mel)
-        self.made = weakref.ref(out) if self.stage.supports_in_place and owned else None
-        return out
-
-    def replay(self, origins: list[Origin]) -> Iterator[Sample]:
-        return map(self._augment, self.upstream.replay(origins))

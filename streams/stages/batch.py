@@ -5,28 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..checks import check_int
-from ..pipe import Node, Stage, StreamContext, pipe_method
+from ..pipe import Node, Stage, pipe_method
 from .collate import collate_samples
 
 __all__ = ["BatchStage"]
-
-
-@pipe_method("batch")
-class BatchStage(Stage):
-    """Group ``batch_size`` consecutive samples into a padded :class:`~streams.stages.collate.Batch`.
-
-    The last, smaller batch of a pass is yielded unless ``drop_last`` (then its samples are
-    counted as dropped in the stats). Use ``DataLoader(pipe, batch_size=None)`` after this stage.
-    """
-
-    name = "batch"
-
-    def __init__(self, batch_size: int, *, drop_last: bool = False):
-        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
-        self.drop_last = bool(drop_last)
-
-    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _BatchNode(upstream, self, ctx, state)
 
 
 class _BatchNode(Node):
@@ -44,3 +26,19 @@ class _BatchNode(Node):
             raise StopIteration
         self.counts["batches"] += 1
         return collate_samples(samples)
+
+
+@pipe_method("batch")
+class BatchStage(Stage):
+    """Group ``batch_size`` consecutive samples into a padded :class:`~streams.stages.collate.Batch`.
+
+    The last, smaller batch of a pass is yielded unless ``drop_last`` (then its samples are
+    counted as dropped in the stats). Use ``DataLoader(pipe, batch_size=None)`` after this stage.
+    """
+
+    name = "batch"
+    node_class = _BatchNode
+
+    def __init__(self, batch_size: int, *, drop_last: bool = False):
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self.drop_last = bool(drop_last)

@@ -61,48 +61,6 @@ def cut_frame_budget_batches(lengths: Sequence[tuple[int, int]], max_frames: int
     return batches + oversized
 
 
-@pipe_method("batch_by_frames")
-class FrameBudgetBatchStage(Stage):
-    """Dynamic batches of similar-length samples within a padded-frame budget.
-
-    Args:
-        max_frames: budget per batch, for raw and edit separately: ``batch size x longest raw
-            frames <= max_frames`` and ``batch size x longest edit frames <= max_frames``.
-        bucket_buffer: samples collected before a flush (>= 1). Each flush sorts them by length
-            and cuts them into batches with :func:`cut_frame_budget_batches`; memory is bounded by
-            this many samples.
-        max_batch_size: an optional cap on samples per batch (``None``: only the budget limits).
-
-    Fairness: every flush empties the bucket, so each sample leaves in the flush right after it
-    arrives (it waits at most ``bucket_buffer`` samples) whatever its length; no short or long
-    sample is held back for a better fit. The batches of one flush are emitted in a random order
-    (``order_rng``), so lengths do not arrive sorted; at the end of the stream the remaining
-    samples are flushed the same way (the last batches may be smaller). A sample over the budget
-    on its own is yielded as a batch of one and counted as ``oversized``.
-
-    Yields :class:`~streams.stages.collate.Batch` (pointers padded with -100); use
-    ``DataLoader(pipe, batch_size=None)``. Stats: ``batches``, ``samples``, ``oversized``,
-    ``real_frames`` and ``padded_frames`` (raw + edit, as in ``Batch``), ``padding_efficiency``
-    (real / padded), ``largest_padded_frames`` (the largest ``Batch.padded_frames``) and
-    ``largest_batch_size``. On resume, the samples of not yet emitted batches are read again by
-    origin. Put buffering stages (shuffle, pair) before this one: batches cannot be replayed.
-    """
-
-    name = "batch_by_frames"
-
-    def __init__(self, max_frames: int, *, bucket_buffer: int = 64, max_batch_size: int | None = None):
-        self.max_frames = check_int(max_frames, "max_frames", minimum=1)
-        self.bucket_buffer = check_int(bucket_buffer, "bucket_buffer", minimum=1)
-        self.max_batch_size = None if max_batch_size is None else check_int(max_batch_size, "max_batch_size", minimum=1)
-
-    def is_oversized(self, sample: Sample) -> bool:
-        """Whether ``sample`` alone exceeds the budget."""
-        return sample.raw_frames > self.max_frames or sample.edit_frames > self.max_frames
-
-    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _FrameBudgetBatchNode(upstream, self, ctx, state)
-
-
 class _FrameBudgetBatchNode(BufferedNode):
     held_key = "pending"
     counters = ("batches", "samples", "oversized", "real_frames", "padded_frames", "largest_padded_frames",
@@ -152,3 +110,43 @@ class _FrameBudgetBatchNode(BufferedNode):
     def stats(self) -> dict[str, Any]:
         padded = self.counts["padded_frames"]
         return {**self.counts, "padding_efficiency": self.counts["real_frames"] / padded if padded else 1.0}
+
+
+@pipe_method("batch_by_frames")
+class FrameBudgetBatchStage(Stage):
+    """Dynamic batches of similar-length samples within a padded-frame budget.
+
+    Args:
+        max_frames: budget per batch, for raw and edit separately: ``batch size x longest raw
+            frames <= max_frames`` and ``batch size x longest edit frames <= max_frames``.
+        bucket_buffer: samples collected before a flush (>= 1). Each flush sorts them by length
+            and cuts them into batches with :func:`cut_frame_budget_batches`; memory is bounded by
+            this many samples.
+        max_batch_size: an optional cap on samples per batch (``None``: only the budget limits).
+
+    Fairness: every flush empties the bucket, so each sample leaves in the flush right after it
+    arrives (it waits at most ``bucket_buffer`` samples) whatever its length; no short or long
+    sample is held back for a better fit. The batches of one flush are emitted in a random order
+    (``order_rng``), so lengths do not arrive sorted; at the end of the stream the remaining
+    samples are flushed the same way (the last batches may be smaller). A sample over the budget
+    on its own is yielded as a batch of one and counted as ``oversized``.
+
+    Yields :class:`~streams.stages.collate.Batch` (pointers padded with -100); use
+    ``DataLoader(pipe, batch_size=None)``. Stats: ``batches``, ``samples``, ``oversized``,
+    ``real_frames`` and ``padded_frames`` (raw + edit, as in ``Batch``), ``padding_efficiency``
+    (real / padded), ``largest_padded_frames`` (the largest ``Batch.padded_frames``) and
+    ``largest_batch_size``. On resume, the samples of not yet emitted batches are read again by
+    origin. Put buffering stages (shuffle, pair) before this one: batches cannot be replayed.
+    """
+
+    name = "batch_by_frames"
+    node_class = _FrameBudgetBatchNode
+
+    def __init__(self, max_frames: int, *, bucket_buffer: int = 64, max_batch_size: int | None = None):
+        self.max_frames = check_int(max_frames, "max_frames", minimum=1)
+        self.bucket_buffer = check_int(bucket_buffer, "bucket_buffer", minimum=1)
+        self.max_batch_size = None if max_batch_size is None else check_int(max_batch_size, "max_batch_size", minimum=1)
+
+    def is_oversized(self, sample: Sample) -> bool:
+        """Whether ``sample`` alone exceeds the budget."""
+        return sample.raw_frames > self.max_frames or sample.edit_frames > self.max_frames

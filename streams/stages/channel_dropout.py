@@ -87,8 +87,6 @@ class ChannelDropoutStage(SpectralAugmentStage):
         index = _channel_index(decision["channels"], sample.n_mels)  # checked and built once for both mels
         if index is None:
             return sample
-        if in_place:
-            return sample.replace(raw_mel=sample.raw_mel.index_fill_(0, index, 0.0),
-                                  edit_mel=sample.edit_mel.index_fill_(0, index, 0.0))
-        return sample.replace(raw_mel=sample.raw_mel.index_fill(0, index, 0.0),
-                              edit_mel=sample.edit_mel.index_fill(0, index, 0.0))
+        fill = torch.Tensor.index_fill_ if in_place else torch.Tensor.index_fill
+        return sample.replace(raw_mel=fill(sample.raw_mel, 0, index, 0.0),
+                              edit_mel=fill(sample.edit_mel, 0, index, 0.0))

@@ -2,7 +2,7 @@
 
 Importing this module (``import streams`` does) registers both types with torch's
 ``default_collate_fn_map``, the extension point torch documents for ``default_collate``, so a
-``DataLoader`` with its default ``collate_fn`` understands them (see :func:`collate_for_dataloader`):
+``DataLoader`` with its default ``collate_fn`` understands them:
 
 * ``DataLoader(pipe)`` over a pipe that batches: each item is already a :class:`Batch`; the
   default ``batch_size=1`` hands it over as it is (the same as ``batch_size=None``);
@@ -22,7 +22,7 @@ from torch.utils.data._utils.collate import default_collate_fn_map
 from ..sample import Origin, Sample
 from ..worker_buffers import register_transport, shared_empty
 
-__all__ = ["IGNORE_INDEX", "Batch", "collate_for_dataloader", "collate_samples"]
+__all__ = ["IGNORE_INDEX", "Batch", "collate_samples"]
 
 IGNORE_INDEX = -100
 """Pointer padding: the default ``ignore_index`` of ``torch.nn.functional.cross_entropy``."""
@@ -93,16 +93,12 @@ class Batch:
         return self._map_tensors(torch.Tensor.pin_memory)
 
 
-def _new_batch_tensor(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """An uninitialised tensor of ``like``'s dtype. In a DataLoader worker it is made in one of the
-    worker's reusable shared-memory buffers (:mod:`streams.worker_buffers`), so reaching the
-    main process costs no second copy and, once the main process has let an earlier batch go, no
-    new segment either."""
-    return shared_empty(like, shape)
-
-
 def _pad_stack(tensors: Sequence[torch.Tensor], length: int, fill: float | int) -> torch.Tensor:
-    out = _new_batch_tensor(tensors[0], (len(tensors), *tensors[0].shape[:-1], length))
+    """``tensors`` padded to ``length`` with ``fill`` and stacked. In a DataLoader worker the result
+    is made in one of the worker's reusable shared-memory buffers (:mod:`streams.worker_buffers`), so
+    reaching the main process costs no second copy and, once the main process has let an earlier
+    batch go, no new segment either."""
+    out = shared_empty(tensors[0], (len(tensors), *tensors[0].shape[:-1], length))
     for row, tensor in zip(out, tensors):  # one copy per sample; each byte is written once
         frames = tensor.shape[-1]
         row[..., :frames] = tensor
@@ -157,23 +153,6 @@ def _collate_batches(batches: Sequence[Batch], *, collate_fn_map: Any = None) ->
 
 def _collate_sample_list(samples: Sequence[Sample], *, collate_fn_map: Any = None) -> Batch:
     return collate_samples(samples)
-
-
-def collate_for_dataloader(items: Sequence[Batch | Sample]) -> Batch:
-    """What ``default_collate`` makes of ``items`` once this module is imported: one
-    :class:`Batch` handed over as it is, or a list of samples padded by :func:`collate_samples`.
-
-    >>> import torch
-    >>> a = Sample("a", torch.ones(2, 3), torch.ones(2, 1), torch.tensor([2]))
-    >>> batch = collate_for_dataloader([a, a])
-    >>> collate_for_dataloader([batch]) is batch, batch.raw_mel.shape
-    (True, torch.Size([2, 2, 3]))
-    """
-    if not items:
-        raise ValueError("cannot collate an empty list")
-    if isinstance(items[0], Batch):
-        return _collate_batches(items)
-    return _collate_sample_list(items)
 
 
 # torch's documented extension point of default_collate (see torch.utils.data._utils.collate.collate)

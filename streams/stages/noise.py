@@ -43,7 +43,7 @@ from ..seeding import derive_seed
 from .spectral import SpectralAugmentStage, gather_frames
 
 __all__ = ["NoiseStage", "SIGN_TABLE_SIZE", "TABLE_SIZE", "add_table_noise", "draw_table_read", "gaussian_table",
-           "mel_std", "row_factors", "row_signs", "sign_table", "table_noise", "table_size_for", "table_view"]
+           "mel_std", "row_signs", "sign_table", "table_noise", "table_size_for", "table_view"]
 
 TABLE_SIZE = 1 << 22
 """Values in the default Gaussian table (16 MB as float32)."""
@@ -148,12 +148,6 @@ def row_signs(n_mels: int, sign_seed: int, dtype: torch.dtype = torch.float32) -
     return sign_table(size, dtype)[start:start + n_mels]
 
 
-def row_factors(n_mels: int, *, sign_seed: int, noise_std: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``(n_mels, 1)`` factors ``±noise_std`` of ``dtype`` (a new tensor), the signs from
-    :func:`row_signs`."""
-    return row_signs(n_mels, sign_seed, dtype) * noise_std
-
-
 def table_noise(n_mels: int, frames: int, *, offset: int, row_stride: int, sign_seed: int, noise_std: float,
                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A new ``(n_mels, frames)`` tensor of noise with std ``noise_std``, read from the table.
@@ -166,7 +160,7 @@ def table_noise(n_mels: int, frames: int, *, offset: int, row_stride: int, sign_
     (torch.Size([2, 3]), True)
     """
     view = table_view(n_mels, frames, offset=offset, row_stride=row_stride, dtype=dtype)
-    return view * row_factors(n_mels, sign_seed=sign_seed, noise_std=noise_std, dtype=dtype)
+    return view * (row_signs(n_mels, sign_seed, dtype) * noise_std)  # (n_mels, 1) factors ±noise_std
 
 
 def mel_std(mel: torch.Tensor) -> float:

@@ -91,6 +91,94 @@ def lead_pairing_chance(probability: float) -> float:
     return probability / (2.0 - probability)
 
 
+_MISSING = object()
+
+
+class _PairNode(BufferedNode):
+    counters = ("in", "pairs", "singles", "over_limit", "refused_limit", "no_partner")
+
+    def __init__(self, upstream: Node, stage: PairStage, ctx: StreamContext, state: dict[str, Any] | None):
+        self.lead_chance = lead_pairing_chance(stage.probability_at(ctx.epoch))
+        self.buffer: list[Sample] = []
+        self.field_checked = False  # whether pair_by's field was looked for (pairing by a metadata field)
+        super().__init__(upstream, stage, ctx, state)
+        self.name = ctx.stage or stage.name
+
+    def __next__(self) -> Sample:
+        self.counts["in"] += self.fill(self.buffer, self.stage.buffer_size)
+        if not self.buffer:
+            raise StopIteration
+        lead = self.buffer.pop(0)
+        index = self._partner_index(lead)
+        if index is None:
+            self.counts["singles"] += 1
+            return lead
+        self.counts["pairs"] += 1
+        return concatenate_samples(lead, self.buffer.pop(index), stage=self.name)
+
+    def _partner_index(self, lead: Sample) -> int | None:
+        """The buffer index of ``lead``'s partner, or ``None`` if it leaves alone (counted why)."""
+        stage = self.stage
+        if not stage.fits(lead.raw_frames, lead.edit_frames):
+            self.counts["over_limit"] += 1
+            return None
+        if self.lead_chance <= 0.0 or (self.lead_chance < 1.0 and self.rng.random() >= self.lead_chance):
+            return None
+        if stage.pair_by in PAIR_BY_POLICIES:
+            matching = range(len(self.buffer))
+        else:
+            tag = lead.meta.get(stage.pair_by, _MISSING)
+            if tag is _MISSING and not self.field_checked:
+                self._warn_missing_field(lead)
+            self.field_checked = True  # the first sample to look for a partner tells whether the field exists
+            matching = [] if tag is _MISSING else [
+                i for i, other in enumerate(self.buffer) if other.meta.get(stage.pair_by, _MISSING) == tag]
+        if not matching:
+            self.counts["no_partner"] += 1
+            return None
+        fitting = [i for i in matching if stage.fits(lead.raw_frames + self.buffer[i].raw_frames,
+                                                     lead.edit_frames + self.buffer[i].edit_frames)]
+        if not fitting:
+            self.counts["refused_limit"] += 1
+            return None
+        if stage.pair_by == "length":
+            length = lead.raw_frames + lead.edit_frames
+            return min(fitting, key=lambda i: abs(self.buffer[i].raw_frames + self.buffer[i].edit_frames - length))
+        return fitting[int(self.rng.integers(len(fitting)))]
+
+    def _warn_missing_field(self, lead: Sample) -> None:
+        """Warn when neither ``lead``, the first sample of the pass to look for a partner, nor any
+        buffered sample has the ``pair_by`` field: a misspelt field pairs nothing."""
+        if any(self.stage.pair_by in other.meta for other in self.buffer):
+            return
+        fields = ", ".join(sorted(k for k in lead.meta if k not in ("augmentations", "parts"))) or "none"
+        warnings.warn(f"pairing by meta field {self.stage.pair_by!r}: neither sample {lead.key!r} (its fields: "
+                      f"{fields}) nor the {len(self.buffer)} other buffered samples have it, so none is paired; "
+                      "check the spelling of pair_by", UserWarning, stacklevel=2)
+
+    def replay(self, origins: list[Origin]) -> Iterator[Sample]:
+        parsed = [parse_origin(origin) for origin in origins]
+        halves = [half for origin in parsed for half in (origin if origin.is_pair else (origin,))]
+        replayed = iter(self.upstream.replay([half.stored() for half in halves]))
+        for origin in parsed:
+            if origin.is_pair:
+                first = next(replayed)
+                yield concatenate_samples(first, next(replayed), stage=self.name)
+            else:
+                yield next(replayed)
+
+    def held(self) -> list[Origin]:
+        return [held_origin(sample, "pair") for sample in self.buffer]
+
+    def restore(self, held: list[Origin]) -> None:
+        self.buffer = self.replayed(held)
+
+    def stats(self) -> dict[str, Any]:
+        out = 2 * self.counts["pairs"] + self.counts["singles"]
+        paired_fraction = 2 * self.counts["pairs"] / out if out else 0.0
+        return {**self.counts, "paired_fraction": paired_fraction, "buffered": len(self.buffer)}
+
+
 @pipe_method("pair")
 class PairStage(Stage):
     """Concatenate buffered samples in pairs (see :func:`concatenate_samples`).
@@ -125,6 +213,7 @@ class PairStage(Stage):
     """
 
     name = "pair"
+    node_class = _PairNode
 
     def __init__(self, probability: float = 0.2, *, buffer_size: int = 16, max_raw_frames: int | None = None,
                  max_edit_frames: int | None = None, pair_by: str = "random",
@@ -148,95 +237,3 @@ class PairStage(Stage):
         """Whether a sample (or pair) of this many frames is within the limits."""
         return ((self.max_raw_frames is None or raw_frames <= self.max_raw_frames)
                 and (self.max_edit_frames is None or edit_frames <= self.max_edit_frames))
-
-    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _PairNode(upstream, self, ctx, state)
-
-
-_MISSING = object()
-
-
-class _PairNode(BufferedNode):
-    counters = ("in", "pairs", "singles", "over_limit", "refused_limit", "no_partner")
-
-    def __init__(self, upstream: Node, stage: PairStage, ctx: StreamContext, state: dict[str, Any] | None):
-        self.lead_chance = lead_pairing_chance(stage.probability_at(ctx.epoch))
-        self.buffer: list[Sample] = []
-        super().__init__(upstream, stage, ctx, state)
-        self.name = ctx.stage or stage.name
-
-    def __next__(self) -> Sample:
-        self.counts["in"] += self.fill(self.buffer, self.stage.buffer_size)
-        if not self.buffer:
-            raise StopIteration
-        lead = self.buffer.pop(0)
-        index = self._partner_index(lead)
-        if index is None:
-            self.counts["singles"] += 1
-            return lead
-        self.counts["pairs"] += 1
-        return concatenate_samples(lead, self.buffer.pop(index), stage=self.name)
-
-    def _partner_index(self, lead: Sample) -> int | None:
-        """The buffer index of ``lead``'s partner, or ``None`` if it leaves alone (counted why)."""
-        stage = self.stage
-        if not stage.fits(lead.raw_frames, lead.edit_frames):
-            self.counts["over_limit"] += 1
-            return None
-        if self.lead_chance <= 0.0 or (self.lead_chance < 1.0 and self.rng.random() >= self.lead_chance):
-            return None
-        if stage.pair_by in PAIR_BY_POLICIES:
-            matching = range(len(self.buffer))
-        else:
-            tag = lead.meta.get(stage.pair_by, _MISSING)
-            self._field_seen = getattr(self, "_field_seen", False) or tag is not _MISSING
-            if tag is _MISSING and not self._field_seen:
-                self._warn_missing_field(lead)
-            matching = [] if tag is _MISSING else [
-                i for i, other in enumerate(self.buffer) if other.meta.get(stage.pair_by, _MISSING) == tag]
-        if not matching:
-            self.counts["no_partner"] += 1
-            return None
-        fitting = [i for i in matching if stage.fits(lead.raw_frames + self.buffer[i].raw_frames,
-                                                     lead.edit_frames + self.buffer[i].edit_frames)]
-        if not fitting:
-            self.counts["refused_limit"] += 1
-            return None
-        if stage.pair_by == "length":
-            length = lead.raw_frames + lead.edit_frames
-            return min(fitting, key=lambda i: abs(self.buffer[i].raw_frames + self.buffer[i].edit_frames - length))
-        return fitting[int(self.rng.integers(len(fitting)))]
-
-    def _warn_missing_field(self, lead: Sample) -> None:
-        """Warn, once per pass, when neither ``lead`` nor any buffered sample has the ``pair_by``
-        field and no sample had it before in this pass: a misspelt field pairs nothing."""
-        if getattr(self, "_warned_missing", False) or any(self.stage.pair_by in other.meta for other in self.buffer):
-            self._field_seen = True
-            return
-        self._warned_missing = True
-        fields = ", ".join(sorted(k for k in lead.meta if k not in ("augmentations", "parts"))) or "none"
-        warnings.warn(f"pairing by meta field {self.stage.pair_by!r}: neither sample {lead.key!r} (its fields: "
-                      f"{fields}) nor the {len(self.buffer)} other buffered samples have it, so none is paired; "
-                      "check the spelling of pair_by", UserWarning, stacklevel=2)
-
-    def replay(self, origins: list[Origin]) -> Iterator[Sample]:
-        parsed = [parse_origin(origin) for origin in origins]
-        halves = [half for origin in parsed for half in (origin if origin.is_pair else (origin,))]
-        replayed = iter(self.upstream.replay([half.stored() for half in halves]))
-        for origin in parsed:
-            if origin.is_pair:
-                first = next(replayed)
-                yield concatenate_samples(first, next(replayed), stage=self.name)
-            else:
-                yield next(replayed)
-
-    def held(self) -> list[Origin]:
-        return [held_origin(sample, "pair") for sample in self.buffer]
-
-    def restore(self, held: list[Origin]) -> None:
-        self.buffer = self.replayed(held)
-
-    def stats(self) -> dict[str, Any]:
-        out = 2 * self.counts["pairs"] + self.counts["singles"]
-        paired_fraction = 2 * self.counts["pairs"] / out if out else 0.0
-        return {**self.counts, "paired_fraction": paired_fraction, "buffered": len(self.buffer)}

@@ -11,25 +11,6 @@ from .buffered import BufferedNode, held_origin
 __all__ = ["ShuffleStage"]
 
 
-@pipe_method("shuffle")
-class ShuffleStage(Stage):
-    """Shuffle items within a buffer of ``buffer_size`` (held as references, not copies).
-
-    Once the buffer is full, each new item replaces a uniformly drawn buffered item, which is
-    yielded; at the end of the stream the buffer drains in random order. Draws come from
-    (seed, epoch, stage, rank, worker). ``buffer_size`` 0 or 1 passes items through unchanged.
-    On resume, the buffered items are read again by origin (they must carry one).
-    """
-
-    name = "shuffle"
-
-    def __init__(self, buffer_size: int):
-        self.buffer_size = check_int(buffer_size, "buffer_size")
-
-    def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
-        return _ShuffleNode(upstream, self, ctx, state)
-
-
 class _ShuffleNode(BufferedNode):
     def __init__(self, upstream: Node, stage: ShuffleStage, ctx: StreamContext, state: dict[str, Any] | None):
         self.buffer: list[Any] = []
@@ -62,3 +43,20 @@ class _ShuffleNode(BufferedNode):
 
     def stats(self) -> dict[str, Any]:
         return {"buffered": len(self.buffer)}
+
+
+@pipe_method("shuffle")
+class ShuffleStage(Stage):
+    """Shuffle items within a buffer of ``buffer_size`` (held as references, not copies).
+
+    Once the buffer is full, each new item replaces a uniformly drawn buffered item, which is
+    yielded; at the end of the stream the buffer drains in random order. Draws come from
+    (seed, epoch, stage, rank, worker). ``buffer_size`` 0 or 1 passes items through unchanged.
+    On resume, the buffered items are read again by origin (they must carry one).
+    """
+
+    name = "shuffle"
+    node_class = _ShuffleNode
+
+    def __init__(self, buffer_size: int):
+        self.buffer_size = check_int(buffer_size, "buffer_size")

@@ -27,9 +27,6 @@ drawn on the raw mel: bands are the same in both mels, time masks lie on raw fra
 frame is masked exactly when the raw frame it points to is, and ``"mean"`` is the raw mel's mean
 for both, so a masked edit frame still equals its raw frame (the pointer content invariant holds
 for both fills).
-
-Cost: the masks are a few values, drawn and written in numpy (no tensor op per mask); each mel
-is then masked in one pass (one ``addcmul`` for the frames) plus a slice write per band.
 """
 
 from __future__ import annotations
@@ -48,7 +45,7 @@ from ..sample import Sample
 from ..schedule import ProbabilitySchedule
 from .spectral import SpectralAugmentStage
 
-__all__ = ["FILLS", "MEAN_BLOCK", "SpecAugmentStage", "draw_spans", "mask_mel", "mel_mean", "span_mask"]
+__all__ = ["FILLS", "MEAN_BLOCK", "SpecAugmentStage", "draw_spans", "mel_mean", "span_mask"]
 
 FILLS = ("zero", "mean")
 
@@ -108,9 +105,7 @@ def span_mask(length: int, starts: Sequence[int], widths: Sequence[int]) -> torc
 
 def _spans_from_fractions(length: int, fractions: np.ndarray, width_range: tuple[int, int], budget: int,
                           *, vectorised: bool) -> tuple[list[int], list[int]]:
-    """The spans of :func:`draw_spans` from its ``2 * count`` uniform draws (widths, then starts),
-    span by span in Python (fast for a few) or vectorised in numpy (for many); both compute the
-    same values.
+    """The spans of :func:`draw_spans` from its ``2 * count`` uniform draws (widths, then starts).
 
     >>> fractions = np.random.default_rng(0).random(60)
     >>> loop = _spans_from_fractions(500, fractions, (5, 40), 300, vectorised=False)
@@ -270,40 +265,11 @@ def _masked(mel: torch.Tensor, freq_spans: tuple[Sequence[int], Sequence[int]],
     return out
 
 
-def mask_mel(mel: torch.Tensor, freq_mask: torch.Tensor, time_mask: torch.Tensor, fill_value: float) -> torch.Tensor:
-    """``mel`` (``(n_mels, frames)``) with masked bins (``freq_mask``, ``(n_mels,)`` bool) and masked
-    frames (``time_mask``, ``(frames,)`` bool) set to ``fill_value``; a new tensor of the same
-    dtype, or ``mel`` itself when nothing is masked.
-
-    Frames are masked in one pass as ``fill_row + mel * keep_row`` with 0/1 ``keep_row``: every
-    product is exact, so a kept value is unchanged bit for bit (a masked-fill with a broadcast
-    mask is several times slower on CPU); masked bins are then filled in place. Masks of other
-    lengths than the mel's axes raise ``ValueError``.
-
-    >>> mask_mel(torch.ones(2, 3), torch.tensor([False, True]), torch.tensor([True, False, False]), 0.5)
-    tensor([[0.5000, 1.0000, 1.0000],
-            [0.5000, 0.5000, 0.5000]])
-    """
-    if tuple(freq_mask.shape) != (mel.shape[0],) or tuple(time_mask.shape) != (mel.shape[1],):
-        raise ValueError(f"masks of shapes {tuple(freq_mask.shape)} and {tuple(time_mask.shape)} do not fit a mel of "
-                         f"shape {tuple(mel.shape)}; give one bool per mel bin and one per frame")
-    frames = np.flatnonzero(time_mask.numpy()).tolist()
-    bins = np.flatnonzero(freq_mask.numpy()).tolist()
-    time_rows = _time_rows(mel.shape[1], frames, [1] * len(frames), mel.dtype, fill_value)
-    return _masked(mel, (bins, [1] * len(bins)), time_rows, fill_value)
-
-
-def _count_range(value: object, field: str) -> tuple[int, int]:
+def _int_range(value: object, field: str, *, int_is_max: bool) -> tuple[int, int]:
+    """A ``[low, high]`` pair as given, or an int as exactly that (a count) or as ``[1, value]`` (a width)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        count = check_int(value, field)
-        return count, count
-    return check_int_range(value, field)
-
-
-def _width_range(value: object, field: str) -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        width = check_int(value, field)
-        return min(1, width), width
+        high = check_int(value, field)
+        return min(1, high) if int_is_max else high, high
     return check_int_range(value, field)
 
 
@@ -356,10 +322,10 @@ class SpecAugmentStage(SpectralAugmentStage):
                  time_mask_multiplicity: float | None = 0.002, time_mask_ratio: float | None = 0.05,
                  max_time_fraction: float = 0.2, mode: str = "shared", schedule: ProbabilitySchedule | None = None):
         super().__init__(probability=probability, mode=mode, schedule=schedule)
-        self._freq_counts = _count_range(freq_masks, "freq_masks")
-        self._freq_widths = _width_range(freq_width, "freq_width")
-        self._time_counts = _count_range(time_masks, "time_masks")
-        self._time_widths = _width_range(time_width, "time_width")
+        self._freq_counts = _int_range(freq_masks, "freq_masks", int_is_max=False)
+        self._freq_widths = _int_range(freq_width, "freq_width", int_is_max=True)
+        self._time_counts = _int_range(time_masks, "time_masks", int_is_max=False)
+        self._time_widths = _int_range(time_width, "time_width", int_is_max=True)
         self.freq_masks = freq_masks if isinstance(freq_masks, int) else self._freq_counts
         self.freq_width = freq_width if isinstance(freq_width, int) else self._freq_widths
         self.time_masks = time_masks if isinstance(time_masks, int) else self._time_counts
