@@ -160,9 +160,7 @@ class ShardSetInfo:
         edit_frames = sum(s.edit_frames for s in samples)
         segments = [s.segments for s in samples]
         timed = [s for s in samples if s.raw_seconds is not None]
-        bad = collections.Counter()
-        for shard in self.shards:
-            bad.update(shard.bad)
+        bad = sum((collections.Counter(shard.bad) for shard in self.shards), collections.Counter())
         sizes = [shard.nbytes for shard in self.shards]
         return {
             "shards": len(self.shards),
