@@ -10,6 +10,7 @@ temporary folder beside the output, and moved into place only when every entry i
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -111,8 +112,7 @@ def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, 
     staging = tempfile.mkdtemp(prefix=".pack-audio-", dir=out_dir)
     try:
         def members() -> Iterator[tuple[str, dict[str, bytes]]]:
-            results = _results(sources, settings, dtype, workers)
-            try:
+            with contextlib.closing(_results(sources, settings, dtype, workers)) as results:
                 for key, encoded, err in tqdm(results, total=len(sources), unit="recording", desc="pack-audio",
                                               disable=not progress):
                     if err is not None:
@@ -123,8 +123,6 @@ def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, 
                         continue
                     report.samples += 1
                     yield key, encoded
-            finally:
-                results.close()
 
         staged_pattern = os.path.join(staging, os.path.basename(pattern))
         report.shards = write_shards(members(), staged_pattern, max_samples=max_samples, max_bytes=max_bytes)
