@@ -140,7 +140,7 @@ def text_histogram(values: Sequence[int], *, bins: int = 8, width: int = 40) -> 
     lines = []
     for start, stop, count in zip(edges[:-1], edges[1:], counts):
         first, last = math.ceil(start), math.ceil(stop) - 1
-        bar = "#" * (math.ceil(width * int(count) / peak) if count else 0)
+        bar = "#" * math.ceil(width * int(count) / peak)
         lines.append(f"{first:>{digits},} - {last:>{digits},} | {bar:<{width}} {int(count):>2}")
     return lines
 
