@@ -150,7 +150,7 @@ def apply_export(audio: np.ndarray, sample_rate: int, perturbation: ExportPertur
     freqs = scipy.fft.rfftfreq(size, d=1.0 / sample_rate)
     octaves = np.log2(np.maximum(freqs, 20.0) / 1000.0)
     gain = 10 ** ((perturbation.gain_db + perturbation.tilt_db_per_octave * octaves) / 20)
-    if perturbation.tilt_db_per_octave == 0.0:
+    if perturbation.tilt_db_per_octave == 0.0:  # the exact scalar gain: numpy's array power can differ in the last bit
         gain[:] = 10 ** (perturbation.gain_db / 20)
     out = scipy.fft.irfft(spectrum * gain, n=size)[: len(audio)]
     rms = float(np.sqrt(np.mean(out ** 2))) if len(out) else 0.0
