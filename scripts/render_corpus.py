@@ -16,6 +16,7 @@ Needs: ``pip install music21``; ``apt-get install fluidsynth timgm6mb-soundfont`
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import pathlib
@@ -42,13 +43,11 @@ def candidate_pieces() -> list[tuple[str, str]]:
     for composer in COMPOSERS:
         paths = sorted(str(p) for p in corpus.getComposer(composer) if str(p).endswith(SCORE_SUFFIXES))
         per_composer.append([(piece_key(composer, p), p) for p in paths])
-    ordered, seen = [], set()
-    for i in range(max(len(c) for c in per_composer)):
-        for pieces in per_composer:
-            if i < len(pieces) and pieces[i][0] not in seen:  # a .krn and an .mxl of one piece: keep the first
-                seen.add(pieces[i][0])
-                ordered.append(pieces[i])
-    return ordered
+    ordered: dict[str, tuple[str, str]] = {}
+    for piece in itertools.chain.from_iterable(itertools.zip_longest(*per_composer)):
+        if piece is not None:
+            ordered.setdefault(piece[0], piece)  # a .krn and an .mxl of one piece: keep the first
+    return list(ordered.values())
 
 
 def piece_key(composer: str, path: str) -> str:
@@ -84,21 +83,20 @@ def render_piece(key: str, path: str, out_path: str, soundfont: str, sample_rate
             midi = os.path.join(tmp, f"{key}.mid")
             score.write("midi", fp=midi)
             audio = _synthesise(midi, soundfont, sample_rate, max_seconds)
-            sr = sample_rate
     except Exception as err:  # noqa: BLE001 - a score music21 cannot parse or write: counted, not fatal
         return key, None, f"{type(err).__name__}: {str(err)[:80]}"
-    seconds = len(audio) / sr
+    seconds = len(audio) / sample_rate
     if seconds < min_seconds:
         return key, None, f"too short ({seconds:.1f} s)"
     if seconds > max_seconds:
-        audio = audio[: int(max_seconds * sr)].copy()
-        fade = int(2.0 * sr)
+        audio = audio[: int(max_seconds * sample_rate)].copy()
+        fade = int(2.0 * sample_rate)
         audio[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
-        seconds = len(audio) / sr
+        seconds = len(audio) / sample_rate
     peak = float(np.abs(audio).max())
     if peak > 0.99:  # keep it out of clipping, at the piece's own loudness otherwise
         audio *= 0.99 / peak
-    soundfile.write(out_path, audio, sr, subtype="PCM_16")
+    soundfile.write(out_path, audio, sample_rate, subtype="PCM_16")
     return key, seconds, ""
 
 
@@ -146,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 key, seconds, _ = future.result()
                 if seconds is None or (split_of is None and len(kept) >= args.count):
                     skipped += seconds is None
-                    staged = os.path.join(staging, f"{key}.flac")
-                    if os.path.exists(staged):
-                        os.remove(staged)
+                    pathlib.Path(staging, f"{key}.flac").unlink(missing_ok=True)
                     continue
                 if split_of is not None:
                     split = split_of[key]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import wave
+from typing import BinaryIO
 
 import numpy as np
 import soundfile
@@ -102,13 +103,16 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(audio, from_rate, to_rate, quality=RESAMPLE_QUALITY).astype(np.float32, copy=False)
 
 
-def write_audio(path: str, audio: np.ndarray, sample_rate: int, *, format: str | None = None,
-                subtype: str | None = None, block_samples: int = 1 << 16) -> None:
-    """Write mono ``audio`` ``(samples,)`` to ``path`` in blocks of ``block_samples``.
+def write_audio(path: str | BinaryIO, audio: np.ndarray, sample_rate: int, *, format: str | None = None,
+                subtype: str | None = None, compression_level: float | None = None, block_samples: int = 1 << 16
+                ) -> None:
+    """Write mono ``audio`` ``(samples,)`` to ``path`` (a file name or a binary file) in blocks of ``block_samples``.
 
-    Block writes because libsndfile's Vorbis encoder has crashed on one very large write. ``format`` and
-    ``subtype`` are soundfile's (``"OGG"``/``"VORBIS"``, ``"WAV"``/``"PCM_16"``); by default from the name.
+    Block writes because libsndfile's Vorbis encoder has crashed on one very large write. ``format``,
+    ``subtype`` and ``compression_level`` are soundfile's (``"OGG"``/``"VORBIS"``, ``"WAV"``/``"PCM_16"``; a
+    level in ``[0, 1]``); format and subtype by default from the name.
     """
-    with soundfile.SoundFile(path, "w", samplerate=sample_rate, channels=1, format=format, subtype=subtype) as f:
+    with soundfile.SoundFile(path, "w", samplerate=sample_rate, channels=1, format=format, subtype=subtype,
+                             compression_level=compression_level) as f:
         for start in range(0, len(audio), block_samples):
             f.write(audio[start: start + block_samples])

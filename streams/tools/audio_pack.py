@@ -10,8 +10,8 @@ temporary folder beside the output, and moved into place only when every entry i
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
-import json
 import multiprocessing
 import os
 import shutil
@@ -22,11 +22,10 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 from tqdm import tqdm
 
-from ..reading.shard_index import INDEX_NAME, read_index
 from ..sample import SampleError
 from .audio_source import AudioSource, audio_sample, find_audio_sources
 from .mel import MelSettings
-from .shard_writer import sample_members, write_shards
+from .shard_writer import move_into_place, sample_members, write_shards
 
 __all__ = ["AudioPackReport", "pack_audio"]
 
@@ -113,8 +112,7 @@ def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, 
     staging = tempfile.mkdtemp(prefix=".pack-audio-", dir=out_dir)
     try:
         def members() -> Iterator[tuple[str, dict[str, bytes]]]:
-            results = _results(sources, settings, dtype, workers)
-            try:
+            with contextlib.closing(_results(sources, settings, dtype, workers)) as results:
                 for key, encoded, err in tqdm(results, total=len(sources), unit="recording", desc="pack-audio",
                                               disable=not progress):
                     if err is not None:
@@ -125,16 +123,10 @@ def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, 
                         continue
                     report.samples += 1
                     yield key, encoded
-            finally:
-                results.close()
 
         staged_pattern = os.path.join(staging, os.path.basename(pattern))
         report.shards = write_shards(members(), staged_pattern, max_samples=max_samples, max_bytes=max_bytes)
-        for name in report.shards:
-            os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
-        index = {**read_index(out_dir), **report.shards}
-        with open(os.path.join(out_dir, INDEX_NAME), "w") as f:
-            json.dump({"shards": dict(sorted(index.items()))}, f, indent=1)
+        move_into_place(staging, out_dir, report.shards, old=[])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report

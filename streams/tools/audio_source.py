@@ -63,9 +63,7 @@ def find_audio_sources(directory: str) -> tuple[list[AudioSource], list[SampleEr
         if parts is None:
             continue
         key, role, ext = parts
-        if role in ("raw", "edit") and f".{ext}" not in AUDIO_SUFFIXES:
-            continue
-        if (role, ext) in (("edl", "json"), ("meta", "json")) or role in ("raw", "edit"):
+        if (ext == "json") if role in ("edl", "meta") else (f".{ext}" in AUDIO_SUFFIXES):
             groups.setdefault(key, {}).setdefault(role, []).append(os.path.join(directory, name))
     sources, problems = [], []
     for key in sorted(groups):
@@ -98,32 +96,24 @@ def library_versions() -> dict[str, str]:
     return {**versions, "libsndfile": soundfile.__libsndfile_version__}
 
 
-def _read_meta(path: str, key: str) -> dict:
+def _read_meta(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             meta = json.load(f)
     except (OSError, ValueError) as err:
-        raise SampleError(f"{path}: not readable JSON ({err})", reason="bad_meta", key=key) from err
+        raise SampleError(f"{path}: not readable JSON ({err})", reason="bad_meta") from err
     if not isinstance(meta, dict):
-        raise SampleError(f"{path}: meta must be a JSON object (got {type(meta).__name__})", reason="bad_meta",
-                          key=key)
+        raise SampleError(f"{path}: meta must be a JSON object (got {type(meta).__name__})", reason="bad_meta")
     return meta
 
 
-def _read_edl(path: str, key: str) -> EditList:
+def _read_edl(path: str) -> EditList:
     try:
         with open(path, "rb") as f:
             text = f.read()
     except OSError as err:
-        raise SampleError(f"{path}: cannot read it ({err})", reason="bad_edl", key=key) from err
-    try:
-        return parse_edl(text, path)
-    except SampleError as err:
-        raise SampleError(str(err), reason=err.reason, key=key) from err
-
-
-def _with_key(err: SampleError, key: str) -> SampleError:
-    return SampleError(str(err), reason=err.reason, key=key)
+        raise SampleError(f"{path}: cannot read it ({err})", reason="bad_edl") from err
+    return parse_edl(text, path)
 
 
 def audio_sample(source: AudioSource, settings: MelSettings, *, dtype: torch.dtype = torch.float16) -> Sample:
@@ -137,9 +127,9 @@ def audio_sample(source: AudioSource, settings: MelSettings, *, dtype: torch.dty
     the file for every problem of the entry.
     """
     key, sr, hop = source.key, settings.sample_rate, settings.hop_length
-    user_meta = _read_meta(source.meta, key) if source.meta else {}
-    edl = _read_edl(source.edl, key)
     try:
+        user_meta = _read_meta(source.meta) if source.meta else {}
+        edl = _read_edl(source.edl)
         raw_audio, raw_rate = read_audio(source.raw)
         validate_edl(edl, len(raw_audio) / raw_rate, raw_rate, source.edl)
         raw = resample(raw_audio, raw_rate, sr)
@@ -162,8 +152,8 @@ def audio_sample(source: AudioSource, settings: MelSettings, *, dtype: torch.dty
                     f"frames) {word} than its EDL {os.path.basename(source.edl)} implies ({expected / sr:.3f} s); "
                     f"at most {MAX_EXPORT_MISMATCH_FRAMES} frames are allowed: is it the export of that EDL?",
                     reason="export_length")
-    except SampleError as err:
-        raise _with_key(err, key) from err
+    except SampleError as err:  # every problem above names the file; the entry's key is added here
+        raise SampleError(str(err), reason=err.reason, key=key) from err
     edit_mel = log_mel(edit, settings)
     pointers = edit_pointers(edl, sr, hop, edit_mel.shape[1], raw_mel.shape[1])
     if raw_mel.shape[1] != mel_frames(len(raw), hop):

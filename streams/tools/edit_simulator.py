@@ -24,6 +24,7 @@ import numpy as np
 import scipy.fft
 import soundfile
 
+from .audio_io import write_audio
 from .edl import EditList
 
 __all__ = ["ExportPerturbation", "apply_export", "draw_edl", "draw_export"]
@@ -33,8 +34,7 @@ _MAX_REDRAWS = 20
 
 
 def _draw_order(n_pieces: int, rng: np.random.Generator) -> list[int]:
-    """The pieces' edit order: each dropped (p 0.15), swapped with the next (p 0.1) or kept; then and again
-    (p 0.1) an earlier piece repeated."""
+    """The pieces' edit order: drops, swaps and repeats as the module doc says."""
     order: list[int] = []
     i = 0
     while i < n_pieces:
@@ -119,23 +119,17 @@ class ExportPerturbation:
 
 def draw_export(rng: np.random.Generator) -> ExportPerturbation:
     """Draw an export's perturbation (ranges in the module doc)."""
-    gain_db = float(rng.uniform(-6.0, 3.0))
-    tilt = float(rng.uniform(-2.0, 2.0))
-    noise_db = float(rng.uniform(-55.0, -35.0))
-    lossy = rng.random() < 0.5
-    quality = float(rng.uniform(0.3, 0.8)) if lossy else None
-    return ExportPerturbation(round(gain_db, 3), round(tilt, 3), round(noise_db, 3),
-                              None if quality is None else round(quality, 3), int(rng.integers(0, 2**62)))
+    gain_db = round(float(rng.uniform(-6.0, 3.0)), 3)
+    tilt = round(float(rng.uniform(-2.0, 2.0)), 3)
+    noise_db = round(float(rng.uniform(-55.0, -35.0)), 3)
+    quality = round(float(rng.uniform(0.3, 0.8)), 3) if rng.random() < 0.5 else None
+    return ExportPerturbation(gain_db, tilt, noise_db, quality, int(rng.integers(0, 2**62)))
 
 
-def _vorbis_round_trip(audio: np.ndarray, sample_rate: int, quality: float, block_samples: int = 1 << 16
-                       ) -> np.ndarray:
-    """``audio`` encoded to Ogg Vorbis in memory (written in blocks) and decoded back, same length."""
+def _vorbis_round_trip(audio: np.ndarray, sample_rate: int, quality: float) -> np.ndarray:
+    """``audio`` encoded to Ogg Vorbis in memory and decoded back, same length."""
     buffer = io.BytesIO()
-    with soundfile.SoundFile(buffer, "w", samplerate=sample_rate, channels=1, format="OGG", subtype="VORBIS",
-                             compression_level=quality) as f:
-        for start in range(0, len(audio), block_samples):
-            f.write(audio[start: start + block_samples])
+    write_audio(buffer, audio, sample_rate, format="OGG", subtype="VORBIS", compression_level=quality)
     buffer.seek(0)
     decoded, _ = soundfile.read(buffer, dtype="float32")
     out = np.zeros(len(audio), dtype=np.float32)
@@ -156,7 +150,7 @@ def apply_export(audio: np.ndarray, sample_rate: int, perturbation: ExportPertur
     freqs = scipy.fft.rfftfreq(size, d=1.0 / sample_rate)
     octaves = np.log2(np.maximum(freqs, 20.0) / 1000.0)
     gain = 10 ** ((perturbation.gain_db + perturbation.tilt_db_per_octave * octaves) / 20)
-    if perturbation.tilt_db_per_octave == 0.0:
+    if perturbation.tilt_db_per_octave == 0.0:  # the exact scalar gain: numpy's array power can differ in the last bit
         gain[:] = 10 ** (perturbation.gain_db / 20)
     out = scipy.fft.irfft(spectrum * gain, n=size)[: len(audio)]
     rms = float(np.sqrt(np.mean(out ** 2))) if len(out) else 0.0

@@ -63,6 +63,10 @@ def edl_to_json(edl: EditList) -> dict:
     return {"segments": [[start, end] for start, end in edl.segments], "crossfade": edl.crossfade}
 
 
+def _finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def edl_from_json(data: object, source: str) -> EditList:
     """An :class:`EditList` from parsed JSON; ``SampleError(reason="bad_edl")`` naming ``source`` if malformed."""
     if not isinstance(data, dict) or "segments" not in data:
@@ -78,15 +82,12 @@ def edl_from_json(data: object, source: str) -> EditList:
                           f"(got {segments!r:.80})", reason="bad_edl")
     parsed = []
     for k, segment in enumerate(segments):
-        if (not isinstance(segment, (list, tuple)) or len(segment) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in segment)
-                or not all(math.isfinite(v) for v in segment)):
+        if not isinstance(segment, (list, tuple)) or len(segment) != 2 or not all(map(_finite_number, segment)):
             raise SampleError(f"{source}: segments[{k}] must be [start_seconds, end_seconds], two finite numbers "
                               f"(got {segment!r:.80})", reason="bad_edl")
         parsed.append((float(segment[0]), float(segment[1])))
     crossfade = data.get("crossfade", 0.0)
-    if not isinstance(crossfade, (int, float)) or isinstance(crossfade, bool) or not math.isfinite(crossfade) \
-            or crossfade < 0:
+    if not _finite_number(crossfade) or crossfade < 0:
         raise SampleError(f"{source}: \"crossfade\" must be a number of seconds >= 0 (got {crossfade!r})",
                           reason="bad_edl")
     return EditList(tuple(parsed), float(crossfade))

@@ -4,9 +4,8 @@ The transform is librosa's: a Hann-window STFT with ``center=True`` (frame ``i``
 ``i * hop_length``, the signal zero-padded by ``n_fft // 2`` each side), power 2, the Slaney-style mel
 filterbank (``htk=False``, ``norm="slaney"``), then ``power_to_db`` with reference 1.0 (an absolute
 scale: a full-scale 1 kHz sine peaks at about +33 dB with the defaults, so gain differences between
-raw and edit stay visible) and a
-floor of ``amin = 1e-10`` (-100 dB), no ``top_db`` clipping. A signal of ``n`` samples gives
-``1 + n // hop_length`` frames.
+raw and edit stay visible) and a floor of ``amin = 1e-10`` (-100 dB), no ``top_db`` clipping. A signal
+of ``n`` samples gives ``1 + n // hop_length`` frames.
 """
 
 from __future__ import annotations

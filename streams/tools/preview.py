@@ -79,10 +79,6 @@ def _show_pointers(axes: Axes, sample: Sample, title: str) -> None:
     axes.set_ylabel("raw frame")
 
 
-def _file_name(index: int, name: str) -> str:
-    return f"{index:02d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
-
-
 def _limits(mel: torch.Tensor) -> tuple[float, float] | None:
     if mel.numel() == 0:
         return None
@@ -113,17 +109,15 @@ def render_preview(sample: Sample, stages: Sequence[tuple[str, AugmentStage]], o
         figure = Figure(figsize=(12, 9), layout="constrained")
         FigureCanvasAgg(figure)
         grid = figure.subplots(3, 2)
-        _show_mel(grid[0, 0], sample.raw_mel, f"raw before ({sample.n_mels} x {sample.raw_frames})")
-        _show_mel(grid[0, 1], after.raw_mel, f"raw after ({after.n_mels} x {after.raw_frames})",
-                  _limits(sample.raw_mel))
-        _show_mel(grid[1, 0], sample.edit_mel, f"edit before ({sample.n_mels} x {sample.edit_frames})")
-        _show_mel(grid[1, 1], after.edit_mel, f"edit after ({after.n_mels} x {after.edit_frames})",
-                  _limits(sample.edit_mel))
+        for row, (part, mel, mel_after) in enumerate((("raw", sample.raw_mel, after.raw_mel),
+                                                       ("edit", sample.edit_mel, after.edit_mel))):
+            _show_mel(grid[row, 0], mel, f"{part} before ({sample.n_mels} x {mel.shape[1]})")
+            _show_mel(grid[row, 1], mel_after, f"{part} after ({after.n_mels} x {mel_after.shape[1]})", _limits(mel))
         _show_pointers(grid[2, 0], sample, "pointers before")
         _show_pointers(grid[2, 1], after, "pointers after")
         title = [f"{name} on {sample.key}", *describe_params(params, width=125)]
         figure.suptitle("\n".join(title), fontsize=10)
-        path = out_dir / _file_name(index, name)
+        path = out_dir / f"{index:02d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
         figure.savefig(path, dpi=80)
         paths.append(path)
     return paths

@@ -11,6 +11,7 @@ non-zero if there is any.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -60,11 +61,9 @@ def check_records(records: Iterable[Record], *, mel_dtype: str = "float32") -> I
 
 def _known_counts(urls: list[str]) -> list[int | None]:
     """Each shard's count from the ``index.json`` beside local shards, ``None`` where unknown."""
-    try:
-        counts = shard_sample_counts(urls)
-    except ValueError:
-        counts = None
-    return list(counts) if counts is not None else [None] * len(urls)
+    with contextlib.suppress(ValueError):  # a bad or ambiguous index: counts unknown, as with none
+        return shard_sample_counts(urls) or [None] * len(urls)
+    return [None] * len(urls)
 
 
 def check_shards(urls: str | Iterable[str], *, mel_dtype: str = "float32",

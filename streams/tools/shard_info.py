@@ -140,7 +140,7 @@ def text_histogram(values: Sequence[int], *, bins: int = 8, width: int = 40) -> 
     lines = []
     for start, stop, count in zip(edges[:-1], edges[1:], counts):
         first, last = math.ceil(start), math.ceil(stop) - 1
-        bar = "#" * (math.ceil(width * int(count) / peak) if count else 0)
+        bar = "#" * math.ceil(width * int(count) / peak)
         lines.append(f"{first:>{digits},} - {last:>{digits},} | {bar:<{width}} {int(count):>2}")
     return lines
 
@@ -160,9 +160,7 @@ class ShardSetInfo:
         edit_frames = sum(s.edit_frames for s in samples)
         segments = [s.segments for s in samples]
         timed = [s for s in samples if s.raw_seconds is not None]
-        bad = collections.Counter()
-        for shard in self.shards:
-            bad.update(shard.bad)
+        bad = sum((collections.Counter(shard.bad) for shard in self.shards), collections.Counter())
         sizes = [shard.nbytes for shard in self.shards]
         return {
             "shards": len(self.shards),

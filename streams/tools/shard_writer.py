@@ -32,7 +32,7 @@ from webdataset import ShardWriter
 from ..reading.shard_index import INDEX_NAME, read_index
 from ..sample import Sample, SampleError
 
-__all__ = ["INDEX_NAME", "existing_shards", "read_index", "sample_members", "write_shards"]
+__all__ = ["INDEX_NAME", "existing_shards", "move_into_place", "read_index", "sample_members", "write_shards"]
 
 _FIXED_MTIME = 946684800.0  # 2000-01-01: reproducible tar headers
 
@@ -109,7 +109,7 @@ def write_shards(items: Iterable[Sample | tuple[str, dict[str, bytes]]], pattern
     staging = tempfile.mkdtemp(prefix=".pack-", dir=directory)
     try:
         entries = _write_into(items, os.path.join(staging, os.path.basename(pattern)), max_samples, max_bytes)
-        _move_into_place(staging, directory, entries, old)
+        move_into_place(staging, directory, entries, old)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return entries
@@ -135,8 +135,8 @@ def _write_into(items: Iterable[Sample | tuple[str, dict[str, bytes]]], pattern:
     return entries
 
 
-def _move_into_place(staging: str, directory: str, entries: dict[str, dict[str, Any]], old: list[str]) -> None:
-    """Replace the ``old`` shards by the complete new set, then write the merged index (atomically)."""
+def move_into_place(staging: str, directory: str, entries: dict[str, dict[str, Any]], old: list[str]) -> None:
+    """Replace the ``old`` shards by the complete new set from ``staging``, then write the merged index (atomically)."""
     index = {name: entry for name, entry in read_index(directory).items() if name not in old}
     for name in old:
         if os.path.isfile(os.path.join(directory, name)):

@@ -62,15 +62,14 @@ def _edit_plan(rng: np.random.Generator, raw_frames: int, style: EditStyle) -> n
         bounds.append(min(raw_frames, bounds[-1] + int(rng.integers(style.segment_min, style.segment_max + 1))))
     segments = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
     kept = [s for s in segments if rng.random() >= style.drop] or [segments[0]]
-    order = list(range(len(kept)))
-    for i in range(len(order) - 1):
+    for i in range(len(kept) - 1):
         if rng.random() < style.swap:
-            order[i], order[i + 1] = order[i + 1], order[i]
+            kept[i], kept[i + 1] = kept[i + 1], kept[i]
     pieces = []
-    for i in order:
-        pieces.append(kept[i])
+    for segment in kept:
+        pieces.append(segment)
         if rng.random() < style.repeat:
-            pieces.append(kept[i])
+            pieces.append(segment)
     return np.concatenate(pieces)
 
 
