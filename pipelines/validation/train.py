@@ -40,7 +40,7 @@ from .evaluate import DEFAULT_JUMP_PENALTY, evaluate_samples, model_embedder
 from .perturb import CONDITIONS, make_conditions
 
 __all__ = ["FixedWindow", "InRecordings", "InstabilityWatch", "RunSpec", "TrainSettings", "edit_excerpt",
-           "load_samples", "train_run", "training_config", "training_pipe"]
+           "load_samples", "recording_of", "train_run", "training_config", "training_pipe"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +115,14 @@ class FixedWindow:
         return cut_sample(sample, **crop_bounds(sample, start, self.window, self.context))
 
 
+def recording_of(sample: Sample) -> object:
+    """``sample.meta["recording"]``, which the multiplier protocol splits the training set by."""
+    if "recording" not in sample.meta:
+        raise ValueError(f"sample {sample.key!r} ({sample.url}) has no meta 'recording'; the multiplier "
+                         "protocol splits the training set by recording: pack samples with that field")
+    return sample.meta["recording"]
+
+
 class InRecordings:
     """Keep samples whose ``meta["recording"]`` is in ``recordings`` (the multiplier's subsets)."""
 
@@ -122,10 +130,7 @@ class InRecordings:
         self.recordings = frozenset(recordings)
 
     def __call__(self, sample: Sample) -> bool:
-        if "recording" not in sample.meta:
-            raise ValueError(f"sample {sample.key!r} ({sample.url}) has no meta 'recording'; the multiplier "
-                             "protocol splits the training set by recording: pack samples with that field")
-        return sample.meta["recording"] in self.recordings
+        return recording_of(sample) in self.recordings
 
 
 def training_config(config: Config, settings: TrainSettings, seed: int) -> Config:
