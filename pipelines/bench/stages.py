@@ -155,14 +155,12 @@ def bench_stages(settings: BenchSettings, *, with_reference: bool = True
                                            ratio=Spread.of_ratios(cpu[f"ours:{name}"], cpu[floor])))
                 if not with_reference or name not in AUGMENTATION_BLOCKS:
                     continue
-                if name in failures:
-                    reference_rows.append(ReferenceRow(shape.label, shape_index == 0, name, calls, ours, None, None,
-                                                       failures[name]))
-                else:
-                    reference_rows.append(ReferenceRow(
-                        shape.label, shape_index == 0, name, calls, ours,
-                        TimeSpread.of_timings(times[f"reference:{name}"]),
-                        Spread.of_ratios(cpu[f"reference:{name}"], cpu[f"ours:{name}"])))
+                ran = name not in failures
+                reference_rows.append(ReferenceRow(
+                    shape.label, shape_index == 0, name, calls, ours,
+                    TimeSpread.of_timings(times[f"reference:{name}"]) if ran else None,
+                    Spread.of_ratios(cpu[f"reference:{name}"], cpu[f"ours:{name}"]) if ran else None,
+                    failures.get(name)))
     finally:
         torch.set_num_threads(threads)
     return stage_rows, reference_rows

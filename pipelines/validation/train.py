@@ -255,7 +255,7 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
     decoded_steps = set(eval_steps[-3:])
     losses: list[float] = []
     evaluations: list[dict] = []
-    wait = train_time = eval_time = 0.0
+    wait = eval_time = 0.0
     step = epoch = 0
     started = time.perf_counter()
     while step < settings.steps:
@@ -287,17 +287,15 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
             if progress is not None:
                 progress(1)
             if step in eval_steps:
-                train_time += time.perf_counter() - started
                 tick = time.perf_counter()
                 evaluations.append(_evaluate(model, device, conditions, step, step in decoded_steps,
                                              step == eval_steps[-1], settings, losses))
                 eval_time += time.perf_counter() - tick
-                started = time.perf_counter()
         if yielded == 0:
             raise ValueError(f"arm {spec.arm!r}: an epoch gave no batch of {settings.batch_size}; the training set "
                              "(or its subset) has fewer samples than --batch-size")
         epoch += 1
-    train_time += time.perf_counter() - started
+    train_time = time.perf_counter() - started - eval_time  # training, data waits included
     gaps = [e["gap"] for e in evaluations]
     instability = {**watch.report(), "gap_first": gaps[0], "gap_last": gaps[-1],
                    "gap_growing": bool(gaps[-1] - min(gaps) > 0.5)}
