@@ -47,10 +47,8 @@ def _pack(args: argparse.Namespace) -> int:
     from streams.tools.sample_folder import iter_sample_folder
 
     problems: list[str] = []
-    written = 0
 
     def checked(desc: str):
-        nonlocal written
         for key, members in tqdm(iter_sample_folder(args.src_dir), unit="sample", desc=desc):
             try:
                 if isinstance(members, SampleError):
@@ -59,7 +57,6 @@ def _pack(args: argparse.Namespace) -> int:
             except SampleError as err:
                 problems.append(str(err))
                 continue
-            written += 1
             yield key, members
 
     if not args.skip_bad:  # a first pass keeps nothing but the problems: no shard is written unless all are good
@@ -70,11 +67,11 @@ def _pack(args: argparse.Namespace) -> int:
             print(f"pack: {len(problems)} bad sample(s), nothing written; fix them or pass --skip-bad",
                   file=sys.stderr)
             return 1
-        written = 0
     index = write_shards(checked("pack"), args.out_pattern, max_samples=args.max_samples,
                          max_bytes=args.max_mb * 1e6, overwrite=args.overwrite)
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)
+    written = sum(e["samples"] for e in index.values())
     total_mb = sum(e["bytes"] for e in index.values()) / 1e6
     print(f"pack: {written} samples into {len(index)} shard(s), {total_mb:,.1f} MB; {len(problems)} skipped")
     return 0

@@ -372,12 +372,11 @@ def parse_config(source: str | os.PathLike | dict[str, Any]) -> Config:
             raise ConfigError("", f"config file {path} is not valid JSON: {err}") from err
         base_dir = os.path.dirname(os.path.abspath(path))
     config = _parse_block(Config, data, "")
-    check_pipe_opt_in(config.source)
-    if not config.source.urls:
+    src = config.source
+    check_pipe_opt_in(src)
+    if not src.urls:
         raise ConfigError("source.urls", "no shards given; set it to a shard pattern like "
                                          "\"shards/train-{000000..000009}.tar\"")
-    return dataclasses.replace(
-        config, source=dataclasses.replace(
-            config.source, urls=_resolve_urls(config.source.urls, base_dir),
-            sample_counts=(_resolve_urls(config.source.sample_counts, base_dir)
-                           if config.source.sample_counts else config.source.sample_counts)))
+    counts = _resolve_urls(src.sample_counts, base_dir) if src.sample_counts else src.sample_counts
+    return dataclasses.replace(config, source=dataclasses.replace(src, urls=_resolve_urls(src.urls, base_dir),
+                                                                  sample_counts=counts))
