@@ -14,7 +14,7 @@ import itertools
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from tqdm import tqdm
@@ -47,10 +47,8 @@ def _pack(args: argparse.Namespace) -> int:
     from streams.tools.sample_folder import iter_sample_folder
 
     problems: list[str] = []
-    written = 0
 
     def checked(desc: str):
-        nonlocal written
         for key, members in tqdm(iter_sample_folder(args.src_dir), unit="sample", desc=desc):
             try:
                 if isinstance(members, SampleError):
@@ -59,7 +57,6 @@ def _pack(args: argparse.Namespace) -> int:
             except SampleError as err:
                 problems.append(str(err))
                 continue
-            written += 1
             yield key, members
 
     if not args.skip_bad:  # a first pass keeps nothing but the problems: no shard is written unless all are good
@@ -70,11 +67,11 @@ def _pack(args: argparse.Namespace) -> int:
             print(f"pack: {len(problems)} bad sample(s), nothing written; fix them or pass --skip-bad",
                   file=sys.stderr)
             return 1
-        written = 0
     index = write_shards(checked("pack"), args.out_pattern, max_samples=args.max_samples,
                          max_bytes=args.max_mb * 1e6, overwrite=args.overwrite)
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)
+    written = sum(e["samples"] for e in index.values())
     total_mb = sum(e["bytes"] for e in index.values()) / 1e6
     print(f"pack: {written} samples into {len(index)} shard(s), {total_mb:,.1f} MB; {len(problems)} skipped")
     return 0
@@ -247,11 +244,14 @@ EXAMPLES = {
 """One example per command, printed at the end of its ``--help``."""
 
 
-def _command(commands: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
-    """A subcommand whose ``--help`` starts with ``help_text`` and ends with its example."""
-    return commands.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".",
-                               epilog=f"example:\n  {EXAMPLES[name]}",
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+def _command(commands: argparse._SubParsersAction, name: str, help_text: str,
+             handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """A subcommand run by ``handler``, whose ``--help`` starts with ``help_text`` and ends with its example."""
+    parser = commands.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".",
+                                 epilog=f"example:\n  {EXAMPLES[name]}",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -261,7 +261,7 @@ def make_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = _command(commands, "run", "stream a configured pipeline and summarise it")
+    run = _command(commands, "run", "stream a configured pipeline and summarise it", _run)
     run.add_argument("config", help="JSON config (see pipelines/configs/)")
     run.add_argument("--epochs", type=int, default=1)
     run.add_argument("--workers", type=int, default=0, help="DataLoader workers")
@@ -270,9 +270,8 @@ def make_parser() -> argparse.ArgumentParser:
                      help="fail a pipe: shard read that gets no data this long (naming the shard), and a run whose "
                           "workers deliver nothing for twice this long (default: wait forever)")
     run.add_argument("--no-progress", action="store_true")
-    run.set_defaults(handler=_run)
 
-    pack = _command(commands, "pack", "pack a folder of samples (.npy triplets or .pt) into shards")
+    pack = _command(commands, "pack", "pack a folder of samples (.npy triplets or .pt) into shards", _pack)
     pack.add_argument("src_dir", help="folder of KEY.raw_mel.npy, KEY.edit_mel.npy, KEY.pointers.npy "
                                       "(+ KEY.meta.json) triplets or KEY.pt dicts")
     pack.add_argument("out_pattern", help="like out/train-%%06d.tar")
@@ -281,9 +280,9 @@ def make_parser() -> argparse.ArgumentParser:
     pack.add_argument("--skip-bad", action="store_true", help="pack the good samples, report the bad")
     pack.add_argument("--overwrite", action="store_true",
                       help="replace shards of this pattern already in the output folder (else refused)")
-    pack.set_defaults(handler=_pack)
 
-    pack_audio = _command(commands, "pack-audio", "pack recordings and their EDLs (and exports) into shards")
+    pack_audio = _command(commands, "pack-audio", "pack recordings and their EDLs (and exports) into shards",
+                          _pack_audio)
     pack_audio.add_argument("src_dir", help="KEY.raw.<ext> + KEY.edl.json (+ KEY.edit.<ext>, KEY.meta.json); "
                                             "see shards/README.md")
     pack_audio.add_argument("out_pattern", help="like out/train-%%06d.tar")
@@ -300,9 +299,9 @@ def make_parser() -> argparse.ArgumentParser:
     pack_audio.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                             help="raise: stop, write nothing; skip: leave bad entries out and count them")
     pack_audio.add_argument("--no-progress", action="store_true")
-    pack_audio.set_defaults(handler=_pack_audio)
 
-    simulate = _command(commands, "simulate-edits", "write realistic EDLs (and exports) for a folder of music")
+    simulate = _command(commands, "simulate-edits", "write realistic EDLs (and exports) for a folder of music",
+                        _simulate_edits)
     simulate.add_argument("audio_dir", help="a folder of audio files (any format libsndfile reads)")
     simulate.add_argument("src_dir", help="the source folder to write, for pack-audio")
     simulate.add_argument("--per-track", type=int, default=1, help="edits per recording")
@@ -313,9 +312,8 @@ def make_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--min-piece", type=float, default=2.0, help="seconds; shortest piece between cuts")
     simulate.add_argument("--max-piece", type=float, default=8.0, help="seconds; longest piece between cuts")
     simulate.add_argument("--no-progress", action="store_true")
-    simulate.set_defaults(handler=_simulate_edits)
 
-    check = _command(commands, "check", "validate shards; report every problem; exit 1 if any")
+    check = _command(commands, "check", "validate shards; report every problem; exit 1 if any", _check)
     check.add_argument("shards", nargs="+", help="shard paths, URLs or brace patterns")
     check.add_argument("--mel-dtype", choices=("float32", "float16"), default="float32",
                        help="the dtype the source converts mels to (float16 can overflow to Inf)")
@@ -324,9 +322,8 @@ def make_parser() -> argparse.ArgumentParser:
     check.add_argument("--stall-timeout", type=float, default=None, metavar="SECONDS",
                        help="fail a pipe: shard read that gets no data this long")
     check.add_argument("--no-progress", action="store_true")
-    check.set_defaults(handler=_check)
 
-    generate = _command(commands, "generate", "write synthetic samples (a simulated editor) to shards")
+    generate = _command(commands, "generate", "write synthetic samples (a simulated editor) to shards", _generate)
     generate.add_argument("out_pattern", help="like out/synth-%%06d.tar")
     generate.add_argument("--count", type=int, default=100)
     generate.add_argument("--n-mels", type=int, default=80)
@@ -340,24 +337,21 @@ def make_parser() -> argparse.ArgumentParser:
     generate.add_argument("--max-mb", type=float, default=1000.0)
     generate.add_argument("--overwrite", action="store_true",
                           help="replace shards of this pattern already in the output folder (else refused)")
-    generate.set_defaults(handler=_generate)
 
-    preview = _command(commands, "preview", "PNGs of a sample before/after each enabled augmentation")
+    preview = _command(commands, "preview", "PNGs of a sample before/after each enabled augmentation", _preview)
     preview.add_argument("config", help="JSON config (see pipelines/configs/)")
     preview.add_argument("--out", required=True, help="folder for the PNGs")
     preview.add_argument("--index", type=int, default=0,
                          help="which sample of epoch 0's stream, in shard order as the source reads it (0 = first)")
-    preview.set_defaults(handler=_preview)
 
     info = _command(commands, "info", "what shards hold: samples, hours, n_mels, dtypes, lengths, edit structure, "
-                                      "bytes")
+                                      "bytes", _info)
     info.add_argument("shards", nargs="+", help="shard paths, URLs or brace patterns")
     info.add_argument("--json", action="store_true", help="print the figures as JSON (for scripts)")
     info.add_argument("--no-progress", action="store_true")
-    info.set_defaults(handler=_info)
 
     bench = _command(commands, "bench",
-                     "throughput and memory as ratios against floors and peers measured in the same run")
+                     "throughput and memory as ratios against floors and peers measured in the same run", _bench)
     bench.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: checks that every part runs")
     bench.add_argument("--parts", help="comma-separated, from stage,reference,peers,e2e,memory,first-batch "
                                        "(default: all)")
@@ -387,10 +381,9 @@ def make_parser() -> argparse.ArgumentParser:
                                                                            "(default float32)")
     bench.add_argument("--json", default="bench-results.json", help="write the figures here ('' for none)")
     bench.add_argument("--no-progress", action="store_true")
-    bench.set_defaults(handler=_bench)
 
     validate = _command(commands, "validate", "train a small pointer network with and without augmentation; "
-                                                     "report held-out accuracy")
+                                                     "report held-out accuracy", _validate)
     validate.add_argument("config", nargs="?", default=None, help="JSON config whose augmentations are tested "
                                                                    "(default: pipelines/configs/full.json)")
     validate.add_argument("--train", required=True, help="training shards (pattern); replaces the config's source.urls")
@@ -415,7 +408,6 @@ def make_parser() -> argparse.ArgumentParser:
     validate.add_argument("--cache", default=None, help="folder keeping each run's result for reuse by later "
                                                         "protocols with the same settings (default: none)")
     validate.add_argument("--no-progress", action="store_true")
-    validate.set_defaults(handler=_validate)
     return parser
 
 

@@ -257,19 +257,17 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if tp is type(None):
-        return "null"
     if dataclasses.is_dataclass(tp):
         return "an object"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+    return _SCALARS[tp][0] if tp in _SCALARS else str(tp)
 
 
-_SCALARS = {
-    type(None): lambda value: value is None,
-    bool: lambda value: isinstance(value, bool),
-    int: lambda value: isinstance(value, int) and not isinstance(value, bool),
-    float: lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
-    str: lambda value: isinstance(value, str),
+_SCALARS = {  # a scalar type -> its name in messages, and whether a JSON value is one
+    type(None): ("null", lambda value: value is None),
+    bool: ("true or false", lambda value: isinstance(value, bool)),
+    int: ("an integer", lambda value: isinstance(value, int) and not isinstance(value, bool)),
+    float: ("a number", lambda value: isinstance(value, (int, float)) and not isinstance(value, bool)),
+    str: ("a string", lambda value: isinstance(value, str)),
 }
 
 
@@ -289,17 +287,16 @@ def _parse_value(tp: Any, value: Any, path: str) -> Any:
     elif origin is list:
         if isinstance(value, list):
             return [_parse_value(typing.get_args(tp)[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
-    elif tp in _SCALARS and _SCALARS[tp](value):
+    elif tp in _SCALARS and _SCALARS[tp][1](value):
         return float(value) if tp is float else value
     raise ConfigError(path, f"expected {_type_name(tp)}, got {json.dumps(value)}")
 
 
 def _parse_block(cls: type, data: Any, path: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(path, f"expected an object with keys {[f.name for f in dataclasses.fields(cls)]}, "
-                                f"got {json.dumps(data)}")
-    hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"expected an object with keys {names}, got {json.dumps(data)}")
+    hints = typing.get_type_hints(cls)
     for key in data:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
@@ -375,12 +372,11 @@ def parse_config(source: str | os.PathLike | dict[str, Any]) -> Config:
             raise ConfigError("", f"config file {path} is not valid JSON: {err}") from err
         base_dir = os.path.dirname(os.path.abspath(path))
     config = _parse_block(Config, data, "")
-    check_pipe_opt_in(config.source)
-    if not config.source.urls:
+    src = config.source
+    check_pipe_opt_in(src)
+    if not src.urls:
         raise ConfigError("source.urls", "no shards given; set it to a shard pattern like "
                                          "\"shards/train-{000000..000009}.tar\"")
-    return dataclasses.replace(
-        config, source=dataclasses.replace(
-            config.source, urls=_resolve_urls(config.source.urls, base_dir),
-            sample_counts=(_resolve_urls(config.source.sample_counts, base_dir)
-                           if config.source.sample_counts else config.source.sample_counts)))
+    counts = _resolve_urls(src.sample_counts, base_dir) if src.sample_counts else src.sample_counts
+    return dataclasses.replace(config, source=dataclasses.replace(src, urls=_resolve_urls(src.urls, base_dir),
+                                                                  sample_counts=counts))

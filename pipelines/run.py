@@ -98,10 +98,8 @@ class RunSummary:
         if self.padding_efficiency is not None:
             out.append(f"padding efficiency {self.padding_efficiency:.3f} (real / padded frames), "
                        f"largest batch {self.largest_batch_frames:,} padded frames")
-        if self.fired:
-            out.append("augmentations applied: " + ", ".join(f"{k} {v}" for k, v in sorted(self.fired.items())))
-        else:
-            out.append("augmentations applied: none")
+        fired = ", ".join(f"{k} {v}" for k, v in sorted(self.fired.items()))
+        out.append(f"augmentations applied: {fired or 'none'}")
         if self.skips.passes:
             out.extend(self.skips.lines())
         return out

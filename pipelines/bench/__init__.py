@@ -1,10 +1,8 @@
 """Benchmarks: throughput and memory as ratios against floors and peers measured in the same run.
 
-The machine a benchmark runs on is shared and noisy, so no figure here stands alone: each is a
-ratio against a floor (or a peer) timed in the same run, interleaved with it, over several
-repetitions: the median, with the min-max spread of the per-repetition ratios
-(:mod:`~pipelines.bench.timing`). ``python -m pipelines bench`` runs the parts and prints a
-table; :func:`run_benchmarks` returns the same figures as typed rows
+The machine is shared and noisy, so no figure stands alone: each is a ratio against a floor (or a
+peer) timed in the same run (:mod:`~pipelines.bench.timing` says how). ``python -m pipelines bench``
+runs the parts and prints a table; :func:`run_benchmarks` returns the same figures as typed rows
 (:mod:`~pipelines.bench.rows`; ``.to_json()``, :func:`write_json`).
 
 One module per part (``BenchSettings.parts``), each saying how its figures are made:

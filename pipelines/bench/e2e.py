@@ -103,28 +103,24 @@ def bench_e2e(shards: ShardSet, settings: BenchSettings) -> E2EResult:
         del loaders  # persistent workers exit with their loaders
     megabytes = shards.decoded_bytes(settings.mel_dtype) / 1e6
     wall = {run: [t.wall for t in timings[run]] for run in runs}
+    median = {run: statistics.median(wall[run]) for run in runs}
     rows = []
     for workers in settings.workers:
         figures = {}
         for kind in configs:
-            seconds = statistics.median(wall[workers, kind])
             figures[kind] = E2EFigures(
-                seconds=Spread.of(wall[workers, kind]), samples_per_s=shards.samples / seconds,
-                mb_per_s=megabytes / seconds,
+                seconds=Spread.of(wall[workers, kind]), samples_per_s=shards.samples / median[workers, kind],
+                mb_per_s=megabytes / median[workers, kind],
                 cpu_ms_per_sample=Spread.of([t.cpu / shards.samples for t in timings[workers, kind]], 1e3),
                 cores_busy=statistics.median(t.cpu / t.wall for t in timings[workers, kind]))
         rows.append(E2ERow(workers=workers, kinds=figures,
                            ratio=Spread.of_ratios(wall[workers, "floor"], wall[workers, "full"]),
                            cpu_ratio=Spread.of_ratios([max(t.cpu, _CPU_TICK) for t in timings[workers, "full"]],
                                                       [max(t.cpu, _CPU_TICK) for t in timings[workers, "floor"]])))
-    scaling: dict[str, dict[str, float]] = {}
-    in_process: dict[str, dict[str, Spread]] = {}
-    for kind in configs:
-        if 1 in settings.workers:
-            one = statistics.median(wall[1, kind])
-            scaling[kind] = {str(w): one / statistics.median(wall[w, kind]) for w in settings.workers}
-        if 0 in settings.workers:
-            in_process[kind] = {str(w): Spread.of_ratios(wall[0, kind], wall[w, kind]) for w in settings.workers}
+    scaling = {kind: {str(w): median[1, kind] / median[w, kind] for w in settings.workers}
+               for kind in configs} if 1 in settings.workers else {}
+    in_process = {kind: {str(w): Spread.of_ratios(wall[0, kind], wall[w, kind]) for w in settings.workers}
+                  for kind in configs} if 0 in settings.workers else {}
     return E2EResult(shards=shards.pattern, synthetic=shards.synthetic, samples=shards.samples, n_mels=shards.n_mels,
                      mel_dtype=settings.mel_dtype, decoded_mb=megabytes, disk_mb=shards.disk_bytes / 1e6,
                      repeats=settings.e2e_repeats, threads=settings.e2e_threads, rows=rows, scaling=scaling,

@@ -53,15 +53,14 @@ def bench_first_batch(settings: BenchSettings) -> FirstBatchResult:
     rows = []
     with progress_bar(settings, total, "bench: first batch", "run") as bar:
         for workers in settings.first_batch_workers:
-            in_process, fresh_wall, fresh_inside = [], [], []
+            in_process, fresh = [], []
             for _ in range(settings.repeats):
                 in_process.append(_first_batch_seconds(path, workers))
                 bar.update(1)
             for _ in range(fresh_repeats):
-                wall, inside = _fresh_process_first_batch(path, workers)
-                fresh_wall.append(wall)
-                fresh_inside.append(inside)
+                fresh.append(_fresh_process_first_batch(path, workers))
                 bar.update(1)
+            fresh_wall, fresh_inside = zip(*fresh)
             rows.append(FirstBatchRow(workers=workers, in_process_s=Spread.of(in_process),
                                       fresh_process_s=Spread.of(fresh_wall),
                                       fresh_after_start_s=Spread.of(fresh_inside)))

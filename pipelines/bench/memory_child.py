@@ -17,7 +17,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psutil
@@ -62,25 +62,13 @@ class _RssSampler(threading.Thread):
         self.join()
 
 
-def _held_bytes(samples: Iterable[Any]) -> int:
-    """Bytes of the tensor storages behind ``samples`` (a storage shared by views counts once)."""
-    storages: dict[int, int] = {}
-    for sample in samples:
-        if isinstance(sample, Sample):
-            for tensor in (sample.raw_mel, sample.edit_mel, sample.pointers):
-                storage = tensor.untyped_storage()
-                storages[storage.data_ptr()] = storage.nbytes()
-    return sum(storages.values())
-
-
 def _buffered(nodes: Sequence[Any]) -> tuple[int, int]:
-    """(items, bytes) held in the ``buffer`` lists of live nodes: the shuffle and pairing buffers."""
-    held: list[Any] = []
-    for node in nodes:
-        buffer = getattr(node, "buffer", None)
-        if isinstance(buffer, list):
-            held.extend(buffer)
-    return len(held), _held_bytes(held)
+    """(items, bytes) held in the ``buffer`` lists of live nodes: the shuffle and pairing buffers.
+    Bytes are those of the tensor storages behind the samples (a storage shared by views counts once)."""
+    held = [item for node in nodes if isinstance(getattr(node, "buffer", None), list) for item in node.buffer]
+    storages = [tensor.untyped_storage() for sample in held if isinstance(sample, Sample)
+                for tensor in (sample.raw_mel, sample.edit_mel, sample.pointers)]
+    return len(held), sum({storage.data_ptr(): storage.nbytes() for storage in storages}.values())
 
 
 def _batch_bytes(batch: Batch) -> int:

@@ -63,12 +63,6 @@ _RATIOS = (("read-only pipe vs the webdataset loop", "ours: read-only", "webdata
            ("plan config vs webdataset + the plan's functions", "ours: plan config", "webdataset + plan"))
 
 
-def _plan_probabilities() -> dict[str, float]:
-    """Each enabled block of the plan's example (in :data:`PLAN_ORDER`) and its probability."""
-    blocks = plan_config()["augmentation"]
-    return {name: float(blocks[name]["probability"]) for name in PLAN_ORDER if blocks[name].get("enabled")}
-
-
 def webdataset_loop(urls: list[str], mel_dtype: torch.dtype,
                     augment: Callable[[tuple], tuple] | None = None) -> Iterator[tuple]:
     """The loop a user would write: ``(raw_mel, edit_mel, pointers)`` tensors from webdataset."""
@@ -91,7 +85,9 @@ class _PlanAugmentor:
     def __init__(self, seed: int):
         self.rng = random.Random(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self.probabilities = _plan_probabilities()
+        blocks = plan_config()["augmentation"]  # each enabled block of the plan's example, in PLAN_ORDER
+        self.probabilities = {name: float(blocks[name]["probability"]) for name in PLAN_ORDER
+                              if blocks[name].get("enabled")}
         self.failures = 0
 
     def __call__(self, triple: tuple) -> tuple:

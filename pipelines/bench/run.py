@@ -28,45 +28,42 @@ def judge_targets(result: BenchResult) -> list[Target]:
     """Each figure of ``result`` against its target (:class:`~pipelines.bench.settings.Targets`)."""
     targets: list[Target] = []
 
-    def add(part: str, what: str, figure: float | None, target: str, met: bool | None) -> None:
-        targets.append(Target(part, what, figure, target, met))
+    def add(part: str, what: str, figure: float | None, goal: float, *, at_most: bool = False) -> None:
+        """A figure against ``goal``: at least it (a speed-up, a ratio of rates), or at most it (a cost ratio)."""
+        met = None if figure is None else (figure <= goal if at_most else figure >= goal)
+        targets.append(Target(part, what, figure, f"{'<=' if at_most else '>='} {goal:g}x", met))
 
     for row in result.stage or ():
-        ratio = row.ratio.median
-        add("stage", f"{row.stage} {row.shape} / clone floor", ratio, f"<= {TARGETS.stage_floor:g}x",
-            ratio <= TARGETS.stage_floor)
+        add("stage", f"{row.stage} {row.shape} / clone floor", row.ratio.median, TARGETS.stage_floor, at_most=True)
     for row in result.reference or ():
         if row.stage == "chunk_shuffle" and row.long:
-            speedup = row.speedup.median if row.speedup else None
-            add("reference", f"chunk_shuffle {row.shape} speed-up over the plan", speedup,
-                f">= {TARGETS.chunk_shuffle_speedup:g}x",
-                None if speedup is None else speedup >= TARGETS.chunk_shuffle_speedup)
+            add("reference", f"chunk_shuffle {row.shape} speed-up over the plan",
+                row.speedup.median if row.speedup else None, TARGETS.chunk_shuffle_speedup)
     if result.peers:
         goals = (TARGETS.read_only_vs_webdataset, TARGETS.plan_config_vs_webdataset)
         for ratio, goal in zip(result.peers.ratios, goals):
-            add("peers", ratio.what, ratio.speedup.median, f">= {goal:g}x", ratio.speedup.median >= goal)
+            add("peers", ratio.what, ratio.speedup.median, goal)
     e2e = result.e2e
     if e2e:
         for row in e2e.rows:
-            add("e2e", f"full / read-only floor, {row.workers} worker(s)", row.ratio.median,
-                f">= {TARGETS.e2e_floor:g}x", row.ratio.median >= TARGETS.e2e_floor)
+            add("e2e", f"full / read-only floor, {row.workers} worker(s)", row.ratio.median, TARGETS.e2e_floor)
         full = e2e.scaling.get("full", {})
         if "2" in full:
-            add("e2e", "full config, 2 workers / 1 worker", full["2"], f">= {TARGETS.scaling_two_vs_one:g}x",
-                full["2"] >= TARGETS.scaling_two_vs_one)
+            add("e2e", "full config, 2 workers / 1 worker", full["2"], TARGETS.scaling_two_vs_one)
         for kind, scaling in e2e.in_process.items():
             for workers, goal in (("1", TARGETS.one_worker_vs_in_process), ("2", TARGETS.two_workers_vs_in_process)):
                 if workers in scaling:
-                    figure = scaling[workers].median
-                    add("e2e", f"{kind}, {workers} worker(s) / in process", figure, f">= {goal:g}x", figure >= goal)
+                    add("e2e", f"{kind}, {workers} worker(s) / in process", scaling[workers].median, goal)
     memory = result.memory
     if memory:
-        add("memory", "peak RSS (MB)", memory.peak_mb,
+        targets.append(Target(
+            "memory", "peak RSS (MB)", memory.peak_mb,
             f"<= {memory.constant_mb:.0f} MB + {TARGETS.memory_buffer_factor:g} x {memory.buffered_mb:.0f} MB buffered "
-            f"= {memory.bound_mb:.0f} MB", memory.peak_mb <= memory.bound_mb)
-        add("memory", f"RSS growth over {memory.epochs} epochs (MB, {memory.growth_measured_on})", memory.growth_mb,
+            f"= {memory.bound_mb:.0f} MB", memory.peak_mb <= memory.bound_mb))
+        targets.append(Target(
+            "memory", f"RSS growth over {memory.epochs} epochs (MB, {memory.growth_measured_on})", memory.growth_mb,
             f"<= {TARGETS.growth_tolerance:.0%} of peak = {TARGETS.growth_tolerance * memory.peak_mb:.0f} MB",
-            memory.growth_fraction_of_peak <= TARGETS.growth_tolerance)
+            memory.growth_fraction_of_peak <= TARGETS.growth_tolerance))
     return targets
 
 

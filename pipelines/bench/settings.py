@@ -6,7 +6,7 @@ import dataclasses
 import os
 from typing import Any
 
-from streams.checks import check_choice
+from streams.checks import check_choice, check_int
 
 __all__ = ["AUGMENTATION_BLOCKS", "CONFIG_DIR", "DEMO_CONFIG", "E2E_KINDS", "MEL_DTYPES", "PARTS", "REPO_ROOT",
            "STAGE_ROWS", "STAGE_VARIANTS", "TARGETS", "BenchSettings", "StageShape", "Targets"]
@@ -77,9 +77,7 @@ class StageShape:
 
     def __post_init__(self) -> None:
         for name in ("n_mels", "raw_frames", "edit_frames"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"stage shape {name} must be an int >= 1 ({value!r} given)")
+            check_int(getattr(self, name), f"stage shape {name}", minimum=1)
 
     @classmethod
     def parse(cls, text: str) -> StageShape:
@@ -160,9 +158,7 @@ class BenchSettings:
                     "e2e_min_frames": 10, "samples_per_shard": 1, "e2e_threads": 1, "batch_size": 1,
                     "shuffle_buffer": 0, "pair_buffer": 2, "memory_epochs": 2}
         for name, minimum in minimums.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum} ({value!r} given)")
+            check_int(getattr(self, name), name, minimum=minimum)
         if self.e2e_max_frames < self.e2e_min_frames:
             raise ValueError(f"e2e_max_frames must be >= e2e_min_frames ({self.e2e_max_frames} < "
                              f"{self.e2e_min_frames})")
@@ -195,10 +191,9 @@ class BenchSettings:
             given["parts"] = tuple(part.strip() for part in parts.split(",") if part.strip())
         if stage_shapes is not None:
             given["stage_shapes"] = tuple(StageShape.parse(s) for s in stage_shapes.split(",") if s.strip())
-        if workers is not None:
-            given["workers"] = _parse_ints(workers, "workers")
-        if first_batch_workers is not None:
-            given["first_batch_workers"] = _parse_ints(first_batch_workers, "first_batch_workers")
+        for name, text in (("workers", workers), ("first_batch_workers", first_batch_workers)):
+            if text is not None:
+                given[name] = _parse_ints(text, name)
         return cls.quick(**given) if quick else cls(**given)
 
     def to_json(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ process CPU time, which other jobs on the machine barely change; wall time is ke
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -41,6 +41,20 @@ def _calls_per_repeat(shape: StageShape, settings: BenchSettings) -> int:
     return min(50, max(settings.stage_calls, math.ceil(settings.stage_calls * 2e6 / values)))
 
 
+def _repeated(call: Callable[[int, int], object], calls: int) -> Measure:
+    """A measure that runs ``call(repeat, index)`` for ``index`` in ``range(calls)``."""
+
+    def measure(repeat: int) -> Timing:
+        def run() -> int:
+            for index in range(calls):
+                call(repeat, index)
+            return calls
+
+        return timed(run)
+
+    return measure
+
+
 def _stage_measure(stage: Stage, block: str, sample: Sample, partner: Sample, calls: int, seed: int) -> Measure:
     """Our stage on ``calls`` copies of ``sample`` with distinct keys (a new draw each); for
     concatenation, ``calls`` pairs through the pairing stage itself."""
@@ -66,60 +80,24 @@ def _stage_measure(stage: Stage, block: str, sample: Sample, partner: Sample, ca
 
         return pairs
     keyed = [sample.replace(key=f"{sample.key}/{call}") for call in range(calls)]
-
-    def augment(repeat: int) -> Timing:
-        def run() -> int:
-            for item in keyed:
-                stage.augment(item, seed=seed, epoch=repeat)
-            return calls
-
-        return timed(run)
-
-    return augment
+    return _repeated(lambda repeat, call: stage.augment(keyed[call], seed=seed, epoch=repeat), calls)
 
 
 def _reference_measure(block: str, sample: Sample, partner: Sample, calls: int, seed: int) -> Measure:
     """The plan's reference for ``block`` on ``sample``, ``calls`` times with fresh generators."""
     if block == "concatenation":
-        def concatenate(repeat: int) -> Timing:
-            def run() -> int:
-                for _ in range(calls):
-                    reference_concatenate(_tensors(sample), _tensors(partner))
-                return calls
-
-            return timed(run)
-
-        return concatenate
+        return _repeated(lambda repeat, call: reference_concatenate(_tensors(sample), _tensors(partner)), calls)
     reference = REFERENCE_AUGMENTATIONS[block]
 
-    def augment(repeat: int) -> Timing:
-        def run() -> int:
-            for call in range(calls):
-                draw_seed = derive_seed("bench-reference", seed, repeat, block, call)
-                reference(*_tensors(sample), *reference_generators(draw_seed))
-            return calls
+    def augment(repeat: int, call: int) -> None:
+        reference(*_tensors(sample), *reference_generators(derive_seed("bench-reference", seed, repeat, block, call)))
 
-        return timed(run)
-
-    return augment
+    return _repeated(augment, calls)
 
 
 def _clone_measure(tensors: Sequence[torch.Tensor], calls: int) -> Measure:
     """The floor: ``clone()`` of ``tensors``, ``calls`` times."""
-
-    def clone(repeat: int) -> Timing:
-        def run() -> int:
-            for _ in range(calls):
-                _clone_all(tensors)
-            return calls
-
-        return timed(run)
-
-    return clone
-
-
-def _clone_all(tensors: Iterable[torch.Tensor]) -> list[torch.Tensor]:
-    return [tensor.clone() for tensor in tensors]
+    return _repeated(lambda repeat, call: [tensor.clone() for tensor in tensors], calls)
 
 
 def _reference_failure(block: str, sample: Sample, seed: int) -> str | None:
@@ -177,14 +155,12 @@ def bench_stages(settings: BenchSettings, *, with_reference: bool = True
                                            ratio=Spread.of_ratios(cpu[f"ours:{name}"], cpu[floor])))
                 if not with_reference or name not in AUGMENTATION_BLOCKS:
                     continue
-                if name in failures:
-                    reference_rows.append(ReferenceRow(shape.label, shape_index == 0, name, calls, ours, None, None,
-                                                       failures[name]))
-                else:
-                    reference_rows.append(ReferenceRow(
-                        shape.label, shape_index == 0, name, calls, ours,
-                        TimeSpread.of_timings(times[f"reference:{name}"]),
-                        Spread.of_ratios(cpu[f"reference:{name}"], cpu[f"ours:{name}"])))
+                ran = name not in failures
+                reference_rows.append(ReferenceRow(
+                    shape.label, shape_index == 0, name, calls, ours,
+                    TimeSpread.of_timings(times[f"reference:{name}"]) if ran else None,
+                    Spread.of_ratios(cpu[f"reference:{name}"], cpu[f"ours:{name}"]) if ran else None,
+                    failures.get(name)))
     finally:
         torch.set_num_threads(threads)
     return stage_rows, reference_rows

@@ -7,7 +7,7 @@ temperature :data:`TEMPERATURE` (cosine / 0.1), a fixed choice, not fitted.
 
 >>> import torch
 >>> from streams import Sample
->>> raw = torch.randn(16, 40)
+>>> raw = torch.randn(16, 40, generator=torch.Generator().manual_seed(0))
 >>> s = Sample("a", raw, raw[:, [5, 6, 7, 30]], torch.tensor([5, 6, 7, 30]))
 >>> raw_emb, edit_emb, scale = nearest_neighbour_embedder(s)
 >>> (edit_emb @ raw_emb.T).argmax(-1).tolist()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 
 from streams import Sample
@@ -72,8 +71,3 @@ def evaluate_samples(embedder: Embedder, samples: Sequence[Sample], *, decode: b
             counts.add(torch.cat(predicted).numpy(), sample.pointers.numpy(),
                        decoder.finish() if decoder is not None else None)
     return {**counts.summary(), "loss": loss_sum / max(frames, 1)}
-
-
-def frames_in(samples: Sequence[Sample]) -> int:
-    """Edit frames in ``samples`` (what one evaluation scores)."""
-    return int(np.sum([s.edit_frames for s in samples]))

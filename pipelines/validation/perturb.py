@@ -39,12 +39,9 @@ CONDITION_SEED = 20220706
 def _spectral_stages(config: Config) -> list[AugmentStage]:
     """The config's enabled spectral stages, each firing with probability 1, no schedule."""
     aug = config.augmentation
-    blocks = {}
-    for name in SPECTRAL_BLOCKS:
-        block = getattr(aug, name)
-        blocks[name] = dataclasses.replace(block, probability=1.0) if block.enabled else block
-    for name in ("crop", "chunk_shuffle", "concatenation"):
-        blocks[name] = dataclasses.replace(getattr(aug, name), enabled=False)
+    blocks = {name: dataclasses.replace(getattr(aug, name), probability=1.0) for name in SPECTRAL_BLOCKS}
+    blocks.update({name: dataclasses.replace(getattr(aug, name), enabled=False)
+                   for name in ("crop", "chunk_shuffle", "concatenation")})
     derived = dataclasses.replace(
         config, augmentation_enabled=True, shuffle=ShuffleConfig(), batching=BatchingConfig(),
         augmentation=dataclasses.replace(aug, enabled=True, warmup_epochs=0, schedule=ScheduleConfig(), **blocks))

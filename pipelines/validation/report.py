@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from statistics import fmean
 
 from .perturb import CONDITIONS
 from .protocols import Arm, multiplier
@@ -48,16 +49,13 @@ def _arm_block(arm: Arm, runs: Sequence[dict]) -> dict:
                          "instability": run["instability"], "data_wait_fraction": run["data_wait_fraction"],
                          "seconds_train": run["seconds_train"], "seconds_eval": run["seconds_eval"],
                          "epochs": run["epochs"], "parameters": run["parameters"]})
-    block = {"recordings": len(arm.recordings) if arm.recordings else None, "against": arm.against,
-             "per_seed": per_seed}
-    for metric in METRICS:
-        block[metric] = summarise([s[metric] for s in per_seed])
-    block["conditions"] = {c: {m: summarise([s["conditions"][c][m] for s in per_seed]) for m in METRICS}
-                           for c in CONDITIONS}
-    block["curves"] = {"loss": [run["loss"] for run in runs],
+    return {"recordings": len(arm.recordings) if arm.recordings else None, "against": arm.against,
+            "per_seed": per_seed, **{m: summarise([s[m] for s in per_seed]) for m in METRICS},
+            "conditions": {c: {m: summarise([s["conditions"][c][m] for s in per_seed]) for m in METRICS}
+                           for c in CONDITIONS},
+            "curves": {"loss": [run["loss"] for run in runs],
                        "eval_steps": [e["step"] for e in runs[0]["evaluations"]],
-                       "exact": [[e["conditions"]["stored"]["exact"] for e in run["evaluations"]] for run in runs]}
-    return block
+                       "exact": [[e["conditions"]["stored"]["exact"] for e in run["evaluations"]] for run in runs]}}
 
 
 def build_results(protocol: str, arms: Sequence[Arm], runs: Sequence[dict], baseline: dict[str, dict],
@@ -100,10 +98,6 @@ def _multipliers(arms: Sequence[Arm], blocks: dict[str, dict]) -> list[dict]:
     return out
 
 
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
-
-
 def _pm(summary: dict, digits: int = 3) -> str:
     if summary["std"] is None:
         return f"{summary['mean']:.{digits}f}"
@@ -142,10 +136,10 @@ def render_markdown(results: dict) -> str:
         nonfinite = sum(i["nonfinite_loss"] + i["nonfinite_grad"] for i in inst)
         lines.append(f"| {name} | {nonfinite} | {sum(i['grad_norm_spikes'] for i in inst)} | "
                      f"{sum(i['loss_spikes'] for i in inst)} | {sum(i['gap_growing'] for i in inst)}/{len(inst)} | "
-                     f"{_mean([i['gap_last'] for i in inst]):+.2f} | "
-                     f"{_mean([s['data_wait_fraction'] for s in seeds]):.1%} | "
-                     f"{_mean([s['seconds_train'] for s in seeds]):.0f} | "
-                     f"{_mean([s['seconds_eval'] for s in seeds]):.0f} |")
+                     f"{fmean([i['gap_last'] for i in inst]):+.2f} | "
+                     f"{fmean([s['data_wait_fraction'] for s in seeds]):.1%} | "
+                     f"{fmean([s['seconds_train'] for s in seeds]):.0f} | "
+                     f"{fmean([s['seconds_eval'] for s in seeds]):.0f} |")
     if results.get("multiplier"):
         lines += ["", "| arm | metric | recordings | N_eq | effective data multiplier |",
                   "| --- | --- | ---: | ---: | --- |"]

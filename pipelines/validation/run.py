@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -20,7 +21,7 @@ from .perturb import make_conditions
 from .protocols import protocol_arms
 from .report import build_results, write_outputs
 from .runner import run_specs
-from .train import RunSpec, TrainSettings, load_samples
+from .train import RunSpec, TrainSettings, load_samples, recording_of
 
 __all__ = ["DEFAULT_CONFIG", "default_device", "load_validation_config", "run_key", "run_validation", "summary_line",
            "training_recordings"]
@@ -49,13 +50,8 @@ def load_validation_config(path: str | None, train_urls: str | list[str]) -> Con
 
 def training_recordings(urls: str | list[str]) -> list[str]:
     """The distinct ``meta["recording"]`` values of the training shards (mels are read and dropped)."""
-    names = set()
-    for sample in Pipe.from_shards(urls, seed=0, shuffle_shards=False, mel_dtype="float16"):
-        if "recording" not in sample.meta:
-            raise ValueError(f"sample {sample.key!r} ({sample.url}) has no meta 'recording'; the multiplier "
-                             "protocol splits the training set by recording: pack samples with that field")
-        names.add(str(sample.meta["recording"]))
-    return sorted(names)
+    samples = Pipe.from_shards(urls, seed=0, shuffle_shards=False, mel_dtype="float16")
+    return sorted({str(recording_of(sample)) for sample in samples})
 
 
 def run_validation(config: Config, val_urls: str | list[str], *, protocol: str = "quick", seeds: int = 3,
@@ -122,10 +118,8 @@ def _store(cache_dir: str, spec: RunSpec, run: dict) -> None:
 
 def summary_line(results: dict, paths: dict[str, str]) -> str:
     """The closing line of the command."""
-    verdicts: dict[str, int] = {}
-    for c in results["comparisons"]:
-        if c["metric"] == "exact" and c["condition"] == "stored":
-            verdicts[c["verdict"]] = verdicts.get(c["verdict"], 0) + 1
+    verdicts = collections.Counter(c["verdict"] for c in results["comparisons"]
+                                   if c["metric"] == "exact" and c["condition"] == "stored")
     said = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
     return (f"validate: protocol {results['protocol']}, {len(results['arms'])} arms x {len(results['seeds'])} seeds "
             f"in {results['seconds']:.0f} s; exact vs reference: {said}; wrote {', '.join(paths.values())}")

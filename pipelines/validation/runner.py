@@ -20,20 +20,6 @@ from .train import RunSpec, train_run
 __all__ = ["run_specs"]
 
 
-class _QueueProgress:
-    """A picklable ``progress(n)`` that posts to a manager queue."""
-
-    def __init__(self, queue):
-        self.queue = queue
-
-    def __call__(self, n: int) -> None:
-        self.queue.put(n)
-
-
-def _run_child(spec: RunSpec, queue) -> dict:
-    return train_run(spec, _QueueProgress(queue))
-
-
 def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, progress: bool = True,
               on_result: Callable[[RunSpec, dict], None] | None = None) -> list[dict]:
     """Train every spec; results in spec order. ``jobs`` > 1 runs that many at once.
@@ -55,7 +41,7 @@ def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, progress: bool = True,
         with context.Manager() as manager, concurrent.futures.ProcessPoolExecutor(
                 max_workers=min(jobs, len(specs)), mp_context=context) as pool:
             queue = manager.Queue()
-            futures = [pool.submit(_run_child, spec, queue) for spec in specs]
+            futures = [pool.submit(train_run, spec, queue.put) for spec in specs]  # a child posts its steps
             spec_of = dict(zip(futures, specs))
             pending = set(futures)
             while pending:

@@ -40,7 +40,7 @@ from .evaluate import DEFAULT_JUMP_PENALTY, evaluate_samples, model_embedder
 from .perturb import CONDITIONS, make_conditions
 
 __all__ = ["FixedWindow", "InRecordings", "InstabilityWatch", "RunSpec", "TrainSettings", "edit_excerpt",
-           "load_samples", "train_run", "training_config", "training_pipe"]
+           "load_samples", "recording_of", "train_run", "training_config", "training_pipe"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +115,14 @@ class FixedWindow:
         return cut_sample(sample, **crop_bounds(sample, start, self.window, self.context))
 
 
+def recording_of(sample: Sample) -> object:
+    """``sample.meta["recording"]``, which the multiplier protocol splits the training set by."""
+    if "recording" not in sample.meta:
+        raise ValueError(f"sample {sample.key!r} ({sample.url}) has no meta 'recording'; the multiplier "
+                         "protocol splits the training set by recording: pack samples with that field")
+    return sample.meta["recording"]
+
+
 class InRecordings:
     """Keep samples whose ``meta["recording"]`` is in ``recordings`` (the multiplier's subsets)."""
 
@@ -122,10 +130,7 @@ class InRecordings:
         self.recordings = frozenset(recordings)
 
     def __call__(self, sample: Sample) -> bool:
-        if "recording" not in sample.meta:
-            raise ValueError(f"sample {sample.key!r} ({sample.url}) has no meta 'recording'; the multiplier "
-                             "protocol splits the training set by recording: pack samples with that field")
-        return sample.meta["recording"] in self.recordings
+        return recording_of(sample) in self.recordings
 
 
 def training_config(config: Config, settings: TrainSettings, seed: int) -> Config:
@@ -250,7 +255,7 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
     decoded_steps = set(eval_steps[-3:])
     losses: list[float] = []
     evaluations: list[dict] = []
-    wait = train_time = eval_time = 0.0
+    wait = eval_time = 0.0
     step = epoch = 0
     started = time.perf_counter()
     while step < settings.steps:
@@ -282,17 +287,15 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
             if progress is not None:
                 progress(1)
             if step in eval_steps:
-                train_time += time.perf_counter() - started
                 tick = time.perf_counter()
                 evaluations.append(_evaluate(model, device, conditions, step, step in decoded_steps,
                                              step == eval_steps[-1], settings, losses))
                 eval_time += time.perf_counter() - tick
-                started = time.perf_counter()
         if yielded == 0:
             raise ValueError(f"arm {spec.arm!r}: an epoch gave no batch of {settings.batch_size}; the training set "
                              "(or its subset) has fewer samples than --batch-size")
         epoch += 1
-    train_time += time.perf_counter() - started
+    train_time = time.perf_counter() - started - eval_time  # training, data waits included
     gaps = [e["gap"] for e in evaluations]
     instability = {**watch.report(), "gap_first": gaps[0], "gap_last": gaps[-1],
                    "gap_growing": bool(gaps[-1] - min(gaps) > 0.5)}
