@@ -204,7 +204,7 @@ def _audio_tools(command: str):
 
 def _pack_audio(args: argparse.Namespace) -> int:
     audio_pack, _ = _audio_tools("pack-audio")
-    from streams.tools.mel import MelSettings
+    from streams.audio.mel import MelSettings
 
     settings = MelSettings(sample_rate=args.sample_rate, n_fft=args.n_fft, hop_length=args.hop_length,
                            n_mels=args.n_mels, f_min=args.f_min, f_max=args.f_max)

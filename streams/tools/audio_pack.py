@@ -22,9 +22,9 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 from tqdm import tqdm
 
+from ..audio.mel import MelSettings
 from ..sample import SampleError
 from .audio_source import AudioSource, audio_sample, find_audio_sources
-from .mel import MelSettings
 from .shard_writer import move_into_place, sample_members, write_shards
 
 __all__ = ["AudioPackReport", "pack_audio"]

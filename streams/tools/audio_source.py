@@ -2,7 +2,7 @@
 
 Layout (``shards/README.md``, "Audio source folders"): ``KEY.raw.<ext>`` the recording (any format
 libsndfile reads, any sample rate and channel count, mixed to mono); ``KEY.edl.json`` its EDL
-(:mod:`streams.tools.edl`); optionally ``KEY.edit.<ext>``, the editor's own export of that EDL, whose
+(:mod:`streams.audio.edl`); optionally ``KEY.edit.<ext>``, the editor's own export of that EDL, whose
 mel is then the edit mel (otherwise the edit is rendered from the recording and the EDL); optionally
 ``KEY.meta.json``, carried into the sample's ``meta``.
 """
@@ -18,10 +18,10 @@ import numpy as np
 import soundfile
 import torch
 
+from ..audio.audio_io import AUDIO_SUFFIXES, read_audio, resample
+from ..audio.edl import EditList, edit_pointers, edl_to_json, parse_edl, render_edit, validate_edl
+from ..audio.mel import MelSettings, log_mel, mel_frames
 from ..sample import Sample, SampleError, check_sample
-from .audio_io import AUDIO_SUFFIXES, read_audio, resample
-from .edl import EditList, edit_pointers, edl_to_json, parse_edl, render_edit, validate_edl
-from .mel import MelSettings, log_mel, mel_frames
 
 __all__ = ["MAX_EXPORT_MISMATCH_FRAMES", "AudioSource", "audio_sample", "find_audio_sources", "library_versions"]
 
@@ -120,7 +120,7 @@ def audio_sample(source: AudioSource, settings: MelSettings, *, dtype: torch.dty
     """The sample of one source entry: log-mels of recording and edit, pointers by the pointer rule.
 
     ``raw_mel`` ``(n_mels, T_raw)`` and ``edit_mel`` ``(n_mels, T_edit)`` in ``dtype`` (dB, see
-    :mod:`streams.tools.mel`), ``pointers`` int64 ``(T_edit,)``. The edit is the export when there is one
+    :mod:`streams.audio.mel`), ``pointers`` int64 ``(T_edit,)``. The edit is the export when there is one
     (its length must match the EDL's within :data:`MAX_EXPORT_MISMATCH_FRAMES` frames), else rendered.
     ``meta``: the entry's ``KEY.meta.json``, then ``recording`` (the meta's own, else the key), every mel
     setting, the library versions, the EDL, and where the edit came from. Raises ``SampleError`` naming

@@ -24,8 +24,8 @@ import numpy as np
 import scipy.fft
 import soundfile
 
-from .audio_io import write_audio
-from .edl import EditList
+from ..audio.audio_io import write_audio
+from ..audio.edl import EditList
 
 __all__ = ["ExportPerturbation", "apply_export", "draw_edl", "draw_export"]
 
