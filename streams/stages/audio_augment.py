@@ -64,7 +64,7 @@ class AudioAugmentStage(AugmentStage):
         elif fields:
             raise TypeError(f"{type(self).__name__} takes settings or fields, not both")
         elif not isinstance(settings, self.settings_class):
-            raise FieldError("settings", f"{type(self).__name__} needs a {self.settings_class.__name__} "
+            raise FieldError("settings", f"settings: {type(self).__name__} needs a {self.settings_class.__name__} "
                                          f"({type(settings).__name__} given)")
         super().__init__(probability=settings.probability)
         self.settings = settings

@@ -2,7 +2,8 @@
 
 ``speed`` resamples (soxr, the ``audio`` extra): ``factor`` times faster, pitch up by the same factor,
 like a tape or a sample-rate mismatch. ``tempo`` time-stretches with librosa's phase vocoder
-(:func:`librosa.effects.time_stretch`): ``factor`` times faster, pitch kept. Either way old sample ``t``
+(:func:`librosa.effects.time_stretch`, at the mel settings' ``n_fft`` and hop): ``factor`` times faster,
+pitch kept. Either way old sample ``t``
 of the stretched signal is now at ``t / factor``: on the edit the map becomes
 ``edit_map.stretch_edit(1 / factor)``, on the recording ``edit_map.stretch_raw(1 / factor)``, exact in
 fractions (:mod:`streams.audio.timeline`); the length is what the resampler gives (``round(n / factor)``
@@ -45,23 +46,24 @@ def change_speed(audio: np.ndarray, sample_rate: int, factor: float) -> np.ndarr
                          quality="HQ").astype(np.float32, copy=False)
 
 
-def change_tempo(audio: np.ndarray, sample_rate: int, factor: float) -> np.ndarray:
+def change_tempo(audio: np.ndarray, sample_rate: int, factor: float, *, n_fft: int = 2048,
+                 hop_length: int | None = None) -> np.ndarray:
     """``audio`` ``(n,)`` played ``factor`` times faster, pitch kept (phase vocoder): float32 ``(round(n / factor),)``.
 
-    librosa's :func:`~librosa.effects.time_stretch` (``n_fft=2048``, hop 512, centred frames; output frame
-    ``j`` is input time ``j * factor``, so no shift). ``sample_rate`` is unused by the vocoder but kept
-    so both stretches take the same arguments.
+    librosa's :func:`~librosa.effects.time_stretch` with an ``n_fft`` window and ``hop_length`` hop
+    (default ``n_fft // 4``); centred frames, output frame ``j`` is input time ``j * factor``, so no shift.
+    The stage passes the sample's mel ``n_fft`` and hop, so the vocoder smears time no more than the
+    features resolve it. ``sample_rate`` is unused by the vocoder, kept so both stretches take the same
+    arguments.
 
     >>> change_tempo(np.zeros(8000, dtype=np.float32), 8000, 0.8).shape
     (10000,)
     """
     import librosa  # the audio extra
 
-    return librosa.effects.time_stretch(np.asarray(audio, dtype=np.float32), rate=factor).astype(np.float32,
-                                                                                                 copy=False)
-
-
-_STRETCHES = {"speed": change_speed, "tempo": change_tempo}
+    stretched = librosa.effects.time_stretch(np.asarray(audio, dtype=np.float32), rate=factor, n_fft=n_fft,
+                                             hop_length=hop_length or n_fft // 4)
+    return stretched.astype(np.float32, copy=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +104,12 @@ def apply_stretch(sample: AudioSample, params: dict[str, Any], kind: str) -> Aud
     """``sample`` with ``params["target"]`` (``"edit"`` or ``"raw"``) sped up by ``params["factor"]``
     (``kind`` ``"speed"`` or ``"tempo"``), and ``edit_map`` remapped exactly (module docstring)."""
     factor, target = params["factor"], params["target"]
-    signal = getattr(sample, target)
-    out = torch.from_numpy(_STRETCHES[kind](signal.numpy(), sample.sample_rate, factor))
+    signal = getattr(sample, target).numpy()
+    if kind == "speed":
+        out = torch.from_numpy(change_speed(signal, sample.sample_rate, factor))
+    else:
+        out = torch.from_numpy(change_tempo(signal, sample.sample_rate, factor, n_fft=sample.mel.n_fft,
+                                            hop_length=sample.mel.hop_length))
     ratio = 1 / Fraction(factor)
     if target == "edit":
         return sample.replace(edit=out, edit_map=sample.edit_map.stretch_edit(ratio).with_edit_samples(len(out)))
