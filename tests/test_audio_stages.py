@@ -410,3 +410,17 @@ def test_audio_stages_then_mel_stages_resume_exactly_and_ignore_workers():
     stages = [record["stage"] for record in first.meta["augmentations"]]
     assert stages[:2] == ["reedit", "export"] and stages[-1] == "gain"
 
+
+
+def test_audio_preview_writes_one_png_per_stage(tmp_path):
+    from streams.tools.audio_preview import recording_sample, render_audio_preview
+
+    path = _write(tmp_path / "rec.wav", notes(5.0, seed=6))
+    sample = recording_sample(path, MEL, start_seconds=0.5, max_seconds=4.0)
+    assert len(sample.raw) == 4 * SR and sample.key == "rec.wav"
+    stages = [("reedit", ReeditStage(piece_seconds=(0.5, 1.5))), ("export", ExportStage(lossy_probability=1.0)),
+              ("speed", SpeedStage(factor=(1.2, 1.2))), ("tempo", TempoStage(factor=(0.8, 0.8)))]
+    paths = render_audio_preview(sample, stages, tmp_path / "out", seed=1, chained=True)
+    assert [p.name for p in paths] == ["00_reedit.png", "01_export.png", "02_speed.png", "03_tempo.png"]
+    for png in paths:
+        assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 10_000
