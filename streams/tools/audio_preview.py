@@ -51,12 +51,12 @@ def recording_sample(path: str, settings: MelSettings | None = None, *, start_se
 
 
 def render_audio_preview(sample: AudioSample, stages: Sequence[tuple[str, AudioAugmentStage]], out_dir: str | Path,
-                         seed: int = 0, *, chained: bool = False) -> list[Path]:
+                         seed: int = 0, *, chained: bool = False, dpi: int = 80) -> list[Path]:
     """Write one PNG per ``(name, stage)`` into ``out_dir`` (``NN_<name>.png``); return their paths.
 
     Each stage is forced to fire with the generator a pipe would use for ``(seed, epoch 0, name, key)``;
     on the original ``sample``, or with ``chained`` on the previous stage's output (so a speed change shows
-    on a re-edit). Titles show the recorded params.
+    on a re-edit). Titles show the recorded params; ``dpi`` sets the size (80: 960 x 720 pixels).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +67,7 @@ def render_audio_preview(sample: AudioSample, stages: Sequence[tuple[str, AudioA
         after = current if params is None else stage.apply(current, params)
         title = [f"{name} on {current.key}", *describe_params(params, width=125)]
         paths.append(render_before_after(audio_mels(current), audio_mels(after), title,
-                                         stage_png(out_dir, index, name)))
+                                         stage_png(out_dir, index, name), dpi=dpi))
         if chained:
             current = after
     return paths
