@@ -55,18 +55,23 @@ def export_filter(audio: np.ndarray, sample_rate: int, *, gain_db: float = 0.0, 
     """
     import scipy.fft  # the audio extra
 
+    audio = np.asarray(audio, dtype=np.float32)
+    scale = np.float32(10 ** (gain_db / 20))
+    if not tilt_db_per_octave and lowpass_hz is None and highpass_hz is None:
+        return audio * scale  # a gain alone needs no FFT
     size = scipy.fft.next_fast_len(len(audio) + 4096, real=True)
-    freqs = scipy.fft.rfftfreq(size, d=1.0 / sample_rate)
-    gain = np.full(len(freqs), 10 ** (gain_db / 20))
-    if tilt_db_per_octave:
-        gain *= 10 ** (tilt_db_per_octave * np.log2(np.maximum(freqs, 20.0) / 1000.0) / 20)
-    if lowpass_hz is not None:
-        gain /= np.sqrt(1 + (freqs / lowpass_hz) ** (2 * _BUTTERWORTH_ORDER))
-    if highpass_hz is not None:
-        with np.errstate(divide="ignore"):
-            gain /= np.sqrt(1 + (highpass_hz / freqs) ** (2 * _BUTTERWORTH_ORDER))
-    spectrum = scipy.fft.rfft(np.asarray(audio, dtype=np.float64), n=size)
-    return scipy.fft.irfft(spectrum * gain, n=size)[: len(audio)].astype(np.float32)
+    freqs = scipy.fft.rfftfreq(size, d=1.0 / sample_rate).astype(np.float32)
+    gain = np.full(len(freqs), scale, dtype=np.float32)
+    if tilt_db_per_octave:  # 10 ** (tilt * log2(f / 1 kHz) / 20) = (f / 1 kHz) ** (tilt / (20 log10 2))
+        gain *= (np.maximum(freqs, 20.0) / 1000.0) ** np.float32(tilt_db_per_octave / (20 * np.log10(2)))
+    with np.errstate(divide="ignore", over="ignore"):
+        if lowpass_hz is not None:
+            gain /= np.sqrt(1 + (freqs / np.float32(lowpass_hz)) ** (2 * _BUTTERWORTH_ORDER))
+        if highpass_hz is not None:
+            gain /= np.sqrt(1 + (np.float32(highpass_hz) / freqs) ** (2 * _BUTTERWORTH_ORDER))
+    spectrum = scipy.fft.rfft(audio, n=size)  # float32 in, complex64 out: single precision, ample for audio
+    spectrum *= gain
+    return scipy.fft.irfft(spectrum, n=size)[: len(audio)].astype(np.float32, copy=False)
 
 
 def generated_impulse(sample_rate: int, rt60_seconds: float, wet_db: float, seed: int) -> np.ndarray:
@@ -332,7 +337,7 @@ def apply_export_chain(audio: np.ndarray, sample_rate: int, params: dict[str, An
         if "file" in noise:
             stretch = _noise_stretch(noise["file"], sample_rate, len(out), noise["start_fraction"])
         else:
-            stretch = np.random.Generator(np.random.PCG64(noise["seed"])).standard_normal(len(out))
+            stretch = np.random.Generator(np.random.PCG64(noise["seed"])).standard_normal(len(out), dtype=np.float32)
         out = add_noise(out, stretch, noise["snr_db"])
     peak = float(np.abs(out).max()) if len(out) else 0.0
     if peak > 1.0:  # an export does not clip: the editor's limiter
