@@ -1,5 +1,7 @@
 """Streams of pointer-network samples: sources, stages and the pipe that chains them."""
 
+from .audio.sample import AudioSample, check_audio_sample
+from .audio.timeline import EditMap, frame_pointers
 from .pipe import FilterStage, MapStage, Node, Pipe, PipeIterator, Stage, StreamContext, pipe_method, pipe_source
 from .reading.epoch_plan import batches_per_rank
 from .reading.skips import SkipReport
@@ -16,13 +18,17 @@ from .stages.channel_dropout import ChannelDropoutStage
 from .stages.chunk_shuffle import ChunkShuffleStage, shuffle_chunks
 from .stages.collate import IGNORE_INDEX, Batch, collate_samples
 from .stages.crop import CropStage, crop_sample, cut_sample
+from .stages.export import ExportSettings, ExportStage
 from .stages.gain import GainStage
 from .stages.noise import NoiseStage
 from .stages.pairing import PairStage, concatenate_samples
+from .stages.reedit import ReeditSettings, ReeditStage
 from .stages.shuffle import ShuffleStage
 from .stages.spec_augment import SpecAugmentStage
+from .stages.stretch import SpeedSettings, SpeedStage, TempoSettings, TempoStage
 
 __all__ = [
+    "AudioSample",
     "AugmentChain",
     "AugmentStage",
     "Batch",
@@ -30,6 +36,9 @@ __all__ = [
     "ChannelDropoutStage",
     "ChunkShuffleStage",
     "CropStage",
+    "EditMap",
+    "ExportSettings",
+    "ExportStage",
     "FilterStage",
     "FrameBudgetBatchStage",
     "GainStage",
@@ -44,6 +53,8 @@ __all__ = [
     "PipeIterator",
     "ProbabilitySchedule",
     "ReadLimits",
+    "ReeditSettings",
+    "ReeditStage",
     "Sample",
     "SampleError",
     "ShardReadError",
@@ -51,9 +62,14 @@ __all__ = [
     "ShuffleStage",
     "SkipReport",
     "SpecAugmentStage",
+    "SpeedSettings",
+    "SpeedStage",
     "Stage",
     "StreamContext",
+    "TempoSettings",
+    "TempoStage",
     "batches_per_rank",
+    "check_audio_sample",
     "check_sample",
     "collate_samples",
     "concatenate_samples",
@@ -61,6 +77,7 @@ __all__ = [
     "cut_frame_budget_batches",
     "cut_sample",
     "derive_seed",
+    "frame_pointers",
     "order_rng",
     "pipe_method",
     "pipe_source",
