@@ -3,6 +3,7 @@
 from .audio.sample import AudioSample, check_audio_sample
 from .audio.timeline import EditMap, frame_pointers
 from .pipe import FilterStage, MapStage, Node, Pipe, PipeIterator, Stage, StreamContext, pipe_method, pipe_source
+from .reading.audio_shards import AudioShardSource
 from .reading.epoch_plan import batches_per_rank
 from .reading.skips import SkipReport
 from .reading.source import MemorySource, ShardReadError, ShardSource
@@ -20,6 +21,7 @@ from .stages.collate import IGNORE_INDEX, Batch, collate_samples
 from .stages.crop import CropStage, crop_sample, cut_sample
 from .stages.export import ExportSettings, ExportStage
 from .stages.gain import GainStage
+from .stages.mels import MelStage, audio_to_mels
 from .stages.noise import NoiseStage
 from .stages.pairing import PairStage, concatenate_samples
 from .stages.reedit import ReeditSettings, ReeditStage
@@ -29,6 +31,7 @@ from .stages.stretch import SpeedSettings, SpeedStage, TempoSettings, TempoStage
 
 __all__ = [
     "AudioSample",
+    "AudioShardSource",
     "AugmentChain",
     "AugmentStage",
     "Batch",
@@ -44,6 +47,7 @@ __all__ = [
     "GainStage",
     "IGNORE_INDEX",
     "MapStage",
+    "MelStage",
     "MemorySource",
     "Node",
     "NoiseStage",
@@ -68,6 +72,7 @@ __all__ = [
     "StreamContext",
     "TempoSettings",
     "TempoStage",
+    "audio_to_mels",
     "batches_per_rank",
     "check_audio_sample",
     "check_sample",
