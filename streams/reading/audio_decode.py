@@ -31,7 +31,7 @@ from .decode import META_MEMBER
 from .tar_records import AUDIO_LAYOUT, Record, member_error
 
 __all__ = ["AUDIO_DECODE_REASONS", "AUDIO_REQUIRED_MEMBERS", "EDGE_SAMPLES", "MAX_EXPORT_MISMATCH_FRAMES",
-           "decode_audio_record", "mel_settings_from_json", "mel_settings_to_json"]
+           "decode_audio_header", "decode_audio_record", "mel_settings_from_json", "mel_settings_to_json"]
 
 AUDIO_REQUIRED_MEMBERS = AUDIO_LAYOUT.required[0]
 AUDIO_DECODE_REASONS = ("bad_audio", "bad_edl", "bad_mel_settings", "bad_meta", "bad_sample_rate", "decode_error",
@@ -141,34 +141,75 @@ def _missing(record: Record) -> None:
                        f"audio shard needs {', '.join(AUDIO_REQUIRED_MEMBERS)}")
 
 
-def _decode(record: Record) -> AudioSample:
-    if record.problem is not None:
-        raise record.problem
+def _settings(record: Record) -> tuple[MelSettings, dict[str, float]]:
     _missing(record)
-    where = f"sample {record.key!r} in shard {record.url}"
+    where = f"sample {record.key!r} in shard {record.url}, member mel.json"
     try:
-        settings, gains = mel_settings_from_json(record.members["mel.json"], f"{where}, member mel.json")
+        return mel_settings_from_json(record.members["mel.json"], where)
     except SampleError as err:
         err.key, err.url, err.member = record.key, record.url, "mel.json"
         raise
+
+
+def _check_lengths(record: Record, edl: EditList, settings: MelSettings, raw_samples: int,
+                   edit_samples: int | None) -> None:
+    """The EDL against the recording's length, the export's length (``None``: rendered) against the EDL's."""
     sr, hop = settings.sample_rate, settings.hop_length
-    edl = _edl(record, where)
-    raw = _flac(record, "raw.flac", gains["raw"], sr)
+    where = f"sample {record.key!r} in shard {record.url}, member edl.json"
     try:
-        validate_edl(edl, (len(raw) + EDGE_SAMPLES) / sr, sr, f"{where}, member edl.json")
+        validate_edl(edl, (raw_samples + EDGE_SAMPLES) / sr, sr, where)
     except SampleError as err:
-        raise SampleError(f"{err} (the recording, raw.flac, lasts {len(raw) / sr:.3f} s)", reason=err.reason,
+        raise SampleError(f"{err} (the recording, raw.flac, lasts {raw_samples / sr:.3f} s)", reason=err.reason,
                           key=record.key, url=record.url, member="edl.json") from err
     expected = edl.edit_samples(sr)
+    off = 0.0 if edit_samples is None else (edit_samples - expected) / hop
+    if abs(off) > MAX_EXPORT_MISMATCH_FRAMES:
+        raise member_error(record, "export_length", "edit.flac",
+                           f"the export is {abs(off):.1f} frames {'longer' if off > 0 else 'shorter'} than its EDL "
+                           f"implies ({expected / sr:.3f} s); at most {MAX_EXPORT_MISMATCH_FRAMES} are allowed")
+
+
+def decode_audio_header(record: Record) -> tuple[MelSettings, EditList, int, int]:
+    """``(settings, edl, raw samples, edit samples)`` of an audio shard's record from ``mel.json``, ``edl.json``
+    and the FLAC headers, checked as :func:`decode_audio_record` checks them, without decoding the audio
+    (for ``info``). The edit's length is the export's, or the EDL's when it is rendered."""
+    from ..audio.flac import flac_frames  # the audio extra
+
+    if record.problem is not None:
+        raise record.problem
+    settings, _ = _settings(record)
+
+    def samples(member: str) -> int:
+        try:
+            count, rate = flac_frames(record.members[member])
+        except Exception as err:
+            raise member_error(record, "bad_audio", member, f"not a FLAC header ({type(err).__name__}: {err}); "
+                                                            "re-pack the shard") from err
+        if rate != settings.sample_rate:
+            raise member_error(record, "bad_sample_rate", member, f"the audio is at {rate} Hz but mel.json says "
+                                                                  f"sample_rate {settings.sample_rate}")
+        return count
+
+    edl = _edl(record, f"sample {record.key!r} in shard {record.url}")
+    raw_samples = samples("raw.flac")
+    export = samples("edit.flac") if "edit.flac" in record.members else None
+    _check_lengths(record, edl, settings, raw_samples, export)
+    return settings, edl, raw_samples, edl.edit_samples(settings.sample_rate) if export is None else export
+
+
+def _decode(record: Record) -> AudioSample:
+    if record.problem is not None:
+        raise record.problem
+    settings, gains = _settings(record)
+    sr = settings.sample_rate
+    edl = _edl(record, f"sample {record.key!r} in shard {record.url}")
+    raw = _flac(record, "raw.flac", gains["raw"], sr)
     if "edit.flac" in record.members:
         edit = _flac(record, "edit.flac", gains["edit"], sr)
-        off = (len(edit) - expected) / hop
-        if abs(off) > MAX_EXPORT_MISMATCH_FRAMES:
-            raise member_error(record, "export_length", "edit.flac",
-                               f"the export is {abs(off):.1f} frames {'longer' if off > 0 else 'shorter'} than its EDL "
-                               f"implies ({expected / sr:.3f} s); at most {MAX_EXPORT_MISMATCH_FRAMES} are allowed")
+        _check_lengths(record, edl, settings, len(raw), len(edit))
         edit_map = EditMap.from_edl(edl, sr).with_edit_samples(len(edit))
     else:
+        _check_lengths(record, edl, settings, len(raw), None)
         starts, lengths, _ = edl.sample_plan(sr)
         reach = int((starts + lengths).max())
         edit = render_edit(np.pad(raw, (0, max(0, reach - len(raw)))), sr, edl)
