@@ -17,18 +17,31 @@ which matters on short samples where a stage's work is a few tens of microsecond
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from ..checks import check_probability
 from ..origin import Origin, parse_origin
-from ..pipe import Node, Stage
+from ..pipe import Node
 from ..sample import Sample
 from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probability
 from ..seeding import sample_generator, sample_uniform
+from .registry import SettingsStage, StageSettings
 
-__all__ = ["AugmentStage", "draw_key"]
+__all__ = ["AugmentSettings", "AugmentStage", "draw_key"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentSettings(StageSettings):
+    """Base of augmentation settings: ``probability``, the chance to fire per sample, in [0, 1]."""
+
+    probability: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_probability(self.probability)
 
 
 def draw_key(sample: Sample) -> str:
@@ -83,8 +96,12 @@ class _AugmentNode(Node):
         return map(self._augment, self.upstream.replay(origins))
 
 
-class AugmentStage(Stage):
+class AugmentStage(SettingsStage):
     """Base of augmentation stages. Subclasses set ``name`` and define ``draw`` and ``apply``.
+
+    Built from keyword arguments, the fields of ``settings_class`` (:class:`AugmentSettings`, so
+    ``probability`` alone, unless the stage is registered with its own; see
+    :mod:`streams.stages.registry`), plus ``schedule``, an optional per-epoch factor on ``probability``.
 
     ``draw`` returns ``None`` when the stage has nothing to do on a sample (the sample then passes
     unchanged and unrecorded). ``params`` returned by ``draw`` must be JSON-friendly (ints, floats,
@@ -98,8 +115,10 @@ class AugmentStage(Stage):
     """Whether ``apply(sample, params, in_place=True)`` can write into the sample's mels (the
     spectral stages), so that in a pipe it reuses the tensors the stage before made (:class:`_AugmentNode`)."""
 
-    def __init__(self, *, probability: float = 1.0, schedule: ProbabilitySchedule | None = None):
-        self.probability = check_probability(probability)
+    settings_class: ClassVar[type[AugmentSettings]] = AugmentSettings
+
+    def __init__(self, *, schedule: ProbabilitySchedule | None = None, **fields: Any):
+        super().__init__(**fields)
         self.schedule = check_schedule(schedule)
 
     def draw(self, sample: Sample, generator: Any) -> dict[str, Any]:

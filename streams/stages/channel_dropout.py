@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,10 +12,10 @@ import torch
 from ..checks import check_float
 from ..pipe import pipe_method
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule
-from .spectral import SpectralAugmentStage
+from .registry import register_stage
+from .spectral import SpectralAugmentStage, SpectralSettings
 
-__all__ = ["ChannelDropoutStage", "drop_channels"]
+__all__ = ["ChannelDropoutSettings", "ChannelDropoutStage", "drop_channels"]
 
 
 def drop_channels(mel: torch.Tensor, channels: Sequence[int], *, in_place: bool = False) -> torch.Tensor:
@@ -45,6 +46,19 @@ def _channel_index(channels: Sequence[int], n_mels: int) -> torch.Tensor | None:
     return torch.tensor(channels, dtype=torch.int64)
 
 
+@dataclasses.dataclass(frozen=True)
+class ChannelDropoutSettings(SpectralSettings):
+    """The ``channel_dropout`` block (A4), :class:`ChannelDropoutStage`'s settings; the stage documents the fields."""
+
+    probability: float = 0.3
+    dropout_rate: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_float(self.dropout_rate, "dropout_rate", maximum=1.0)
+
+
+@register_stage("channel_dropout", ChannelDropoutSettings)
 @pipe_method("channel_dropout")
 class ChannelDropoutStage(SpectralAugmentStage):
     """Zero each mel channel independently with probability ``dropout_rate``.
@@ -70,11 +84,6 @@ class ChannelDropoutStage(SpectralAugmentStage):
     """
 
     name = "channel_dropout"
-
-    def __init__(self, *, probability: float = 0.3, dropout_rate: float = 0.1, mode: str = "shared",
-                 schedule: ProbabilitySchedule | None = None):
-        super().__init__(probability=probability, mode=mode, schedule=schedule)
-        self.dropout_rate = check_float(dropout_rate, "dropout_rate", maximum=1.0)
 
     def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
         dropped = generator.random(mel.shape[0]) < self.dropout_rate

@@ -10,6 +10,7 @@ of chunk starts) comes from a cumulative sum over the new order. The edit mel is
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,12 +20,12 @@ import torch
 from ..checks import check_int
 from ..pipe import pipe_method
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule
 from ..seeding import sample_rng
-from .augment import AugmentStage
+from .augment import AugmentSettings, AugmentStage
+from .registry import register_stage
 from .spectral import gather_frames
 
-__all__ = ["CAT_MAX_CHUNKS", "ChunkShuffleStage", "chunk_count", "shuffle_chunks"]
+__all__ = ["CAT_MAX_CHUNKS", "ChunkShuffleSettings", "ChunkShuffleStage", "chunk_count", "shuffle_chunks"]
 
 CAT_MAX_CHUNKS = 256
 """Up to this many chunks the raw mel is rebuilt by concatenating chunk views (a plain copy);
@@ -81,6 +82,19 @@ def shuffle_chunks(sample: Sample, order: Sequence[int], chunk_size: int) -> Sam
     return sample.replace(raw_mel=raw_mel, pointers=pointers)
 
 
+@dataclasses.dataclass(frozen=True)
+class ChunkShuffleSettings(AugmentSettings):
+    """The ``chunk_shuffle`` block (B1), :class:`ChunkShuffleStage`'s settings; the stage documents the fields."""
+
+    probability: float = 0.3
+    chunk_size: int = 1000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int(self.chunk_size, "chunk_size", minimum=1)
+
+
+@register_stage("chunk_shuffle", ChunkShuffleSettings)
 @pipe_method("chunk_shuffle")
 class ChunkShuffleStage(AugmentStage):
     """Shuffle ``chunk_size``-frame chunks of the raw mel (see the module docstring).
@@ -106,11 +120,6 @@ class ChunkShuffleStage(AugmentStage):
 
     name = "chunk_shuffle"
     keyed_generator = staticmethod(sample_rng)
-
-    def __init__(self, *, probability: float = 0.3, chunk_size: int = 1000,
-                 schedule: ProbabilitySchedule | None = None):
-        super().__init__(probability=probability, schedule=schedule)
-        self.chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
 
     def draw(self, sample: Sample, generator: np.random.Generator) -> dict[str, Any] | None:
         n_chunks = chunk_count(sample.raw_frames, self.chunk_size)

@@ -9,6 +9,7 @@ original tensors can be freed (the point of cropping is memory).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -17,11 +18,11 @@ import torch
 from ..checks import FieldError, check_int, check_ordered
 from ..pipe import pipe_method
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule
 from ..seeding import sample_rng
-from .augment import AugmentStage
+from .augment import AugmentSettings, AugmentStage
+from .registry import register_stage
 
-__all__ = ["CropStage", "crop_bounds", "crop_sample", "cut_sample"]
+__all__ = ["CropSettings", "CropStage", "crop_bounds", "crop_sample", "cut_sample"]
 
 
 def crop_bounds(sample: Sample, start: int, length: int, context: int) -> dict[str, int]:
@@ -93,6 +94,23 @@ def crop_sample(sample: Sample, start: int, length: int, context: int = 100) -> 
     return cut_sample(sample, **crop_bounds(sample, start, length, context))
 
 
+@dataclasses.dataclass(frozen=True)
+class CropSettings(AugmentSettings):
+    """The ``crop`` block (B2), :class:`CropStage`'s settings; the stage documents the fields."""
+
+    probability: float = 0.5
+    min_len: int = 500
+    max_len: int = 5000
+    context: int = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ordered(check_int(self.min_len, "min_len", minimum=1), check_int(self.max_len, "max_len", minimum=1),
+                      "min_len", "max_len")
+        check_int(self.context, "context")
+
+
+@register_stage("crop", CropSettings)
 @pipe_method("crop")
 class CropStage(AugmentStage):
     """Crop a random window of the edit and the raw frames it needs (see the module docstring).
@@ -121,14 +139,6 @@ class CropStage(AugmentStage):
 
     name = "crop"
     keyed_generator = staticmethod(sample_rng)
-
-    def __init__(self, *, probability: float = 0.5, min_len: int = 500, max_len: int = 5000,
-                 context: int = 100, schedule: ProbabilitySchedule | None = None):
-        super().__init__(probability=probability, schedule=schedule)
-        self.min_len = check_int(min_len, "min_len", minimum=1)
-        self.max_len = check_int(max_len, "max_len", minimum=1)
-        check_ordered(self.min_len, self.max_len, "min_len", "max_len")
-        self.context = check_int(context, "context")
 
     def draw(self, sample: Sample, generator: np.random.Generator) -> dict[str, Any] | None:
         edit_frames = sample.edit_frames

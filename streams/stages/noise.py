@@ -27,10 +27,11 @@ every process whatever its thread count, and about 15 us whatever the mel's size
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -38,12 +39,12 @@ import torch
 from ..checks import check_float, check_ordered
 from ..pipe import pipe_method
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule
 from ..seeding import derive_seed
-from .spectral import SpectralAugmentStage, gather_frames
+from .registry import register_stage
+from .spectral import SpectralAugmentStage, SpectralSettings, gather_frames
 
-__all__ = ["NoiseStage", "SIGN_TABLE_SIZE", "TABLE_SIZE", "add_table_noise", "draw_table_read", "gaussian_table",
-           "mel_std", "row_signs", "sign_table", "table_noise", "table_size_for", "table_view"]
+__all__ = ["NoiseSettings", "NoiseStage", "SIGN_TABLE_SIZE", "TABLE_SIZE", "add_table_noise", "draw_table_read",
+           "gaussian_table", "mel_std", "row_signs", "sign_table", "table_noise", "table_size_for", "table_view"]
 
 TABLE_SIZE = 1 << 22
 """Values in the default Gaussian table (16 MB as float32)."""
@@ -214,6 +215,22 @@ def add_table_noise(mel: torch.Tensor, *, level: float, mel_std: float, offset: 
     return torch.addcmul(mel, view, signs, value=noise_std)
 
 
+@dataclasses.dataclass(frozen=True)
+class NoiseSettings(SpectralSettings):
+    """The ``noise`` block (A1), :class:`NoiseStage`'s settings; the stage documents the fields."""
+
+    probability: float = 0.5
+    level_min: float = 0.05
+    level_max: float = 0.15
+    mode: Literal["shared", "independent"] = "independent"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ordered(check_float(self.level_min, "level_min"), check_float(self.level_max, "level_max"),
+                      "level_min", "level_max")
+
+
+@register_stage("noise", NoiseSettings)
 @pipe_method("noise")
 class NoiseStage(SpectralAugmentStage):
     """Add Gaussian noise whose std is ``level`` times the mel's std, ``level`` drawn uniformly in
@@ -243,13 +260,6 @@ class NoiseStage(SpectralAugmentStage):
     """
 
     name = "noise"
-
-    def __init__(self, *, probability: float = 0.5, level_min: float = 0.05, level_max: float = 0.15,
-                 mode: str = "independent", schedule: ProbabilitySchedule | None = None):
-        super().__init__(probability=probability, mode=mode, schedule=schedule)
-        self.level_min = check_float(level_min, "level_min")
-        self.level_max = check_float(level_max, "level_max")
-        check_ordered(self.level_min, self.level_max, "level_min", "level_max")
 
     def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
         level_fraction, *read_fractions = generator.random(4).tolist()  # every scalar in one draw
