@@ -21,8 +21,8 @@ from streams.stages.augment import AugmentStage
 from streams.stages.augment_chain import AugmentChain
 from streams.stages.pairing import PairStage, concatenate_samples
 
-from .build import AUGMENTATION_ORDER, build_augmentations
-from .config import Config
+from .build import build_augmentations
+from .config import AUGMENTATION_ORDER, Config
 
 __all__ = ["Augmentor"]
 
@@ -38,10 +38,11 @@ class Augmentor:
     Build it with :meth:`from_config`. ``augmentor(sample, epoch=e)`` → the augmented sample
     (a new one; the input is unchanged); :meth:`pair` → the concatenated, augmented pair.
 
-    >>> from pipelines.config import AugmentationConfig, Config, GainConfig
+    >>> from pipelines.config import AugmentationConfig, Config
+    >>> from streams.stages.gain import GainSettings
     >>> import torch
     >>> config = Config(seed=1, augmentation=AugmentationConfig(
-    ...     enabled=True, gain=GainConfig(enabled=True, probability=1.0)))
+    ...     enabled=True, gain=GainSettings(enabled=True, probability=1.0)))
     >>> augmentor = Augmentor.from_config(config)
     >>> augmentor.names
     ('gain',)

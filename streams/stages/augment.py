@@ -17,31 +17,17 @@ which matters on short samples where a stage's work is a few tens of microsecond
 
 from __future__ import annotations
 
-import dataclasses
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
-from ..checks import check_probability
 from ..origin import Origin, parse_origin
 from ..pipe import Node
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probability
 from ..seeding import sample_generator, sample_uniform
-from .registry import SettingsStage, StageSettings
+from .registry import SettingsStage
 
-__all__ = ["AugmentSettings", "AugmentStage", "draw_key"]
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentSettings(StageSettings):
-    """Base of augmentation settings: ``probability``, the chance to fire per sample, in [0, 1]."""
-
-    probability: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_probability(self.probability)
+__all__ = ["AugmentStage", "draw_key"]
 
 
 def draw_key(sample: Sample) -> str:
@@ -99,9 +85,8 @@ class _AugmentNode(Node):
 class AugmentStage(SettingsStage):
     """Base of augmentation stages. Subclasses set ``name`` and define ``draw`` and ``apply``.
 
-    Built from keyword arguments, the fields of ``settings_class`` (:class:`AugmentSettings`, so
-    ``probability`` alone, unless the stage is registered with its own; see
-    :mod:`streams.stages.registry`), plus ``schedule``, an optional per-epoch factor on ``probability``.
+    Built from keyword arguments, its settings' fields (``probability`` alone, unless the stage is
+    registered with settings of its own: :mod:`streams.stages.registry`) and ``schedule``.
 
     ``draw`` returns ``None`` when the stage has nothing to do on a sample (the sample then passes
     unchanged and unrecorded). ``params`` returned by ``draw`` must be JSON-friendly (ints, floats,
@@ -115,21 +100,11 @@ class AugmentStage(SettingsStage):
     """Whether ``apply(sample, params, in_place=True)`` can write into the sample's mels (the
     spectral stages), so that in a pipe it reuses the tensors the stage before made (:class:`_AugmentNode`)."""
 
-    settings_class: ClassVar[type[AugmentSettings]] = AugmentSettings
-
-    def __init__(self, *, schedule: ProbabilitySchedule | None = None, **fields: Any):
-        super().__init__(**fields)
-        self.schedule = check_schedule(schedule)
-
     def draw(self, sample: Sample, generator: Any) -> dict[str, Any]:
         raise TypeError(f"{type(self).__name__} must define draw()")
 
     def apply(self, sample: Sample, params: dict[str, Any]) -> Sample:
         raise TypeError(f"{type(self).__name__} must define apply()")
-
-    def probability_at(self, epoch: int) -> float:
-        """The firing probability in ``epoch``, after the schedule."""
-        return scheduled_probability(self.probability, self.schedule, epoch)
 
     def augment(self, sample: Sample, *, seed: int = 0, epoch: int = 0, stage: str | None = None,
                 in_place: bool = False) -> Sample:

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from ..checks import check_float
-from ..pipe import pipe_method
 from ..sample import Sample
 from .registry import register_stage
 from .spectral import SpectralAugmentStage, SpectralSettings
@@ -59,7 +58,6 @@ class ChannelDropoutSettings(SpectralSettings):
 
 
 @register_stage("channel_dropout", ChannelDropoutSettings)
-@pipe_method("channel_dropout")
 class ChannelDropoutStage(SpectralAugmentStage):
     """Zero each mel channel independently with probability ``dropout_rate``.
 

@@ -18,11 +18,10 @@ import numpy as np
 import torch
 
 from ..checks import check_int
-from ..pipe import pipe_method
 from ..sample import Sample
 from ..seeding import sample_rng
-from .augment import AugmentSettings, AugmentStage
-from .registry import register_stage
+from .augment import AugmentStage
+from .registry import StageSettings, register_stage
 from .spectral import gather_frames
 
 __all__ = ["CAT_MAX_CHUNKS", "ChunkShuffleSettings", "ChunkShuffleStage", "chunk_count", "shuffle_chunks"]
@@ -83,7 +82,7 @@ def shuffle_chunks(sample: Sample, order: Sequence[int], chunk_size: int) -> Sam
 
 
 @dataclasses.dataclass(frozen=True)
-class ChunkShuffleSettings(AugmentSettings):
+class ChunkShuffleSettings(StageSettings):
     """The ``chunk_shuffle`` block (B1), :class:`ChunkShuffleStage`'s settings; the stage documents the fields."""
 
     probability: float = 0.3
@@ -95,7 +94,6 @@ class ChunkShuffleSettings(AugmentSettings):
 
 
 @register_stage("chunk_shuffle", ChunkShuffleSettings)
-@pipe_method("chunk_shuffle")
 class ChunkShuffleStage(AugmentStage):
     """Shuffle ``chunk_size``-frame chunks of the raw mel (see the module docstring).
 

@@ -16,11 +16,10 @@ import numpy as np
 import torch
 
 from ..checks import FieldError, check_int, check_ordered
-from ..pipe import pipe_method
 from ..sample import Sample
 from ..seeding import sample_rng
-from .augment import AugmentSettings, AugmentStage
-from .registry import register_stage
+from .augment import AugmentStage
+from .registry import StageSettings, register_stage
 
 __all__ = ["CropSettings", "CropStage", "crop_bounds", "crop_sample", "cut_sample"]
 
@@ -95,7 +94,7 @@ def crop_sample(sample: Sample, start: int, length: int, context: int = 100) -> 
 
 
 @dataclasses.dataclass(frozen=True)
-class CropSettings(AugmentSettings):
+class CropSettings(StageSettings):
     """The ``crop`` block (B2), :class:`CropStage`'s settings; the stage documents the fields."""
 
     probability: float = 0.5
@@ -111,7 +110,6 @@ class CropSettings(AugmentSettings):
 
 
 @register_stage("crop", CropSettings)
-@pipe_method("crop")
 class CropStage(AugmentStage):
     """Crop a random window of the edit and the raw frames it needs (see the module docstring).
 

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from ..checks import FieldError, check_choice, check_float, check_ordered
-from ..pipe import pipe_method
 from .registry import register_stage
 from .spectral import SpectralAugmentStage, SpectralSettings
 
@@ -63,7 +62,6 @@ class GainSettings(SpectralSettings):
 
 
 @register_stage("gain", GainSettings)
-@pipe_method("gain")
 class GainStage(SpectralAugmentStage):
     """Scale mels by a factor drawn uniformly in ``[scale_min, scale_max]``.
 

@@ -37,7 +37,6 @@ import numpy as np
 import torch
 
 from ..checks import check_float, check_ordered
-from ..pipe import pipe_method
 from ..sample import Sample
 from ..seeding import derive_seed
 from .registry import register_stage
@@ -231,7 +230,6 @@ class NoiseSettings(SpectralSettings):
 
 
 @register_stage("noise", NoiseSettings)
-@pipe_method("noise")
 class NoiseStage(SpectralAugmentStage):
     """Add Gaussian noise whose std is ``level`` times the mel's std, ``level`` drawn uniformly in
     ``[level_min, level_max]``.

@@ -23,12 +23,11 @@ import torch
 
 from ..checks import FieldError, check_int, check_limit
 from ..origin import Origin, pair_origin, parse_origin
-from ..pipe import Node, StreamContext, pipe_method
+from ..pipe import Node, StreamContext
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probability
-from .augment import AugmentSettings
+from ..schedule import ProbabilitySchedule
 from .buffered import BufferedNode, held_origin
-from .registry import SettingsStage, register_stage
+from .registry import SettingsStage, StageSettings, register_stage
 
 __all__ = ["PAIR_BY_POLICIES", "PairSettings", "PairStage", "choose_partner", "concatenate_samples",
            "lead_pairing_chance"]
@@ -100,7 +99,7 @@ _MISSING = object()
 
 
 @dataclasses.dataclass(frozen=True)
-class PairSettings(AugmentSettings):
+class PairSettings(StageSettings):
     """The ``concatenation`` block (B3), :class:`PairStage`'s settings; the stage documents the fields."""
 
     probability: float = 0.2
@@ -119,43 +118,32 @@ class PairSettings(AugmentSettings):
             raise FieldError("pair_by", f"pair_by must be 'random', 'length' or a metadata field name "
                                         f"({self.pair_by!r} given)")
 
-    def fits(self, raw_frames: int, edit_frames: int) -> bool:
-        """Whether a sample (or pair) of this many frames is within the limits."""
-        return ((self.max_raw_frames is None or raw_frames <= self.max_raw_frames)
-                and (self.max_edit_frames is None or edit_frames <= self.max_edit_frames))
 
-
-def choose_partner(lead: Sample, candidates: Sequence[Sample], settings: PairSettings,
+def choose_partner(lead: Sample, candidates: Sequence[Sample], stage: PairStage,
                    rng: np.random.Generator) -> tuple[int | None, str | None]:
-    """Which of ``candidates`` ``lead`` pairs with: ``(index, None)``, or ``(None, why)``.
-
-    The rule of ``pair_by`` (see :class:`PairStage`) among the candidates whose pair with ``lead``
-    fits the frame limits: ``"random"`` draws one uniformly (``rng.integers``), ``"length"`` takes
-    the closest ``raw_frames + edit_frames`` (ties to the first), a metadata field draws uniformly
-    among those holding ``lead``'s value there. ``why`` is ``"no_partner"`` when no candidate
-    matches ``pair_by`` and ``"refused_limit"`` when some match but none fits. The pipe's pairing
-    node calls it on its buffer, :class:`pipelines.dataset.AugmentedDataset` on a keyed draw of
-    ``buffer_size - 1`` samples, so both choose alike.
+    """Which of ``candidates`` ``lead`` pairs with under ``stage``'s ``pair_by`` and frame limits
+    (:class:`PairStage`): ``(index, None)``, or ``(None, why)``, ``why`` being ``"no_partner"``
+    (none matches ``pair_by``) or ``"refused_limit"`` (some match, none fits). Random choices are
+    ``rng.integers``; ``"length"`` ties go to the first. The pipe's pairing node and
+    :class:`pipelines.dataset.AugmentedDataset` both choose with it, so they choose alike.
 
     >>> s = [Sample(key, torch.zeros(1, n), torch.zeros(1, 1), torch.tensor([0])) for key, n in zip("abc", (5, 9, 4))]
-    >>> choose_partner(s[0], s[1:], PairSettings(pair_by="length"), np.random.default_rng(0))
+    >>> choose_partner(s[0], s[1:], PairStage(pair_by="length"), np.random.default_rng(0))
     (1, None)
-    >>> choose_partner(s[0], s[1:], PairSettings(max_raw_frames=8), np.random.default_rng(0))
-    (None, 'refused_limit')
     """
-    if settings.pair_by in PAIR_BY_POLICIES:
+    if stage.pair_by in PAIR_BY_POLICIES:
         matching: Sequence[int] = range(len(candidates))
     else:
-        tag = lead.meta.get(settings.pair_by, _MISSING)
+        tag = lead.meta.get(stage.pair_by, _MISSING)
         matching = [] if tag is _MISSING else [
-            i for i, other in enumerate(candidates) if other.meta.get(settings.pair_by, _MISSING) == tag]
+            i for i, other in enumerate(candidates) if other.meta.get(stage.pair_by, _MISSING) == tag]
     if not matching:
         return None, "no_partner"
-    fitting = [i for i in matching if settings.fits(lead.raw_frames + candidates[i].raw_frames,
-                                                    lead.edit_frames + candidates[i].edit_frames)]
+    fitting = [i for i in matching if stage.fits(lead.raw_frames + candidates[i].raw_frames,
+                                                 lead.edit_frames + candidates[i].edit_frames)]
     if not fitting:
         return None, "refused_limit"
-    if settings.pair_by == "length":
+    if stage.pair_by == "length":
         length = lead.raw_frames + lead.edit_frames
         return min(fitting, key=lambda i: abs(candidates[i].raw_frames + candidates[i].edit_frames - length)), None
     return fitting[int(rng.integers(len(fitting)))], None
@@ -195,7 +183,7 @@ class _PairNode(BufferedNode):
             if stage.pair_by not in lead.meta:
                 self._warn_missing_field(lead)
             self.field_checked = True  # the first sample to look for a partner tells whether the field exists
-        index, why = choose_partner(lead, self.buffer, stage.settings, self.rng)
+        index, why = choose_partner(lead, self.buffer, stage, self.rng)
         if why is not None:
             self.counts[why] += 1
         return index
@@ -233,8 +221,7 @@ class _PairNode(BufferedNode):
         return {**self.counts, "paired_fraction": paired_fraction, "buffered": len(self.buffer)}
 
 
-@register_stage("concatenation", PairSettings)
-@pipe_method("pair")
+@register_stage("concatenation", PairSettings, method="pair")
 class PairStage(SettingsStage):
     """Concatenate buffered samples in pairs (see :func:`concatenate_samples`).
 
@@ -272,13 +259,9 @@ class PairStage(SettingsStage):
 
     def __init__(self, probability: float = PairSettings.probability, *,
                  schedule: ProbabilitySchedule | None = None, **fields: Any):
-        super().__init__(probability=probability, **fields)
-        self.schedule = check_schedule(schedule)
-
-    def probability_at(self, epoch: int) -> float:
-        """The target paired fraction in ``epoch``, after the schedule."""
-        return scheduled_probability(self.probability, self.schedule, epoch)
+        super().__init__(probability=probability, schedule=schedule, **fields)
 
     def fits(self, raw_frames: int, edit_frames: int) -> bool:
         """Whether a sample (or pair) of this many frames is within the limits."""
-        return self.settings.fits(raw_frames, edit_frames)
+        return ((self.max_raw_frames is None or raw_frames <= self.max_raw_frames)
+                and (self.max_edit_frames is None or edit_frames <= self.max_edit_frames))

@@ -41,7 +41,6 @@ import numpy as np
 import torch
 
 from ..checks import check_bool, check_choice, check_float, check_int, check_int_range
-from ..pipe import pipe_method
 from ..sample import Sample
 from ..schedule import ProbabilitySchedule
 from .registry import register_stage
@@ -319,7 +318,6 @@ class SpecAugmentSettings(SpectralSettings):
 
 
 @register_stage("spec_augment", SpecAugmentSettings)
-@pipe_method("spec_augment")
 class SpecAugmentStage(SpectralAugmentStage):
     """Frequency and time masking (see the module docstring for how masks are drawn).
 

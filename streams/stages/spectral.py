@@ -38,7 +38,8 @@ import torch
 from ..checks import check_choice
 from ..sample import Sample
 from ..seeding import sample_rng
-from .augment import AugmentSettings, AugmentStage
+from .augment import AugmentStage
+from .registry import StageSettings
 
 __all__ = ["MODES", "SpectralAugmentStage", "SpectralSettings", "gather_frames"]
 
@@ -46,7 +47,7 @@ MODES = ("shared", "independent")
 
 
 @dataclasses.dataclass(frozen=True)
-class SpectralSettings(AugmentSettings):
+class SpectralSettings(StageSettings):
     """Base of spectral settings: ``mode``, ``"shared"`` or ``"independent"`` (the module docstring)."""
 
     mode: Literal["shared", "independent"] = "shared"
