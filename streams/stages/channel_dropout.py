@@ -67,7 +67,6 @@ class ChannelDropoutStage(SpectralAugmentStage):
             0 never drops, 1 drops every channel.
         mode: ``"shared"`` (default, as the plan says: the same channels in both mels, so the
             pointer content invariant holds exactly) or ``"independent"`` (each mel its own).
-        schedule: optional per-epoch factor on ``probability``.
 
     Dropped channels are set to 0, as in the plan (on log-mels 0 is a value, not silence).
     Params recorded: ``{"mode": "shared", "channels": [dropped indices]}`` (or per mel under

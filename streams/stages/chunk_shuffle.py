@@ -100,7 +100,6 @@ class ChunkShuffleStage(AugmentStage):
     Args:
         probability: chance to fire per sample (plan: 0.3).
         chunk_size: frames per chunk (plan: 1000; 500 .. 2000 is 5 .. 20 s at a 10 ms hop).
-        schedule: optional per-epoch factor on ``probability``.
 
     The order is a uniform permutation of all chunks, remainder included (so it can be the
     identity; a raw mel of at most one chunk is never changed). Params recorded:

@@ -117,7 +117,6 @@ class CropStage(AugmentStage):
         probability: chance to fire per sample (plan: 0.5).
         min_len, max_len: window length range in edit frames (plan: 500 .. 5000), ``>= 1``.
         context: raw frames kept on each side of the pointed span (plan: 100).
-        schedule: optional per-epoch factor on ``probability``.
 
     The length is uniform in ``[min_len, min(max_len, T_edit)]`` and the start uniform where the
     window fits, as in the plan. An edit of at most ``min_len`` frames (including an empty one)

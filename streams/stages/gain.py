@@ -74,7 +74,6 @@ class GainStage(SpectralAugmentStage):
         mode: ``"shared"`` (default: one factor for both mels, an overall volume change; keeps the
             pointer content invariant exactly) or ``"independent"`` (a factor each: gain staging
             differences between the raw and the edited recording).
-        schedule: optional per-epoch factor on ``probability``.
 
     Params recorded: ``{"mode": "shared", "scale": s}`` or ``{"mode": "independent", "raw":
     {"scale": s}, "edit": {"scale": s}}``. Cost: one multiply per mel, about one copy.

@@ -242,7 +242,6 @@ class NoiseStage(SpectralAugmentStage):
             ``"shared"``: one level and one table read, drawn on the raw mel and scaled by the raw
             mel's std; edit frame ``i`` gets exactly the noise of raw frame ``pointers[i]``, so the
             pointer content invariant holds.
-        schedule: optional per-epoch factor on ``probability``.
 
     Edges: a mel with zero std (constant, a single value, or empty) gets no noise, since the
     noise is relative to its spread. Params recorded: ``{"mode": "shared", "level", "mel_std",

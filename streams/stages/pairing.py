@@ -241,7 +241,6 @@ class PairStage(SettingsStage):
             metadata field: partners must hold an equal value there, and a sample without the
             field, or with no buffered sample sharing its value, passes alone. ``"random"`` and
             ``"length"`` are reserved, so they cannot name a field.
-        schedule: per-epoch factor on ``probability`` (warm-up, decay).
 
     The leaving sample comes first in the pair, so pairs keep stream order. Samples leave in
     arrival order (each waits at most ``buffer_size`` leaves), and the buffer drains with the same

@@ -1,17 +1,16 @@
 """Stage settings and the registry of config blocks: each stage's settings are declared once.
 
-A stage's settings are a frozen dataclass beside the stage that checks itself in ``__post_init__``
-(a bad value raises :class:`~streams.checks.FieldError` on its field) and is, as it is, the stage's
-block in a config file: ``augmentation.crop`` parses into a :class:`~streams.stages.crop.CropSettings`
-and ``pipelines.config`` maps an error's field to its path (``augmentation.crop.min_len``). The
-fields are also the stage's keyword arguments (``CropStage(min_len=50)``, ``pipe.crop(min_len=50)``)
-and attributes (``stage.min_len``); ``stage.settings`` is the block that builds the stage again.
-``enabled`` is the config's switch (a stage built in code refuses it: leave the stage out instead).
+A stage's settings are a frozen dataclass beside it that checks itself in ``__post_init__`` (a bad
+value raises :class:`~streams.checks.FieldError` on its field) and is the stage's config block:
+``augmentation.crop`` parses into a :class:`~streams.stages.crop.CropSettings`, an error's field
+becomes its path (``augmentation.crop.min_len``). The fields are also the stage's keyword
+arguments (``CropStage(min_len=50)``, ``pipe.crop(min_len=50)``) and attributes (``stage.min_len``);
+``stage.settings`` is its block. ``enabled`` is the config's switch, refused by a stage made in code.
 
 A new stage registers itself with one line, :func:`register_stage`, above its class::
 
     @dataclasses.dataclass(frozen=True)
-    class SpeedSettings(StageSettings):  # enabled, probability (checked); redeclare to change a default
+    class SpeedSettings(StageSettings):  # enabled, probability; redeclare a field to change its default
         probability: float = 0.5
         factor_max: float = 1.1
 
@@ -19,14 +18,13 @@ A new stage registers itself with one line, :func:`register_stage`, above its cl
             super().__post_init__()
             check_float(self.factor_max, "factor_max", minimum=1.0)
 
-    @register_stage("speed", SpeedSettings)  # config block "speed" and pipe.speed(...)
-    class SpeedStage(AugmentStage):  # no __init__: it reads self.factor_max, self.probability_at(epoch)
+    @register_stage("speed", SpeedSettings)  # config block "speed", and pipe.speed(...)
+    class SpeedStage(AugmentStage):  # no __init__: it reads self.factor_max and self.probability_at(epoch)
         name = "speed"
 
-A config group then names the block: ``pipelines.config`` lists its blocks in pipe order
-(``AUGMENTATION_ORDER``) and makes the group's dataclass from the settings registered here
-(``stage_group``). Built-in stages register when ``streams`` is imported (its ``__init__`` imports
-every stage module); a stage of your own, when its module is imported, before a config names it.
+A config group then lists the block by name, in pipe order (``pipelines.config.AUGMENTATION_ORDER``;
+``stage_group`` makes a group's dataclass from this registry). The built-in stages register when
+``streams`` is imported; a stage of your own, when its module is imported, before a config names it.
 """
 
 from __future__ import annotations
@@ -61,12 +59,9 @@ def settings_values(settings: StageSettings) -> dict[str, Any]:
 
 
 class SettingsStage(Stage):
-    """A stage built from its settings (``settings_class``, set by :func:`register_stage`).
-
-    ``cls(schedule=None, **fields)`` checks ``fields`` by making ``settings_class(enabled=True,
-    **fields)`` and sets each as an attribute; ``schedule`` is an optional per-epoch factor on
-    ``probability`` (:meth:`probability_at`).
-    """
+    """A stage made from its settings: ``cls(schedule=None, **fields)`` checks ``fields`` by making
+    ``settings_class(enabled=True, **fields)`` and sets each as an attribute; ``schedule`` is an
+    optional per-epoch factor on ``probability`` (:meth:`probability_at`)."""
 
     settings_class: ClassVar[type[StageSettings]] = StageSettings
 

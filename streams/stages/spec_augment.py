@@ -42,7 +42,6 @@ import torch
 
 from ..checks import check_bool, check_choice, check_float, check_int, check_int_range
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule
 from .registry import register_stage
 from .spectral import SpectralAugmentStage, SpectralSettings
 
@@ -274,9 +273,8 @@ def _int_range(value: object, field: str, *, int_is_max: bool) -> tuple[int, int
     return check_int_range(value, field)
 
 
-def _optional_fraction(value: float | None, field: str) -> None:
-    if value is not None:
-        check_float(value, field, maximum=1.0, include_minimum=False)
+def _optional_fraction(value: float | None, field: str) -> float | None:
+    return None if value is None else check_float(value, field, maximum=1.0, include_minimum=False)
 
 
 _RANGES = {"freq_masks": False, "freq_width": True, "time_masks": False, "time_width": True}
@@ -337,7 +335,6 @@ class SpecAugmentStage(SpectralAugmentStage):
         mode: ``"shared"`` (default, as the plan says: identical masks, time masks following the
             pointers) or ``"independent"`` (each mel its own masks, drawn on its own length: masked
             edit frames then point to unmasked raw frames, the robustness the plan mentions).
-        schedule: optional per-epoch factor on ``probability``.
 
     Params recorded: ``{"mode": "shared", "freq_starts", "freq_widths", "time_starts",
     "time_widths", "fill_value"}`` (lists of ints and a float; per mel under ``"raw"``/``"edit"`` in
@@ -356,19 +353,17 @@ class SpecAugmentStage(SpectralAugmentStage):
 
     name = "spec_augment"
 
-    def __init__(self, *, schedule: ProbabilitySchedule | None = None, **fields: Any):
-        super().__init__(schedule=schedule, **fields)
-        ranges = self.settings.ranges()
-        self._freq_counts, self._freq_widths = ranges["freq_masks"], ranges["freq_width"]
-        self._time_counts, self._time_widths = ranges["time_masks"], ranges["time_width"]
+    @functools.cached_property
+    def _ranges(self) -> dict[str, tuple[int, int]]:
+        return self.settings.ranges()
 
     def time_ranges(self, frames: int) -> tuple[tuple[int, int], tuple[int, int], int]:
         """``(count_range, width_range, budget)`` of time masks on a mel of ``frames`` frames."""
-        counts = self._time_counts
+        counts = self._ranges["time_masks"]
         if self.adaptive and self.time_mask_multiplicity is not None:
             count = math.floor(self.time_mask_multiplicity * frames)
             counts = (count, count)
-        widths = self._time_widths
+        widths = self._ranges["time_width"]
         if self.adaptive and self.time_mask_ratio is not None:
             widest = math.floor(self.time_mask_ratio * frames)
             widths = (min(1, widest), widest)
@@ -376,7 +371,8 @@ class SpecAugmentStage(SpectralAugmentStage):
 
     def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
         n_mels, frames = mel.shape
-        freq_starts, freq_widths = draw_spans(n_mels, self._freq_counts, self._freq_widths, n_mels, generator)
+        ranges = self._ranges
+        freq_starts, freq_widths = draw_spans(n_mels, ranges["freq_masks"], ranges["freq_width"], n_mels, generator)
         time_starts, time_widths = draw_spans(frames, *self.time_ranges(frames), generator)
         fill_value = 0.0
         if self.fill == "mean" and mel.numel():
