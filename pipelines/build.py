@@ -76,14 +76,11 @@ BEFORE_SHUFFLE = ("crop",)
 
 
 def build_augmentations(config: Config) -> dict[str, Stage]:
-    """The enabled augmentation stages of ``config``, by block name, in pipe order (none when
-    augmentation is off), each built from its block by the stage registered for it; ``config.source``
-    is not used, so a config made in code needs no shards."""
+    """The enabled augmentation stages of ``config`` (each its block's registered stage), by block name,
+    in pipe order (none when augmentation is off); no shards needed: ``config.source`` is not used."""
     aug = config.augmentation
-    schedule = _make("augmentation.schedule", ProbabilitySchedule,
-                     paths={"warmup_epochs": "augmentation.warmup_epochs"}, warmup_epochs=aug.warmup_epochs,
-                     kind=aug.schedule.kind, decay_epochs=aug.schedule.decay_epochs,
-                     start_factor=aug.schedule.start_factor, end_factor=aug.schedule.end_factor)
+    schedule = _make("augmentation.schedule", ProbabilitySchedule, warmup_epochs=aug.warmup_epochs,
+                     paths={"warmup_epochs": "augmentation.warmup_epochs"}, **dataclasses.asdict(aug.schedule))
     blocks = {name: getattr(aug, name) for name in AUGMENTATION_ORDER}
     return {name: REGISTRY[name](schedule=schedule, **settings_values(block))
             for name, block in blocks.items() if config.augment and block.enabled}

@@ -2,15 +2,12 @@
 
 The ``augmentation`` block is exactly the schema of the augmentation plan's configuration
 example (which loads unchanged, as does its flat ``augmentation_enabled`` switch), plus optional
-fields documented on each stage. Its blocks are not declared here: each is the settings
-dataclass of the stage registered under its name (:mod:`streams.stages.registry`), listed in
-:data:`AUGMENTATION_ORDER`; this module declares what is not a stage (source, shuffle, batching,
-schedule). Unknown keys are rejected with a did-you-mean; wrong types and bad values are rejected
-with the dotted path of the field (``augmentation.noise.probability``).
-
-:func:`parse_config` is the parse, with the schema's checks and the stage blocks' own (ranges,
-min <= max). :func:`pipelines.build.load_config` also checks the rest by building the stages once
-(:func:`pipelines.build.check_config`), so a bad config never reaches a DataLoader worker.
+fields documented on each stage. Its blocks are the settings of the stages registered under
+their names (:mod:`streams.stages.registry`); this module declares what is not a stage. Unknown
+keys are rejected with a did-you-mean; wrong types and bad values are rejected with the dotted
+path of the field (``augmentation.noise.probability``): by the parse (:func:`parse_config`, the
+schema and the stage blocks' own checks), then by :func:`pipelines.build.load_config`, which builds
+the stages once (:func:`pipelines.build.check_config`), so a bad config never reaches a worker.
 """
 
 from __future__ import annotations
@@ -63,25 +60,18 @@ AUGMENTATION_ORDER = ("crop", "concatenation", "chunk_shuffle", "gain", "channel
 settings dataclass of the stage registered under that name (:mod:`streams.stages.registry`)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class _AugmentationSwitches:
-    enabled: bool = False
-    warmup_epochs: int = 0
-    schedule: ScheduleConfig = ScheduleConfig()
-
-
-def stage_group(name: str, blocks: tuple[str, ...], base: type, doc: str) -> type:
-    """A frozen dataclass ``name``: ``base``'s fields, then one field per block of ``blocks``, of
-    the settings class registered for it and defaulting to its defaults."""
+def stage_group(name: str, fields: list[tuple[str, type, Any]], blocks: tuple[str, ...], doc: str) -> type:
+    """A frozen dataclass ``name`` of ``fields`` (name, type, default), then one field per block of
+    ``blocks``: the settings class registered for it, defaulting to its defaults."""
     settings = {block: REGISTRY[block].settings_class for block in blocks}
-    fields = [(block, cls, dataclasses.field(default=cls())) for block, cls in settings.items()]
-    return dataclasses.make_dataclass(name, fields, bases=(base,), frozen=True,
-                                      namespace={"__doc__": doc, "__module__": __name__})
+    fields = fields + [(block, cls, dataclasses.field(default=cls())) for block, cls in settings.items()]
+    return dataclasses.make_dataclass(name, fields, frozen=True, namespace={"__doc__": doc, "__module__": __name__})
 
 
-AugmentationConfig = stage_group("AugmentationConfig", AUGMENTATION_ORDER, _AugmentationSwitches, """The plan's
-    ``augmentation`` block: ``enabled``, ``warmup_epochs``, ``schedule``, then one block per stage
-    of :data:`AUGMENTATION_ORDER` (``noise`` is a :class:`~streams.stages.noise.NoiseSettings`).""")
+AugmentationConfig = stage_group("AugmentationConfig", [
+    ("enabled", bool, False), ("warmup_epochs", int, 0), ("schedule", ScheduleConfig, ScheduleConfig())],
+    AUGMENTATION_ORDER, """The plan's ``augmentation`` block: ``enabled``, ``warmup_epochs``, ``schedule``,
+    then the block of each stage in :data:`AUGMENTATION_ORDER` (``noise``: a ``NoiseSettings``).""")
 
 # --- the other blocks ------------------------------------------------------------------------------
 

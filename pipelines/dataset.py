@@ -7,17 +7,13 @@ padded into a :class:`~streams.stages.collate.Batch` by ``default_collate`` (see
 :class:`~pipelines.augmentor.Augmentor`: the same augmentations the streaming pipe gives that
 sample in that epoch; ``augment=False`` returns samples as read.
 
-Concatenation: a map-style item has no buffer to find a partner in, so it is given one by a keyed
-draw. Item ``i`` becomes a pair with chance ``p / (2 - p)`` (``p`` the configured probability
-after the schedule; so a fraction ``p`` of the samples served are halves of pairs, as in the
-pipe; :func:`~streams.stages.pairing.lead_pairing_chance`), decided by a hash of (seed, epoch,
-stage name, key). Its buffer is ``buffer_size - 1`` other samples drawn uniformly without
-replacement, with a generator keyed the same way (all the others when there are fewer), and the
-partner is chosen in it as the pipe's pairing stage chooses, by the same function
-(:func:`~streams.stages.pairing.choose_partner`): uniformly among those that match ``pair_by`` and
-fit ``max_raw_frames``/``max_edit_frames``, or for ``pair_by: "length"`` the closest in length.
-The pair is ``augmentor.pair(item, partner)``: item first. The dataset's length stays the number
-of samples, so an epoch serves each sample once as a first part, plus the partners.
+Concatenation: a map-style item has no buffer, so it is given one. Item ``i`` becomes a pair with
+chance ``p / (2 - p)`` (``p`` the configured probability after the schedule; so a fraction ``p``
+of the samples served are halves of pairs, as in the pipe; :func:`~streams.stages.pairing.lead_pairing_chance`),
+decided by a hash of (seed, epoch, stage name, key); a generator keyed the same way draws
+``buffer_size - 1`` other samples, and the pipe's rule (:func:`~streams.stages.pairing.choose_partner`)
+picks the partner among them. The pair is ``augmentor.pair(item, partner)``: item first. The
+dataset's length stays the number of samples: each is served once as a first part, plus partners.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ the pipe's pairing and ``AugmentedDataset`` choose partners by the same rule."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 
 import pytest
@@ -58,8 +57,6 @@ def test_a_block_round_trips_through_json_and_the_stage(block, changed):
     stage = REGISTRY[block](**settings_values(loaded))
     assert stage.settings == made  # the stage's settings are the block that builds it
     assert all(getattr(stage, name) == value for name, value in settings_values(made).items())
-    assert list(inspect.signature(REGISTRY[block]).parameters)[-1] == "schedule"
-    assert set(settings_values(made)) <= set(inspect.signature(REGISTRY[block]).parameters)
 
 
 @pytest.mark.parametrize("block", AUGMENTATION_ORDER)
@@ -83,7 +80,7 @@ def test_a_stage_made_in_code_checks_its_fields_and_refuses_the_config_switch(bl
     assert info.value.field == "probability"
     with pytest.raises(FieldError) as info:
         stage_class(enabled=True)
-    assert info.value.field == "enabled" and "leave the stage out" in str(info.value)
+    assert info.value.field == "enabled" and "leave it out of the pipe" in str(info.value)
 
 
 def _samples(lengths: list[tuple[int, int]], tags: list[str | None]) -> list:

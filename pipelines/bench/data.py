@@ -39,11 +39,8 @@ def plan_config() -> dict[str, Any]:
 
 
 def augmentation_stage(block: str, *, probability: float = 1.0, fields: dict[str, Any] | None = None) -> Stage:
-    """The stage of augmentation ``block`` with the plan's config example's fields, ``probability``
-    (1 by default, so it always fires) and the config ``fields`` given (``{"mode": "shared"}``);
-    ``concatenation`` gives the pairing stage with a buffer of 2. No shard is opened."""
-    if block not in AUGMENTATION_BLOCKS:
-        raise ValueError(f"augmentation block must be one of {', '.join(AUGMENTATION_BLOCKS)} ({block!r} given)")
+    """The stage of augmentation ``block``: the plan example's block with ``probability`` (1: it always fires),
+    the ``fields`` given (``{"mode": "shared"}``) and, for ``concatenation``, a buffer of 2."""
     settings = getattr(parse_config(plan_config()).augmentation, block)
     changes = {**(fields or {}), "probability": probability, **({"buffer_size": 2} if block == "concatenation" else {})}
     return REGISTRY[block](**{**settings_values(settings), **changes})

@@ -85,9 +85,6 @@ class _AugmentNode(Node):
 class AugmentStage(SettingsStage):
     """Base of augmentation stages. Subclasses set ``name`` and define ``draw`` and ``apply``.
 
-    Built from keyword arguments, its settings' fields (``probability`` alone, unless the stage is
-    registered with settings of its own: :mod:`streams.stages.registry`) and ``schedule``.
-
     ``draw`` returns ``None`` when the stage has nothing to do on a sample (the sample then passes
     unchanged and unrecorded). ``params`` returned by ``draw`` must be JSON-friendly (ints, floats,
     strings, lists, dicts): they go into the sample's metadata as its augmentation record. ``draw`` receives the

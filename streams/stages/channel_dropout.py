@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,9 +44,8 @@ def _channel_index(channels: Sequence[int], n_mels: int) -> torch.Tensor | None:
     return torch.tensor(channels, dtype=torch.int64)
 
 
-@dataclasses.dataclass(frozen=True)
 class ChannelDropoutSettings(SpectralSettings):
-    """The ``channel_dropout`` block (A4), :class:`ChannelDropoutStage`'s settings; the stage documents the fields."""
+    """The ``channel_dropout`` block (A4), ``probability`` as in the plan; fields: :class:`ChannelDropoutStage`."""
 
     probability: float = 0.3
     dropout_rate: float = 0.1
@@ -62,7 +60,6 @@ class ChannelDropoutStage(SpectralAugmentStage):
     """Zero each mel channel independently with probability ``dropout_rate``.
 
     Args:
-        probability: chance to fire per sample (plan: 0.3).
         dropout_rate: chance that a given channel is dropped (plan: 0.1, range 0.05 .. 0.15);
             0 never drops, 1 drops every channel.
         mode: ``"shared"`` (default, as the plan says: the same channels in both mels, so the

@@ -10,7 +10,6 @@ of chunk starts) comes from a cumulative sum over the new order. The edit mel is
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,9 +80,8 @@ def shuffle_chunks(sample: Sample, order: Sequence[int], chunk_size: int) -> Sam
     return sample.replace(raw_mel=raw_mel, pointers=pointers)
 
 
-@dataclasses.dataclass(frozen=True)
 class ChunkShuffleSettings(StageSettings):
-    """The ``chunk_shuffle`` block (B1), :class:`ChunkShuffleStage`'s settings; the stage documents the fields."""
+    """The ``chunk_shuffle`` block (B1), ``probability`` as in the plan; :class:`ChunkShuffleStage` has the fields."""
 
     probability: float = 0.3
     chunk_size: int = 1000
@@ -98,7 +96,6 @@ class ChunkShuffleStage(AugmentStage):
     """Shuffle ``chunk_size``-frame chunks of the raw mel (see the module docstring).
 
     Args:
-        probability: chance to fire per sample (plan: 0.3).
         chunk_size: frames per chunk (plan: 1000; 500 .. 2000 is 5 .. 20 s at a 10 ms hop).
 
     The order is a uniform permutation of all chunks, remainder included (so it can be the

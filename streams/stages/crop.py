@@ -9,7 +9,6 @@ original tensors can be freed (the point of cropping is memory).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -93,9 +92,8 @@ def crop_sample(sample: Sample, start: int, length: int, context: int = 100) -> 
     return cut_sample(sample, **crop_bounds(sample, start, length, context))
 
 
-@dataclasses.dataclass(frozen=True)
 class CropSettings(StageSettings):
-    """The ``crop`` block (B2), :class:`CropStage`'s settings; the stage documents the fields."""
+    """The ``crop`` block (B2), ``probability`` as in the plan; :class:`CropStage` documents the fields."""
 
     probability: float = 0.5
     min_len: int = 500
@@ -114,7 +112,6 @@ class CropStage(AugmentStage):
     """Crop a random window of the edit and the raw frames it needs (see the module docstring).
 
     Args:
-        probability: chance to fire per sample (plan: 0.5).
         min_len, max_len: window length range in edit frames (plan: 500 .. 5000), ``>= 1``.
         context: raw frames kept on each side of the pointed span (plan: 100).
 

@@ -6,7 +6,6 @@ models read) the same factor is an offset, ``log(scale)``, which ``domain`` sele
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Literal
 
@@ -42,9 +41,8 @@ def apply_gain(mel: torch.Tensor, scale: float, domain: str = "linear", *, in_pl
     return mel.add_(offset) if in_place else mel + offset
 
 
-@dataclasses.dataclass(frozen=True)
 class GainSettings(SpectralSettings):
-    """The ``gain`` block (A3), :class:`GainStage`'s settings; the stage documents the fields."""
+    """The ``gain`` block (A3), ``probability`` as in the plan; :class:`GainStage` documents the fields."""
 
     probability: float = 0.5
     scale_min: float = 0.7
@@ -66,7 +64,6 @@ class GainStage(SpectralAugmentStage):
     """Scale mels by a factor drawn uniformly in ``[scale_min, scale_max]``.
 
     Args:
-        probability: chance to fire per sample (plan: 0.5).
         scale_min, scale_max: range of the factor (plan: 0.7 .. 1.3); ``scale_min == scale_max``
             gives a fixed factor.
         domain: ``"linear"`` (default, the plan's multiply), ``"log"`` or ``"db"`` for log-mels,

@@ -27,7 +27,6 @@ every process whatever its thread count, and about 15 us whatever the mel's size
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -214,9 +213,8 @@ def add_table_noise(mel: torch.Tensor, *, level: float, mel_std: float, offset: 
     return torch.addcmul(mel, view, signs, value=noise_std)
 
 
-@dataclasses.dataclass(frozen=True)
 class NoiseSettings(SpectralSettings):
-    """The ``noise`` block (A1), :class:`NoiseStage`'s settings; the stage documents the fields."""
+    """The ``noise`` block (A1), ``probability`` as in the plan; :class:`NoiseStage` documents the fields."""
 
     probability: float = 0.5
     level_min: float = 0.05
@@ -235,7 +233,6 @@ class NoiseStage(SpectralAugmentStage):
     ``[level_min, level_max]``.
 
     Args:
-        probability: chance to fire per sample (plan: 0.5).
         level_min, level_max: range of the relative noise level (plan: 0.05 .. 0.15).
         mode: ``"independent"`` (default): raw and edit get their own level, read and std (the
             plan's "different recording conditions", which it calls more realistic).

@@ -13,7 +13,6 @@ again by origin, and a pair (origin ``("pair", origin_a, origin_b)``) is rebuilt
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -98,9 +97,8 @@ def lead_pairing_chance(probability: float) -> float:
 _MISSING = object()
 
 
-@dataclasses.dataclass(frozen=True)
 class PairSettings(StageSettings):
-    """The ``concatenation`` block (B3), :class:`PairStage`'s settings; the stage documents the fields."""
+    """The ``concatenation`` block (B3), ``probability`` as in the plan; :class:`PairStage` documents the fields."""
 
     probability: float = 0.2
     buffer_size: int = 16
@@ -121,11 +119,10 @@ class PairSettings(StageSettings):
 
 def choose_partner(lead: Sample, candidates: Sequence[Sample], stage: PairStage,
                    rng: np.random.Generator) -> tuple[int | None, str | None]:
-    """Which of ``candidates`` ``lead`` pairs with under ``stage``'s ``pair_by`` and frame limits
-    (:class:`PairStage`): ``(index, None)``, or ``(None, why)``, ``why`` being ``"no_partner"``
-    (none matches ``pair_by``) or ``"refused_limit"`` (some match, none fits). Random choices are
-    ``rng.integers``; ``"length"`` ties go to the first. The pipe's pairing node and
-    :class:`pipelines.dataset.AugmentedDataset` both choose with it, so they choose alike.
+    """Which of ``candidates`` ``lead`` pairs with by ``stage``'s ``pair_by`` and limits (:class:`PairStage`;
+    ``"length"`` ties go to the first): ``(index, None)``, or ``(None, "no_partner")`` (none matches
+    ``pair_by``) or ``(None, "refused_limit")`` (none fits). The pairing node and
+    :class:`pipelines.dataset.AugmentedDataset` both choose with it.
 
     >>> s = [Sample(key, torch.zeros(1, n), torch.zeros(1, 1), torch.tensor([0])) for key, n in zip("abc", (5, 9, 4))]
     >>> choose_partner(s[0], s[1:], PairStage(pair_by="length"), np.random.default_rng(0))

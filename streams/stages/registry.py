@@ -1,16 +1,12 @@
 """Stage settings and the registry of config blocks: each stage's settings are declared once.
 
-A stage's settings are a frozen dataclass beside it that checks itself in ``__post_init__`` (a bad
-value raises :class:`~streams.checks.FieldError` on its field) and is the stage's config block:
-``augmentation.crop`` parses into a :class:`~streams.stages.crop.CropSettings`, an error's field
-becomes its path (``augmentation.crop.min_len``). The fields are also the stage's keyword
-arguments (``CropStage(min_len=50)``, ``pipe.crop(min_len=50)``) and attributes (``stage.min_len``);
-``stage.settings`` is its block. ``enabled`` is the config's switch, refused by a stage made in code.
+A stage's settings are a frozen dataclass beside it, checking itself in ``__post_init__``
+(:class:`~streams.checks.FieldError` on the field), and are its config block (``augmentation.crop``
+is a :class:`~streams.stages.crop.CropSettings`), its keyword arguments (``pipe.crop(min_len=50)``)
+and its attributes (``stage.min_len``; ``stage.settings`` is the block). A stage registers itself
+with one line, :func:`register_stage`, above its class::
 
-A new stage registers itself with one line, :func:`register_stage`, above its class::
-
-    @dataclasses.dataclass(frozen=True)
-    class SpeedSettings(StageSettings):  # enabled, probability; redeclare a field to change its default
+    class SpeedSettings(StageSettings):  # a frozen dataclass: enabled, probability (redeclared: a new default)
         probability: float = 0.5
         factor_max: float = 1.1
 
@@ -22,17 +18,16 @@ A new stage registers itself with one line, :func:`register_stage`, above its cl
     class SpeedStage(AugmentStage):  # no __init__: it reads self.factor_max and self.probability_at(epoch)
         name = "speed"
 
-A config group then lists the block by name, in pipe order (``pipelines.config.AUGMENTATION_ORDER``;
-``stage_group`` makes a group's dataclass from this registry). The built-in stages register when
-``streams`` is imported; a stage of your own, when its module is imported, before a config names it.
+A config group names the block in its pipe order (``pipelines.config.AUGMENTATION_ORDER``). Built-in
+stages register when ``streams`` is imported; yours, when its module is, before a config names it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
+import typing
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from ..checks import FieldError, check_bool, check_probability
 from ..pipe import Stage, pipe_method
@@ -41,12 +36,18 @@ from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probabilit
 __all__ = ["REGISTRY", "SettingsStage", "StageSettings", "register_stage", "settings_values"]
 
 
+@typing.dataclass_transform(frozen_default=True)
 @dataclasses.dataclass(frozen=True)
 class StageSettings:
-    """Base of a stage's settings: the config's switch ``enabled`` and the chance to fire per sample."""
+    """Base of a stage's settings: the config's switch ``enabled`` and the chance to fire per sample.
+    A subclass is made a frozen dataclass when it is defined (so it takes no decorator)."""
 
     enabled: bool = False
     probability: float = 1.0
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        dataclasses.dataclass(frozen=True)(cls)
 
     def __post_init__(self) -> None:
         check_bool(self.enabled, "enabled")
@@ -67,8 +68,7 @@ class SettingsStage(Stage):
 
     def __init__(self, *, schedule: ProbabilitySchedule | None = None, **fields: Any):
         if "enabled" in fields:
-            raise FieldError("enabled", f"enabled is a config switch; a {type(self).__name__} built in code always "
-                                        "runs, so leave the stage out of the pipe instead")
+            raise FieldError("enabled", "enabled is a config switch: to turn the stage off, leave it out of the pipe")
         self._settings = self.settings_class(enabled=True, **fields)
         vars(self).update(settings_values(self._settings))
         self.schedule = check_schedule(schedule)
@@ -86,23 +86,14 @@ class SettingsStage(Stage):
 REGISTRY: dict[str, type[SettingsStage]] = {}
 """Config block name -> its stage class (whose ``settings_class`` is the block's dataclass)."""
 
-_S = TypeVar("_S", bound=type[SettingsStage])
+def register_stage(block: str, settings: type[StageSettings], *, method: str | None = None) -> Callable[[type], type]:
+    """Class decorator: config block ``block`` is a ``settings`` (the class's ``settings_class``)
+    and builds this stage, which ``pipe.<method>(...)`` (default: ``block``) appends."""
 
-
-def register_stage(block: str, settings: type[StageSettings], *, method: str | None = None) -> Callable[[_S], _S]:
-    """Class decorator: config block ``block`` is a ``settings`` and builds this stage, which
-    ``pipe.<method>(...)`` (default: ``block``) appends. Sets the class's ``settings_class`` and
-    its signature (its ``__init__``'s with the settings' fields, for ``help()`` and the docs)."""
-
-    def register(cls: _S) -> _S:
+    def register(cls: type[SettingsStage]) -> type[SettingsStage]:
         if block in REGISTRY:
             raise ValueError(f"a stage is already registered for the block {block!r}; choose another name")
         cls.settings_class = settings
-        own = [p for p in inspect.signature(cls.__init__).parameters.values()
-               if p.name != "self" and p.kind != p.VAR_KEYWORD]
-        fields = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
-                  for f in dataclasses.fields(settings) if f.name not in {"enabled", *(p.name for p in own)}]
-        cls.__signature__ = inspect.Signature(sorted(fields + own, key=lambda p: p.kind))
         REGISTRY[block] = cls
         return pipe_method(method or block)(cls)
 

@@ -31,7 +31,6 @@ for both fills).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -277,14 +276,11 @@ def _optional_fraction(value: float | None, field: str) -> float | None:
     return None if value is None else check_float(value, field, maximum=1.0, include_minimum=False)
 
 
-_RANGES = {"freq_masks": False, "freq_width": True, "time_masks": False, "time_width": True}
-"""The count and width fields, and whether an int is a width's maximum (else an exact count)."""
+_RANGES = {"freq_masks": False, "freq_width": True, "time_masks": False, "time_width": True}  # int: a width's max?
 
 
-@dataclasses.dataclass(frozen=True)
 class SpecAugmentSettings(SpectralSettings):
-    """The ``spec_augment`` block (A2), :class:`SpecAugmentStage`'s settings; the stage documents the
-    fields. A ``[low, high]`` count or width is kept as a tuple."""
+    """The ``spec_augment`` block (A2), ``probability`` as in the plan; a ``[low, high]`` is kept as a tuple."""
 
     probability: float = 0.5
     freq_masks: int | tuple[int, int] = 2
@@ -320,7 +316,6 @@ class SpecAugmentStage(SpectralAugmentStage):
     """Frequency and time masking (see the module docstring for how masks are drawn).
 
     Args:
-        probability: chance to fire per sample (plan: 0.5).
         freq_masks: number of frequency masks, int or ``[low, high]`` (plan: 2; 0 disables).
         freq_width: mask width in mel bins, int max or ``[low, high]`` (plan: 20).
         time_masks: number of time masks, int or ``[low, high]`` (plan: 2; 0 disables).

@@ -29,7 +29,6 @@ same way whatever the stage's own mode.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -46,7 +45,6 @@ __all__ = ["MODES", "SpectralAugmentStage", "SpectralSettings", "gather_frames"]
 MODES = ("shared", "independent")
 
 
-@dataclasses.dataclass(frozen=True)
 class SpectralSettings(StageSettings):
     """Base of spectral settings: ``mode``, ``"shared"`` or ``"independent"`` (the module docstring)."""
 
@@ -74,9 +72,7 @@ def gather_frames(values: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
 class SpectralAugmentStage(AugmentStage):
     """Base of spectral stages: the mode switch between shared and independent decisions.
 
-    Its settings (:class:`SpectralSettings` or a subclass) hold ``probability`` and ``mode``
-    (``"shared"`` or ``"independent"``, see the module docstring); ``schedule`` is an optional
-    per-epoch factor on ``probability``.
+    Its settings (a :class:`SpectralSettings`) hold ``probability`` and ``mode`` (module docstring).
 
     Shapes and dtypes are kept (float16 mels stay float16); pointers are never touched. Any
     shape works, including one frame, one mel bin and an empty edit (``T_edit == 0``, which
