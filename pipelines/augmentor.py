@@ -17,12 +17,11 @@ then the stages after it on the pair. Which partner, and when, is the caller's c
 from __future__ import annotations
 
 from streams.sample import Sample
-from streams.stages.augment import AugmentStage
 from streams.stages.augment_chain import AugmentChain
 from streams.stages.pairing import PairStage, concatenate_samples
 
-from .build import AUGMENTATION_ORDER, build_augmentations
-from .config import Config
+from .build import build_augmentations
+from .config import AUGMENTATION_ORDER, Config
 
 __all__ = ["Augmentor"]
 
@@ -38,10 +37,11 @@ class Augmentor:
     Build it with :meth:`from_config`. ``augmentor(sample, epoch=e)`` → the augmented sample
     (a new one; the input is unchanged); :meth:`pair` → the concatenated, augmented pair.
 
-    >>> from pipelines.config import AugmentationConfig, Config, GainConfig
+    >>> from pipelines.config import AugmentationConfig, Config
+    >>> from streams.stages.gain import GainSettings
     >>> import torch
     >>> config = Config(seed=1, augmentation=AugmentationConfig(
-    ...     enabled=True, gain=GainConfig(enabled=True, probability=1.0)))
+    ...     enabled=True, gain=GainSettings(enabled=True, probability=1.0)))
     >>> augmentor = Augmentor.from_config(config)
     >>> augmentor.names
     ('gain',)
@@ -67,15 +67,12 @@ class Augmentor:
         """The augmentor of ``config``'s ``augmentation`` block and ``seed`` (its ``source`` is not
         read: a config made in code without shards works). With augmentation off it changes nothing."""
         stages = build_augmentations(config)
-        split = AUGMENTATION_ORDER.index("concatenation")
-        parts: tuple[list[tuple[str, AugmentStage]], list[tuple[str, AugmentStage]]] = ([], [])
-        pairing = None
-        for block, stage in stages.items():
-            if isinstance(stage, PairStage):
-                pairing = (stage.name, stage)
-            else:
-                parts[AUGMENTATION_ORDER.index(block) > split].append((stage.name, stage))
-        return cls(AugmentChain(parts[0], seed=config.seed), AugmentChain(parts[1], seed=config.seed), pairing)
+        pair = stages.pop("concatenation", None)
+        pair_at = AUGMENTATION_ORDER.index("concatenation")
+        before = [(stage.name, stage) for block, stage in stages.items() if AUGMENTATION_ORDER.index(block) < pair_at]
+        after = [(stage.name, stage) for block, stage in stages.items() if AUGMENTATION_ORDER.index(block) > pair_at]
+        pairing = (pair.name, pair) if pair is not None else None
+        return cls(AugmentChain(before, seed=config.seed), AugmentChain(after, seed=config.seed), pairing)
 
     @property
     def names(self) -> tuple[str, ...]:

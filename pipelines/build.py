@@ -25,24 +25,14 @@ from streams.reading.tar_records import ReadLimits
 from streams.schedule import ProbabilitySchedule
 from streams.stages.batch import BatchStage
 from streams.stages.bucketing import FrameBudgetBatchStage
-from streams.stages.channel_dropout import ChannelDropoutStage
-from streams.stages.chunk_shuffle import ChunkShuffleStage
-from streams.stages.crop import CropStage
-from streams.stages.gain import GainStage
-from streams.stages.noise import NoiseStage
-from streams.stages.pairing import PairStage
+from streams.stages.registry import REGISTRY, settings_values
 from streams.stages.shuffle import ShuffleStage
-from streams.stages.spec_augment import SpecAugmentStage
 
-from .config import AUDIO_STAGES, BatchingConfig, Config, check_pipe_opt_in, parse_config, pipe_urls
+from .config import AUDIO_STAGES, AUGMENTATION_ORDER, BatchingConfig, Config, check_pipe_opt_in, parse_config, pipe_urls
 from .errors import ConfigError
 
 __all__ = ["AUGMENTATION_ORDER", "build_audio_stages", "build_augmentations", "build_pipe", "build_stages",
            "check_config", "load_config"]
-
-
-def _block_kwargs(block: Any) -> dict[str, Any]:
-    return {f.name: getattr(block, f.name) for f in dataclasses.fields(block) if f.name != "enabled"}
 
 
 def _make(block: str, factory: Any, *, paths: dict[str, str] | None = None, **kwargs: Any) -> Stage:
@@ -92,28 +82,19 @@ def build_stages(config: Config) -> list[Stage]:
     return stages
 
 
-AUGMENTATION_ORDER = ("crop", "concatenation", "chunk_shuffle", "gain", "channel_dropout", "spec_augment", "noise")
-"""The augmentation blocks in pipe order (the module docstring says why)."""
 BEFORE_SHUFFLE = ("crop",)
 """The augmentations that run before the shuffle buffer."""
 
 
 def build_augmentations(config: Config) -> dict[str, Stage]:
-    """The enabled augmentation stages of ``config``, by block name, in pipe order (none when
-    augmentation is off); ``config.source`` is not used, so a config made in code needs no shards."""
+    """The enabled augmentation stages of ``config`` (each its block's registered stage), by block name,
+    in pipe order (none when augmentation is off); no shards needed: ``config.source`` is not used."""
     aug = config.augmentation
-    schedule = _make("augmentation.schedule", ProbabilitySchedule,
-                     paths={"warmup_epochs": "augmentation.warmup_epochs"}, warmup_epochs=aug.warmup_epochs,
-                     kind=aug.schedule.kind, decay_epochs=aug.schedule.decay_epochs,
-                     start_factor=aug.schedule.start_factor, end_factor=aug.schedule.end_factor)
-    factories = {"crop": CropStage, "concatenation": PairStage, "chunk_shuffle": ChunkShuffleStage, "gain": GainStage,
-                 "channel_dropout": ChannelDropoutStage, "spec_augment": SpecAugmentStage, "noise": NoiseStage}
-    stages = {}
-    for name in AUGMENTATION_ORDER:
-        block = getattr(aug, name)
-        if config.augment and block.enabled:
-            stages[name] = _make(f"augmentation.{name}", factories[name], schedule=schedule, **_block_kwargs(block))
-    return stages
+    schedule = _make("augmentation.schedule", ProbabilitySchedule, warmup_epochs=aug.warmup_epochs,
+                     paths={"warmup_epochs": "augmentation.warmup_epochs"}, **dataclasses.asdict(aug.schedule))
+    blocks = {name: getattr(aug, name) for name in AUGMENTATION_ORDER}
+    return {name: REGISTRY[name](schedule=schedule, **settings_values(block))
+            for name, block in blocks.items() if config.augment and block.enabled}
 
 
 def build_audio_stages(config: Config) -> list[Stage]:

@@ -2,14 +2,14 @@
 
 The ``augmentation`` block is exactly the schema of the augmentation plan's configuration
 example (which loads unchanged, as does its flat ``augmentation_enabled`` switch), plus optional
-fields documented on each block. Unknown keys are rejected with a did-you-mean; wrong types and
-bad values are rejected with the dotted path of the field (``augmentation.noise.probability``).
+fields documented on each stage. Its blocks are the settings of the stages registered under
+their names (:mod:`streams.stages.registry`); this module declares what is not a stage. Unknown
+keys are rejected with a did-you-mean; wrong types and bad values are rejected with the dotted
+path of the field (``augmentation.noise.probability``): by the parse (:func:`parse_config`, the
+schema and the stage blocks' own checks), then by :func:`pipelines.build.load_config`, which builds
+the stages once (:func:`pipelines.build.check_config`), so a bad config never reaches a worker.
 The ``audio_augmentation`` block (audio shards, :class:`AudioAugmentationConfig`) holds the audio
 stages' own settings dataclasses, which check themselves when parsed.
-
-:func:`parse_config` is the parse and these schema checks alone. :func:`pipelines.build.load_config` also checks
-the values each stage checks itself (ranges, min <= max) by building the stages once
-(:func:`pipelines.build.check_config`), so a bad config never reaches a DataLoader worker.
 """
 
 from __future__ import annotations
@@ -26,125 +26,28 @@ from streams.checks import FieldError
 from streams.stages.audio_augment import AudioAugmentStage
 from streams.stages.export import ExportStage
 from streams.stages.reedit import ReeditStage
+from streams.stages.registry import REGISTRY
 from streams.stages.stretch import SpeedStage, TempoStage
 
 from .errors import ConfigError
 
 __all__ = [
     "AUDIO_STAGES",
+    "AUGMENTATION_ORDER",
     "AudioAugmentationConfig",
     "AudioStageBlock",
     "AugmentationConfig",
     "BatchingConfig",
-    "ChannelDropoutConfig",
-    "ChunkShuffleConfig",
-    "ConcatenationConfig",
     "Config",
     "ConfigError",
-    "CropConfig",
-    "GainConfig",
-    "NoiseConfig",
     "ScheduleConfig",
     "ShuffleConfig",
     "SourceConfig",
-    "SpecAugmentConfig",
     "check_pipe_opt_in",
     "parse_config",
     "pipe_urls",
+    "stage_group",
 ]
-
-
-# --- augmentation blocks (field names are the stage constructors' keyword arguments) -------------
-
-@dataclasses.dataclass(frozen=True)
-class NoiseConfig:
-    """A1: Gaussian noise with std ``level`` × the mel's std, level drawn in [level_min, level_max]."""
-
-    enabled: bool = False
-    probability: float = 0.5
-    level_min: float = 0.05
-    level_max: float = 0.15
-    mode: Literal["shared", "independent"] = "independent"
-
-
-@dataclasses.dataclass(frozen=True)
-class GainConfig:
-    """A3: amplitude scaling by a factor drawn in [scale_min, scale_max]; for log-mels set
-    ``domain`` to ``"log"`` or ``"db"``, which turns the factor into an offset."""
-
-    enabled: bool = False
-    probability: float = 0.5
-    scale_min: float = 0.7
-    scale_max: float = 1.3
-    mode: Literal["shared", "independent"] = "shared"
-    domain: Literal["linear", "log", "db"] = "linear"
-
-
-@dataclasses.dataclass(frozen=True)
-class ChannelDropoutConfig:
-    """A4: whole mel channels zeroed, each with probability ``dropout_rate``."""
-
-    enabled: bool = False
-    probability: float = 0.3
-    dropout_rate: float = 0.1
-    mode: Literal["shared", "independent"] = "shared"
-
-
-@dataclasses.dataclass(frozen=True)
-class SpecAugmentConfig:
-    """A2: frequency and time masks; ``adaptive`` scales time masks with the sequence length.
-
-    Counts are exact for an int and drawn uniformly from a ``[low, high]`` pair; widths are drawn
-    uniformly in ``[1, w]`` for an int ``w``, or in a ``[low, high]`` pair. With ``adaptive``, a
-    sequence of ``T`` frames gets ``time_mask_multiplicity * T`` time masks of at most
-    ``time_mask_ratio * T`` frames; either way, time masks cover at most ``max_time_fraction`` of
-    the frames.
-    """
-
-    enabled: bool = False
-    probability: float = 0.5
-    freq_masks: int | list[int] = 2
-    freq_width: int | list[int] = 20
-    time_masks: int | list[int] = 2
-    time_width: int | list[int] = 50
-    mode: Literal["shared", "independent"] = "shared"
-    fill: Literal["zero", "mean"] = "zero"
-    adaptive: bool = False
-    time_mask_multiplicity: float | None = 0.002
-    time_mask_ratio: float | None = 0.05
-    max_time_fraction: float = 0.2
-
-
-@dataclasses.dataclass(frozen=True)
-class CropConfig:
-    """B2: a window of [min_len, max_len] edit frames; raw cut to what it points at ± context."""
-
-    enabled: bool = False
-    probability: float = 0.5
-    min_len: int = 500
-    max_len: int = 5000
-    context: int = 100
-
-
-@dataclasses.dataclass(frozen=True)
-class ChunkShuffleConfig:
-    """B1: raw cut into chunks of ``chunk_size`` frames, chunks permuted, pointers remapped."""
-
-    enabled: bool = False
-    probability: float = 0.3
-    chunk_size: int = 1000
-
-
-@dataclasses.dataclass(frozen=True)
-class ConcatenationConfig:
-    """B3: a buffered pairing stage emits two samples concatenated with ``probability``."""
-
-    enabled: bool = False
-    probability: float = 0.2
-    buffer_size: int = 16
-    max_raw_frames: int | None = None
-    max_edit_frames: int | None = None
-    pair_by: str = "random"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,21 +64,23 @@ class ScheduleConfig:
     end_factor: float = 1.0
 
 
-@dataclasses.dataclass(frozen=True)
-class AugmentationConfig:
-    """The plan's ``augmentation`` block, plus ``warmup_epochs`` and ``schedule``."""
+AUGMENTATION_ORDER = ("crop", "concatenation", "chunk_shuffle", "gain", "channel_dropout", "spec_augment", "noise")
+"""The ``augmentation`` blocks, in pipe order (:mod:`pipelines.build` says why): each is the
+settings dataclass of the stage registered under that name (:mod:`streams.stages.registry`)."""
 
-    enabled: bool = False
-    warmup_epochs: int = 0
-    schedule: ScheduleConfig = ScheduleConfig()
-    noise: NoiseConfig = NoiseConfig()
-    gain: GainConfig = GainConfig()
-    channel_dropout: ChannelDropoutConfig = ChannelDropoutConfig()
-    spec_augment: SpecAugmentConfig = SpecAugmentConfig()
-    crop: CropConfig = CropConfig()
-    chunk_shuffle: ChunkShuffleConfig = ChunkShuffleConfig()
-    concatenation: ConcatenationConfig = ConcatenationConfig()
 
+def stage_group(name: str, fields: list[tuple[str, type, Any]], blocks: tuple[str, ...], doc: str) -> type:
+    """A frozen dataclass ``name`` of ``fields`` (name, type, default), then one field per block of
+    ``blocks``: the settings class registered for it, defaulting to its defaults."""
+    settings = {block: REGISTRY[block].settings_class for block in blocks}
+    fields = fields + [(block, cls, dataclasses.field(default=cls())) for block, cls in settings.items()]
+    return dataclasses.make_dataclass(name, fields, frozen=True, namespace={"__doc__": doc, "__module__": __name__})
+
+
+AugmentationConfig = stage_group("AugmentationConfig", [
+    ("enabled", bool, False), ("warmup_epochs", int, 0), ("schedule", ScheduleConfig, ScheduleConfig())],
+    AUGMENTATION_ORDER, """The plan's ``augmentation`` block: ``enabled``, ``warmup_epochs``, ``schedule``,
+    then the block of each stage in :data:`AUGMENTATION_ORDER` (``noise``: a ``NoiseSettings``).""")
 
 # --- the audio_augmentation block (audio shards only) ------------------------------------------
 
@@ -336,6 +241,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is tuple:
+        return f"a list of {len(typing.get_args(tp))} ({', '.join(map(_type_name, typing.get_args(tp)))})"
     if dataclasses.is_dataclass(tp):
         return "an object"
     return _SCALARS[tp][0] if tp in _SCALARS else str(tp)
@@ -366,6 +273,9 @@ def _parse_value(tp: Any, value: Any, path: str) -> Any:
     elif origin is list:
         if isinstance(value, list):
             return [_parse_value(typing.get_args(tp)[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
+    elif origin is tuple:
+        if isinstance(value, list) and len(value) == len(typing.get_args(tp)):
+            return tuple(_parse_value(t, v, f"{path}[{i}]") for i, (t, v) in enumerate(zip(typing.get_args(tp), value)))
     elif tp in _SCALARS and _SCALARS[tp][1](value):
         return float(value) if tp is float else value
     raise ConfigError(path, f"expected {_type_name(tp)}, got {json.dumps(value)}")
@@ -390,7 +300,10 @@ def _parse_block(cls: type, data: Any, path: str) -> Any:
     _reject_unknown(data, names, path)
     values = {name: _parse_value(hints[name], data[name], f"{path}.{name}" if path else name)
               for name in names if name in data}
-    return cls(**values)
+    try:
+        return cls(**values)
+    except FieldError as err:  # a stage's settings check themselves: the error names the field
+        raise ConfigError(f"{path}.{err.field}" if err.field in names else path, str(err)) from err
 
 
 def _resolve_urls(urls: str | list[str], base_dir: str) -> str | list[str]:
@@ -438,8 +351,9 @@ def check_pipe_opt_in(source: SourceConfig) -> None:
 
 def parse_config(source: str | os.PathLike | dict[str, Any]) -> Config:
     """Parse a config from a JSON file path or a dict, with the schema's checks (types, unknown
-    keys, shards given); raise :class:`ConfigError` naming the field. Values are not range-checked
-    here: :func:`load_config` does that.
+    keys, shards given) and the stage blocks' own (their settings check themselves); raise
+    :class:`ConfigError` naming the field. The other values (source, schedule, batching) are
+    range-checked by :func:`~pipelines.build.load_config`.
 
     Relative local shard paths are resolved against the config file's folder (against the
     working directory for a dict).

@@ -7,16 +7,13 @@ padded into a :class:`~streams.stages.collate.Batch` by ``default_collate`` (see
 :class:`~pipelines.augmentor.Augmentor`: the same augmentations the streaming pipe gives that
 sample in that epoch; ``augment=False`` returns samples as read.
 
-Concatenation: a map-style item has no buffer to find a partner in, so the partner is drawn by a
-keyed index. Item ``i`` becomes a pair with chance ``p / (2 - p)`` (``p`` the configured
-probability after the schedule; so a fraction ``p`` of the samples served are halves of pairs, as
-in the pipe; :func:`~streams.stages.pairing.lead_pairing_chance`), decided by a hash of (seed,
-epoch, stage name, key). The partner is drawn uniformly, with a generator keyed the same way,
-among the other samples that match ``pair_by`` and fit ``max_raw_frames``/``max_edit_frames``;
-for ``pair_by: "length"``, among the ``buffer_size - 1`` samples closest in length (the choice a
-pipe's buffer of that size offers). The pair is ``augmentor.pair(item, partner)``: item first.
-The dataset's length stays the number of samples, so an epoch serves each sample once as a
-first part, plus the partners.
+Concatenation: a map-style item has no buffer, so it is given one. Item ``i`` becomes a pair with
+chance ``p / (2 - p)`` (``p`` the configured probability after the schedule; so a fraction ``p``
+of the samples served are halves of pairs, as in the pipe; :func:`~streams.stages.pairing.lead_pairing_chance`),
+decided by a hash of (seed, epoch, stage name, key); a generator keyed the same way draws
+``buffer_size - 1`` other samples, and the pipe's rule (:func:`~streams.stages.pairing.choose_partner`)
+picks the partner among them. The pair is ``augmentor.pair(item, partner)``: item first. The
+dataset's length stays the number of samples: each is served once as a first part, plus partners.
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ from streams.reading.decode import decode_record
 from streams.reading.tar_records import Record
 from streams.sample import Sample, check_sample
 from streams.seeding import sample_rng, sample_uniform
-from streams.stages.pairing import PAIR_BY_POLICIES, lead_pairing_chance
+from streams.stages.pairing import choose_partner, lead_pairing_chance
 from streams.tools.sample_folder import iter_sample_folder
 
 from .augmentor import Augmentor
@@ -83,8 +80,6 @@ class AugmentedDataset(Dataset):
         self.augmentor = augmentor
         self.augment = bool(augment)
         self._epoch = shared_epoch_cell()
-        frames = np.array([[s.raw_frames, s.edit_frames] for s in self.samples], dtype=np.int64)
-        self._raw_frames, self._edit_frames = frames[:, 0], frames[:, 1]
 
     @classmethod
     def from_config(cls, config: Config, *, augment: bool = True) -> AugmentedDataset:
@@ -133,27 +128,9 @@ class AugmentedDataset(Dataset):
             return None
         if chance < 1.0 and sample_uniform(seed, epoch, name, sample.key) >= chance:
             return None
-        candidates = self._candidates(index, stage)
-        if candidates.size == 0:
-            return None
-        return int(candidates[sample_rng(seed, epoch, name, sample.key).integers(candidates.size)])
-
-    def _candidates(self, index: int, stage) -> np.ndarray:
-        fits = np.ones(len(self), dtype=bool)
-        if stage.max_raw_frames is not None:
-            fits &= self._raw_frames + self._raw_frames[index] <= stage.max_raw_frames
-        if stage.max_edit_frames is not None:
-            fits &= self._edit_frames + self._edit_frames[index] <= stage.max_edit_frames
-        fits[index] = False
-        if stage.pair_by not in PAIR_BY_POLICIES:
-            missing = object()
-            tag = self.samples[index].meta.get(stage.pair_by, missing)
-            if tag is missing:
-                return np.empty(0, dtype=np.int64)
-            fits &= np.array([s.meta.get(stage.pair_by, missing) == tag for s in self.samples])
-        candidates = np.flatnonzero(fits)
-        if stage.pair_by == "length" and candidates.size:
-            lengths = self._raw_frames + self._edit_frames
-            distance = np.abs(lengths[candidates] - lengths[index])
-            candidates = np.sort(candidates[np.argsort(distance, kind="stable")[:stage.buffer_size - 1]])
-        return candidates
+        rng = sample_rng(seed, epoch, name, sample.key)
+        others = len(self) - 1
+        drawn = rng.choice(others, size=min(stage.buffer_size - 1, others), replace=False)
+        drawn += drawn >= index  # the other samples' indices: the item itself is skipped
+        choice, _ = choose_partner(sample, [self.samples[i] for i in drawn], stage, rng)
+        return None if choice is None else int(drawn[choice])

@@ -11,17 +11,14 @@ from torch.utils.data import DataLoader
 
 from pipelines import build_pipe, load_config
 from pipelines.augmentor import Augmentor
-from pipelines.config import (
-    AugmentationConfig,
-    ChunkShuffleConfig,
-    ConcatenationConfig,
-    Config,
-    CropConfig,
-    SpecAugmentConfig,
-)
+from pipelines.config import AugmentationConfig, Config
 from pipelines.dataset import AugmentedDataset, load_folder_samples, load_shard_samples
 from streams import Batch, Sample
 from streams.origin import is_pair_origin
+from streams.stages.chunk_shuffle import ChunkShuffleSettings as ChunkShuffleConfig
+from streams.stages.crop import CropSettings as CropConfig
+from streams.stages.pairing import PairSettings as ConcatenationConfig
+from streams.stages.spec_augment import SpecAugmentSettings as SpecAugmentConfig
 from streams.tools.invariants import make_tagged_sample, pointer_content_error
 from streams.tools.shard_writer import sample_members
 
@@ -166,12 +163,13 @@ def test_pairing_chance_and_limits():
         partner = limited.partner(i, 0)
         if partner is not None:
             assert limited.samples[i].raw_frames + limited.samples[partner].raw_frames <= longest
-    by_length = dataset(config_for(pairing=1.0, concatenation={"pair_by": "length"}))
+    # pair_by length takes the closest in the item's buffer, as the pipe does; a buffer of every sample
+    # holds them all, so the partner is a closest one (before #22: drawn among the buffer_size - 1 closest)
+    by_length = dataset(config_for(pairing=1.0, concatenation={"pair_by": "length", "buffer_size": len(RAW)}))
     lengths = [s.raw_frames + s.edit_frames for s in by_length.samples]
     for i in range(len(by_length)):
-        partner = by_length.partner(i, 0)
-        gap = abs(lengths[partner] - lengths[i])
-        assert sum(abs(lengths[j] - lengths[i]) < gap for j in range(len(lengths)) if j != i) < 3  # buffer_size 4
+        gap = abs(lengths[by_length.partner(i, 0)] - lengths[i])
+        assert gap == min(abs(lengths[j] - lengths[i]) for j in range(len(lengths)) if j != i)
 
 
 def test_folder_of_samples(tmp_path):

@@ -15,12 +15,13 @@ from tqdm import tqdm
 from streams import Pipe, Sample, Stage
 from streams.reading.shardlist import expand_shard_urls
 from streams.seeding import derive_seed
+from streams.stages.registry import REGISTRY, settings_values
 from streams.tools.shard_writer import write_shards
 from streams.tools.synthetic import synthetic_sample
 
-from ..build import build_stages, load_config
-from ..config import Config
-from .settings import AUGMENTATION_BLOCKS, CONFIG_DIR, DEMO_CONFIG, BenchSettings, StageShape
+from ..build import load_config
+from ..config import Config, parse_config
+from .settings import AUGMENTATION_BLOCKS, DEMO_CONFIG, BenchSettings, StageShape
 
 __all__ = ["ShardSet", "augmentation_stage", "bench_sample", "decoded_bytes", "e2e_config", "measure_shards",
            "plan_config", "write_bench_shards"]
@@ -37,33 +38,12 @@ def plan_config() -> dict[str, Any]:
         return json.load(f)
 
 
-def augmentation_stage(block: str, *, probability: float = 1.0, mel_dtype: str = "float32",
-                       fields: dict[str, Any] | None = None) -> Stage:
-    """The stage ``build_stages`` makes for augmentation ``block`` of the plan's config example.
-
-    Only that block is enabled, with ``probability`` (1 by default, so it always fires) and the
-    config ``fields`` given (``{"mode": "shared"}``); the other fields keep the example's values.
-    ``concatenation`` gives the pairing stage with a buffer of 2. The config's source (the demo
-    shards) is never opened.
-    """
-    if block not in AUGMENTATION_BLOCKS:
-        raise ValueError(f"augmentation block must be one of {', '.join(AUGMENTATION_BLOCKS)} ({block!r} given)")
-    data = plan_config()
-    data["source"] = {"urls": os.path.normpath(os.path.join(CONFIG_DIR, data["source"]["urls"])),
-                      "mel_dtype": mel_dtype}
-    data["shuffle"] = {"buffer_size": 0}
-    data["batching"] = {}
-    augmentation = data["augmentation"]
-    for name in AUGMENTATION_BLOCKS:
-        augmentation.setdefault(name, {})["enabled"] = name == block
-    augmentation[block].update(fields or {})
-    augmentation[block]["probability"] = probability
-    if block == "concatenation":
-        augmentation[block]["buffer_size"] = 2
-    stages = build_stages(load_config(data))
-    if len(stages) != 2:
-        raise RuntimeError(f"expected the source and one {block} stage from build_stages, got {stages!r}")
-    return stages[1]
+def augmentation_stage(block: str, *, probability: float = 1.0, fields: dict[str, Any] | None = None) -> Stage:
+    """The stage of augmentation ``block``: the plan example's block with ``probability`` (1: it always fires),
+    the ``fields`` given (``{"mode": "shared"}``) and, for ``concatenation``, a buffer of 2."""
+    settings = getattr(parse_config(plan_config()).augmentation, block)
+    changes = {**(fields or {}), "probability": probability, **({"buffer_size": 2} if block == "concatenation" else {})}
+    return REGISTRY[block](**{**settings_values(settings), **changes})
 
 
 def e2e_config(urls: str | list[str], settings: BenchSettings, *, kind: str) -> Config:

@@ -18,16 +18,15 @@ applied: evaluation runs on whole recordings.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import torch
 
 from streams import Sample
 from streams.stages.augment import AugmentStage
+from streams.stages.registry import REGISTRY, settings_values
 
-from ..build import build_stages
-from ..config import BatchingConfig, Config, ScheduleConfig, ShuffleConfig
+from ..config import Config
 
 __all__ = ["CONDITIONS", "SPECTRAL_BLOCKS", "like_training", "lossy_edit", "make_conditions", "unlike_training"]
 
@@ -37,15 +36,10 @@ CONDITION_SEED = 20220706
 
 
 def _spectral_stages(config: Config) -> list[AugmentStage]:
-    """The config's enabled spectral stages, each firing with probability 1, no schedule."""
-    aug = config.augmentation
-    blocks = {name: dataclasses.replace(getattr(aug, name), probability=1.0) for name in SPECTRAL_BLOCKS}
-    blocks.update({name: dataclasses.replace(getattr(aug, name), enabled=False)
-                   for name in ("crop", "chunk_shuffle", "concatenation")})
-    derived = dataclasses.replace(
-        config, augmentation_enabled=True, shuffle=ShuffleConfig(), batching=BatchingConfig(),
-        augmentation=dataclasses.replace(aug, enabled=True, warmup_epochs=0, schedule=ScheduleConfig(), **blocks))
-    return [stage for stage in build_stages(derived)[1:] if isinstance(stage, AugmentStage)]
+    """The config's enabled spectral stages, in pipe order, each firing with probability 1, no schedule."""
+    blocks = {name: getattr(config.augmentation, name) for name in SPECTRAL_BLOCKS}
+    return [REGISTRY[name](**{**settings_values(block), "probability": 1.0}) for name, block in blocks.items()
+            if block.enabled]
 
 
 def like_training(samples: Sequence[Sample], config: Config, seed: int = CONDITION_SEED) -> list[Sample]:

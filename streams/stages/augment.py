@@ -21,12 +21,11 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
-from ..checks import check_probability
 from ..origin import Origin, parse_origin
-from ..pipe import Node, Stage
+from ..pipe import Node
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probability
 from ..seeding import sample_generator, sample_uniform
+from .registry import SettingsStage
 
 __all__ = ["AugmentStage", "draw_key"]
 
@@ -83,7 +82,7 @@ class _AugmentNode(Node):
         return map(self._augment, self.upstream.replay(origins))
 
 
-class AugmentStage(Stage):
+class AugmentStage(SettingsStage):
     """Base of augmentation stages. Subclasses set ``name`` and define ``draw`` and ``apply``.
 
     ``draw`` returns ``None`` when the stage has nothing to do on a sample (the sample then passes
@@ -98,19 +97,11 @@ class AugmentStage(Stage):
     """Whether ``apply(sample, params, in_place=True)`` can write into the sample's mels (the
     spectral stages), so that in a pipe it reuses the tensors the stage before made (:class:`_AugmentNode`)."""
 
-    def __init__(self, *, probability: float = 1.0, schedule: ProbabilitySchedule | None = None):
-        self.probability = check_probability(probability)
-        self.schedule = check_schedule(schedule)
-
     def draw(self, sample: Sample, generator: Any) -> dict[str, Any]:
         raise TypeError(f"{type(self).__name__} must define draw()")
 
     def apply(self, sample: Sample, params: dict[str, Any]) -> Sample:
         raise TypeError(f"{type(self).__name__} must define apply()")
-
-    def probability_at(self, epoch: int) -> float:
-        """The firing probability in ``epoch``, after the schedule."""
-        return scheduled_probability(self.probability, self.schedule, epoch)
 
     def augment(self, sample: Sample, *, seed: int = 0, epoch: int = 0, stage: str | None = None,
                 in_place: bool = False) -> Sample:

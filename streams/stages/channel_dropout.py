@@ -9,12 +9,11 @@ import numpy as np
 import torch
 
 from ..checks import check_float
-from ..pipe import pipe_method
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule
-from .spectral import SpectralAugmentStage
+from .registry import register_stage
+from .spectral import SpectralAugmentStage, SpectralSettings
 
-__all__ = ["ChannelDropoutStage", "drop_channels"]
+__all__ = ["ChannelDropoutSettings", "ChannelDropoutStage", "drop_channels"]
 
 
 def drop_channels(mel: torch.Tensor, channels: Sequence[int], *, in_place: bool = False) -> torch.Tensor:
@@ -45,17 +44,26 @@ def _channel_index(channels: Sequence[int], n_mels: int) -> torch.Tensor | None:
     return torch.tensor(channels, dtype=torch.int64)
 
 
-@pipe_method("channel_dropout")
+class ChannelDropoutSettings(SpectralSettings):
+    """The ``channel_dropout`` block (A4), ``probability`` as in the plan; fields: :class:`ChannelDropoutStage`."""
+
+    probability: float = 0.3
+    dropout_rate: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_float(self.dropout_rate, "dropout_rate", maximum=1.0)
+
+
+@register_stage("channel_dropout", ChannelDropoutSettings)
 class ChannelDropoutStage(SpectralAugmentStage):
     """Zero each mel channel independently with probability ``dropout_rate``.
 
     Args:
-        probability: chance to fire per sample (plan: 0.3).
         dropout_rate: chance that a given channel is dropped (plan: 0.1, range 0.05 .. 0.15);
             0 never drops, 1 drops every channel.
         mode: ``"shared"`` (default, as the plan says: the same channels in both mels, so the
             pointer content invariant holds exactly) or ``"independent"`` (each mel its own).
-        schedule: optional per-epoch factor on ``probability``.
 
     Dropped channels are set to 0, as in the plan (on log-mels 0 is a value, not silence).
     Params recorded: ``{"mode": "shared", "channels": [dropped indices]}`` (or per mel under
@@ -70,11 +78,6 @@ class ChannelDropoutStage(SpectralAugmentStage):
     """
 
     name = "channel_dropout"
-
-    def __init__(self, *, probability: float = 0.3, dropout_rate: float = 0.1, mode: str = "shared",
-                 schedule: ProbabilitySchedule | None = None):
-        super().__init__(probability=probability, mode=mode, schedule=schedule)
-        self.dropout_rate = check_float(dropout_rate, "dropout_rate", maximum=1.0)
 
     def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
         dropped = generator.random(mel.shape[0]) < self.dropout_rate

@@ -17,14 +17,13 @@ import numpy as np
 import torch
 
 from ..checks import check_int
-from ..pipe import pipe_method
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule
 from ..seeding import sample_rng
 from .augment import AugmentStage
+from .registry import StageSettings, register_stage
 from .spectral import gather_frames
 
-__all__ = ["CAT_MAX_CHUNKS", "ChunkShuffleStage", "chunk_count", "shuffle_chunks"]
+__all__ = ["CAT_MAX_CHUNKS", "ChunkShuffleSettings", "ChunkShuffleStage", "chunk_count", "shuffle_chunks"]
 
 CAT_MAX_CHUNKS = 256
 """Up to this many chunks the raw mel is rebuilt by concatenating chunk views (a plain copy);
@@ -81,14 +80,23 @@ def shuffle_chunks(sample: Sample, order: Sequence[int], chunk_size: int) -> Sam
     return sample.replace(raw_mel=raw_mel, pointers=pointers)
 
 
-@pipe_method("chunk_shuffle")
+class ChunkShuffleSettings(StageSettings):
+    """The ``chunk_shuffle`` block (B1), ``probability`` as in the plan; :class:`ChunkShuffleStage` has the fields."""
+
+    probability: float = 0.3
+    chunk_size: int = 1000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int(self.chunk_size, "chunk_size", minimum=1)
+
+
+@register_stage("chunk_shuffle", ChunkShuffleSettings)
 class ChunkShuffleStage(AugmentStage):
     """Shuffle ``chunk_size``-frame chunks of the raw mel (see the module docstring).
 
     Args:
-        probability: chance to fire per sample (plan: 0.3).
         chunk_size: frames per chunk (plan: 1000; 500 .. 2000 is 5 .. 20 s at a 10 ms hop).
-        schedule: optional per-epoch factor on ``probability``.
 
     The order is a uniform permutation of all chunks, remainder included (so it can be the
     identity; a raw mel of at most one chunk is never changed). Params recorded:
@@ -106,11 +114,6 @@ class ChunkShuffleStage(AugmentStage):
 
     name = "chunk_shuffle"
     keyed_generator = staticmethod(sample_rng)
-
-    def __init__(self, *, probability: float = 0.3, chunk_size: int = 1000,
-                 schedule: ProbabilitySchedule | None = None):
-        super().__init__(probability=probability, schedule=schedule)
-        self.chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
 
     def draw(self, sample: Sample, generator: np.random.Generator) -> dict[str, Any] | None:
         n_chunks = chunk_count(sample.raw_frames, self.chunk_size)

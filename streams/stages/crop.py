@@ -15,13 +15,12 @@ import numpy as np
 import torch
 
 from ..checks import FieldError, check_int, check_ordered
-from ..pipe import pipe_method
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule
 from ..seeding import sample_rng
 from .augment import AugmentStage
+from .registry import StageSettings, register_stage
 
-__all__ = ["CropStage", "crop_bounds", "crop_sample", "cut_sample"]
+__all__ = ["CropSettings", "CropStage", "crop_bounds", "crop_sample", "cut_sample"]
 
 
 def crop_bounds(sample: Sample, start: int, length: int, context: int) -> dict[str, int]:
@@ -93,15 +92,28 @@ def crop_sample(sample: Sample, start: int, length: int, context: int = 100) -> 
     return cut_sample(sample, **crop_bounds(sample, start, length, context))
 
 
-@pipe_method("crop")
+class CropSettings(StageSettings):
+    """The ``crop`` block (B2), ``probability`` as in the plan; :class:`CropStage` documents the fields."""
+
+    probability: float = 0.5
+    min_len: int = 500
+    max_len: int = 5000
+    context: int = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ordered(check_int(self.min_len, "min_len", minimum=1), check_int(self.max_len, "max_len", minimum=1),
+                      "min_len", "max_len")
+        check_int(self.context, "context")
+
+
+@register_stage("crop", CropSettings)
 class CropStage(AugmentStage):
     """Crop a random window of the edit and the raw frames it needs (see the module docstring).
 
     Args:
-        probability: chance to fire per sample (plan: 0.5).
         min_len, max_len: window length range in edit frames (plan: 500 .. 5000), ``>= 1``.
         context: raw frames kept on each side of the pointed span (plan: 100).
-        schedule: optional per-epoch factor on ``probability``.
 
     The length is uniform in ``[min_len, min(max_len, T_edit)]`` and the start uniform where the
     window fits, as in the plan. An edit of at most ``min_len`` frames (including an empty one)
@@ -121,14 +133,6 @@ class CropStage(AugmentStage):
 
     name = "crop"
     keyed_generator = staticmethod(sample_rng)
-
-    def __init__(self, *, probability: float = 0.5, min_len: int = 500, max_len: int = 5000,
-                 context: int = 100, schedule: ProbabilitySchedule | None = None):
-        super().__init__(probability=probability, schedule=schedule)
-        self.min_len = check_int(min_len, "min_len", minimum=1)
-        self.max_len = check_int(max_len, "max_len", minimum=1)
-        check_ordered(self.min_len, self.max_len, "min_len", "max_len")
-        self.context = check_int(context, "context")
 
     def draw(self, sample: Sample, generator: np.random.Generator) -> dict[str, Any] | None:
         edit_frames = sample.edit_frames

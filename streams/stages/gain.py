@@ -7,17 +7,16 @@ models read) the same factor is an offset, ``log(scale)``, which ``domain`` sele
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from ..checks import FieldError, check_choice, check_float, check_ordered
-from ..pipe import pipe_method
-from ..schedule import ProbabilitySchedule
-from .spectral import SpectralAugmentStage
+from .registry import register_stage
+from .spectral import SpectralAugmentStage, SpectralSettings
 
-__all__ = ["DOMAINS", "GainStage", "apply_gain"]
+__all__ = ["DOMAINS", "GainSettings", "GainStage", "apply_gain"]
 
 DOMAINS = ("linear", "log", "db")
 """How mel values relate to level: linear, natural log (``log(mel)``) or power decibels (``10 log10``)."""
@@ -42,12 +41,29 @@ def apply_gain(mel: torch.Tensor, scale: float, domain: str = "linear", *, in_pl
     return mel.add_(offset) if in_place else mel + offset
 
 
-@pipe_method("gain")
+class GainSettings(SpectralSettings):
+    """The ``gain`` block (A3), ``probability`` as in the plan; :class:`GainStage` documents the fields."""
+
+    probability: float = 0.5
+    scale_min: float = 0.7
+    scale_max: float = 1.3
+    domain: Literal["linear", "log", "db"] = "linear"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ordered(check_float(self.scale_min, "scale_min"), check_float(self.scale_max, "scale_max"),
+                      "scale_min", "scale_max")
+        check_choice(self.domain, "domain", DOMAINS)
+        if self.domain != "linear" and self.scale_min <= 0.0:
+            raise FieldError("scale_min", f"scale_min must be > 0 for domain {self.domain!r}: the offset is its log "
+                                          f"({self.scale_min!r} given)")
+
+
+@register_stage("gain", GainSettings)
 class GainStage(SpectralAugmentStage):
     """Scale mels by a factor drawn uniformly in ``[scale_min, scale_max]``.
 
     Args:
-        probability: chance to fire per sample (plan: 0.5).
         scale_min, scale_max: range of the factor (plan: 0.7 .. 1.3); ``scale_min == scale_max``
             gives a fixed factor.
         domain: ``"linear"`` (default, the plan's multiply), ``"log"`` or ``"db"`` for log-mels,
@@ -55,7 +71,6 @@ class GainStage(SpectralAugmentStage):
         mode: ``"shared"`` (default: one factor for both mels, an overall volume change; keeps the
             pointer content invariant exactly) or ``"independent"`` (a factor each: gain staging
             differences between the raw and the edited recording).
-        schedule: optional per-epoch factor on ``probability``.
 
     Params recorded: ``{"mode": "shared", "scale": s}`` or ``{"mode": "independent", "raw":
     {"scale": s}, "edit": {"scale": s}}``. Cost: one multiply per mel, about one copy.
@@ -69,17 +84,6 @@ class GainStage(SpectralAugmentStage):
     """
 
     name = "gain"
-
-    def __init__(self, *, probability: float = 0.5, scale_min: float = 0.7, scale_max: float = 1.3,
-                 mode: str = "shared", domain: str = "linear", schedule: ProbabilitySchedule | None = None):
-        super().__init__(probability=probability, mode=mode, schedule=schedule)
-        self.scale_min = check_float(scale_min, "scale_min")
-        self.scale_max = check_float(scale_max, "scale_max")
-        check_ordered(self.scale_min, self.scale_max, "scale_min", "scale_max")
-        self.domain = check_choice(domain, "domain", DOMAINS)
-        if self.domain != "linear" and self.scale_min <= 0.0:
-            raise FieldError("scale_min", f"scale_min must be > 0 for domain {self.domain!r}: the offset is its log "
-                                          f"({self.scale_min!r} given)")
 
     def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
         fraction = float(generator.random())

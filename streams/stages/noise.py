@@ -30,20 +30,19 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from ..checks import check_float, check_ordered
-from ..pipe import pipe_method
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule
 from ..seeding import derive_seed
-from .spectral import SpectralAugmentStage, gather_frames
+from .registry import register_stage
+from .spectral import SpectralAugmentStage, SpectralSettings, gather_frames
 
-__all__ = ["NoiseStage", "SIGN_TABLE_SIZE", "TABLE_SIZE", "add_table_noise", "draw_table_read", "gaussian_table",
-           "mel_std", "row_signs", "sign_table", "table_noise", "table_size_for", "table_view"]
+__all__ = ["NoiseSettings", "NoiseStage", "SIGN_TABLE_SIZE", "TABLE_SIZE", "add_table_noise", "draw_table_read",
+           "gaussian_table", "mel_std", "row_signs", "sign_table", "table_noise", "table_size_for", "table_view"]
 
 TABLE_SIZE = 1 << 22
 """Values in the default Gaussian table (16 MB as float32)."""
@@ -214,20 +213,32 @@ def add_table_noise(mel: torch.Tensor, *, level: float, mel_std: float, offset: 
     return torch.addcmul(mel, view, signs, value=noise_std)
 
 
-@pipe_method("noise")
+class NoiseSettings(SpectralSettings):
+    """The ``noise`` block (A1), ``probability`` as in the plan; :class:`NoiseStage` documents the fields."""
+
+    probability: float = 0.5
+    level_min: float = 0.05
+    level_max: float = 0.15
+    mode: Literal["shared", "independent"] = "independent"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ordered(check_float(self.level_min, "level_min"), check_float(self.level_max, "level_max"),
+                      "level_min", "level_max")
+
+
+@register_stage("noise", NoiseSettings)
 class NoiseStage(SpectralAugmentStage):
     """Add Gaussian noise whose std is ``level`` times the mel's std, ``level`` drawn uniformly in
     ``[level_min, level_max]``.
 
     Args:
-        probability: chance to fire per sample (plan: 0.5).
         level_min, level_max: range of the relative noise level (plan: 0.05 .. 0.15).
         mode: ``"independent"`` (default): raw and edit get their own level, read and std (the
             plan's "different recording conditions", which it calls more realistic).
             ``"shared"``: one level and one table read, drawn on the raw mel and scaled by the raw
             mel's std; edit frame ``i`` gets exactly the noise of raw frame ``pointers[i]``, so the
             pointer content invariant holds.
-        schedule: optional per-epoch factor on ``probability``.
 
     Edges: a mel with zero std (constant, a single value, or empty) gets no noise, since the
     noise is relative to its spread. Params recorded: ``{"mode": "shared", "level", "mel_std",
@@ -243,13 +254,6 @@ class NoiseStage(SpectralAugmentStage):
     """
 
     name = "noise"
-
-    def __init__(self, *, probability: float = 0.5, level_min: float = 0.05, level_max: float = 0.15,
-                 mode: str = "independent", schedule: ProbabilitySchedule | None = None):
-        super().__init__(probability=probability, mode=mode, schedule=schedule)
-        self.level_min = check_float(level_min, "level_min")
-        self.level_max = check_float(level_max, "level_max")
-        check_ordered(self.level_min, self.level_max, "level_min", "level_max")
 
     def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
         level_fraction, *read_fractions = generator.random(4).tolist()  # every scalar in one draw

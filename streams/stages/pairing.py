@@ -14,19 +14,22 @@ again by origin, and a pair (origin ``("pair", origin_a, origin_b)``) is rebuilt
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
-from ..checks import FieldError, check_int, check_limit, check_probability
+from ..checks import FieldError, check_int, check_limit
 from ..origin import Origin, pair_origin, parse_origin
-from ..pipe import Node, Stage, StreamContext, pipe_method
+from ..pipe import Node, StreamContext
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule, check_schedule, scheduled_probability
+from ..schedule import ProbabilitySchedule
 from .buffered import BufferedNode, held_origin
+from .registry import SettingsStage, StageSettings, register_stage
 
-__all__ = ["PAIR_BY_POLICIES", "PairStage", "concatenate_samples", "lead_pairing_chance"]
+__all__ = ["PAIR_BY_POLICIES", "PairSettings", "PairStage", "choose_partner", "concatenate_samples",
+           "lead_pairing_chance"]
 
 PAIR_BY_POLICIES = ("length", "random")
 """The built-in ``pair_by`` policies; any other string names a metadata field."""
@@ -94,6 +97,55 @@ def lead_pairing_chance(probability: float) -> float:
 _MISSING = object()
 
 
+class PairSettings(StageSettings):
+    """The ``concatenation`` block (B3), ``probability`` as in the plan; :class:`PairStage` documents the fields."""
+
+    probability: float = 0.2
+    buffer_size: int = 16
+    max_raw_frames: int | None = None
+    max_edit_frames: int | None = None
+    pair_by: str = "random"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int(self.buffer_size, "buffer_size", minimum=2,
+                  hint="a sample needs at least one other buffered sample to pair with")
+        check_limit(self.max_raw_frames, "max_raw_frames")
+        check_limit(self.max_edit_frames, "max_edit_frames")
+        if not isinstance(self.pair_by, str) or not self.pair_by:
+            raise FieldError("pair_by", f"pair_by must be 'random', 'length' or a metadata field name "
+                                        f"({self.pair_by!r} given)")
+
+
+def choose_partner(lead: Sample, candidates: Sequence[Sample], stage: PairStage,
+                   rng: np.random.Generator) -> tuple[int | None, str | None]:
+    """Which of ``candidates`` ``lead`` pairs with by ``stage``'s ``pair_by`` and limits (:class:`PairStage`;
+    ``"length"`` ties go to the first): ``(index, None)``, or ``(None, "no_partner")`` (none matches
+    ``pair_by``) or ``(None, "refused_limit")`` (none fits). The pairing node and
+    :class:`pipelines.dataset.AugmentedDataset` both choose with it.
+
+    >>> s = [Sample(key, torch.zeros(1, n), torch.zeros(1, 1), torch.tensor([0])) for key, n in zip("abc", (5, 9, 4))]
+    >>> choose_partner(s[0], s[1:], PairStage(pair_by="length"), np.random.default_rng(0))
+    (1, None)
+    """
+    if stage.pair_by in PAIR_BY_POLICIES:
+        matching: Sequence[int] = range(len(candidates))
+    else:
+        tag = lead.meta.get(stage.pair_by, _MISSING)
+        matching = [] if tag is _MISSING else [
+            i for i, other in enumerate(candidates) if other.meta.get(stage.pair_by, _MISSING) == tag]
+    if not matching:
+        return None, "no_partner"
+    fitting = [i for i in matching if stage.fits(lead.raw_frames + candidates[i].raw_frames,
+                                                 lead.edit_frames + candidates[i].edit_frames)]
+    if not fitting:
+        return None, "refused_limit"
+    if stage.pair_by == "length":
+        length = lead.raw_frames + lead.edit_frames
+        return min(fitting, key=lambda i: abs(candidates[i].raw_frames + candidates[i].edit_frames - length)), None
+    return fitting[int(rng.integers(len(fitting)))], None
+
+
 class _PairNode(BufferedNode):
     counters = ("in", "pairs", "singles", "over_limit", "refused_limit", "no_partner")
 
@@ -124,27 +176,14 @@ class _PairNode(BufferedNode):
             return None
         if self.lead_chance <= 0.0 or (self.lead_chance < 1.0 and self.rng.random() >= self.lead_chance):
             return None
-        if stage.pair_by in PAIR_BY_POLICIES:
-            matching = range(len(self.buffer))
-        else:
-            tag = lead.meta.get(stage.pair_by, _MISSING)
-            if tag is _MISSING and not self.field_checked:
+        if stage.pair_by not in PAIR_BY_POLICIES and not self.field_checked:
+            if stage.pair_by not in lead.meta:
                 self._warn_missing_field(lead)
             self.field_checked = True  # the first sample to look for a partner tells whether the field exists
-            matching = [] if tag is _MISSING else [
-                i for i, other in enumerate(self.buffer) if other.meta.get(stage.pair_by, _MISSING) == tag]
-        if not matching:
-            self.counts["no_partner"] += 1
-            return None
-        fitting = [i for i in matching if stage.fits(lead.raw_frames + self.buffer[i].raw_frames,
-                                                     lead.edit_frames + self.buffer[i].edit_frames)]
-        if not fitting:
-            self.counts["refused_limit"] += 1
-            return None
-        if stage.pair_by == "length":
-            length = lead.raw_frames + lead.edit_frames
-            return min(fitting, key=lambda i: abs(self.buffer[i].raw_frames + self.buffer[i].edit_frames - length))
-        return fitting[int(self.rng.integers(len(fitting)))]
+        index, why = choose_partner(lead, self.buffer, stage, self.rng)
+        if why is not None:
+            self.counts[why] += 1
+        return index
 
     def _warn_missing_field(self, lead: Sample) -> None:
         """Warn when neither ``lead``, the first sample of the pass to look for a partner, nor any
@@ -179,8 +218,8 @@ class _PairNode(BufferedNode):
         return {**self.counts, "paired_fraction": paired_fraction, "buffered": len(self.buffer)}
 
 
-@pipe_method("pair")
-class PairStage(Stage):
+@register_stage("concatenation", PairSettings, method="pair")
+class PairStage(SettingsStage):
     """Concatenate buffered samples in pairs (see :func:`concatenate_samples`).
 
     Args:
@@ -199,7 +238,6 @@ class PairStage(Stage):
             metadata field: partners must hold an equal value there, and a sample without the
             field, or with no buffered sample sharing its value, passes alone. ``"random"`` and
             ``"length"`` are reserved, so they cannot name a field.
-        schedule: per-epoch factor on ``probability`` (warm-up, decay).
 
     The leaving sample comes first in the pair, so pairs keep stream order. Samples leave in
     arrival order (each waits at most ``buffer_size`` leaves), and the buffer drains with the same
@@ -215,23 +253,9 @@ class PairStage(Stage):
     name = "pair"
     node_class = _PairNode
 
-    def __init__(self, probability: float = 0.2, *, buffer_size: int = 16, max_raw_frames: int | None = None,
-                 max_edit_frames: int | None = None, pair_by: str = "random",
-                 schedule: ProbabilitySchedule | None = None):
-        self.probability = check_probability(probability)
-        self.buffer_size = check_int(buffer_size, "buffer_size", minimum=2,
-                                     hint="a sample needs at least one other buffered sample to pair with")
-        self.max_raw_frames = check_limit(max_raw_frames, "max_raw_frames")
-        self.max_edit_frames = check_limit(max_edit_frames, "max_edit_frames")
-        if not isinstance(pair_by, str) or not pair_by:
-            raise FieldError("pair_by", f"pair_by must be 'random', 'length' or a metadata field name "
-                                        f"({pair_by!r} given)")
-        self.pair_by = pair_by
-        self.schedule = check_schedule(schedule)
-
-    def probability_at(self, epoch: int) -> float:
-        """The target paired fraction in ``epoch``, after the schedule."""
-        return scheduled_probability(self.probability, self.schedule, epoch)
+    def __init__(self, probability: float = PairSettings.probability, *,
+                 schedule: ProbabilitySchedule | None = None, **fields: Any):
+        super().__init__(probability=probability, schedule=schedule, **fields)
 
     def fits(self, raw_frames: int, edit_frames: int) -> bool:
         """Whether a sample (or pair) of this many frames is within the limits."""

@@ -34,18 +34,17 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from ..checks import check_bool, check_choice, check_float, check_int, check_int_range
-from ..pipe import pipe_method
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule
-from .spectral import SpectralAugmentStage
+from .registry import register_stage
+from .spectral import SpectralAugmentStage, SpectralSettings
 
-__all__ = ["FILLS", "MEAN_BLOCK", "SpecAugmentStage", "draw_spans", "mel_mean", "span_mask"]
+__all__ = ["FILLS", "MEAN_BLOCK", "SpecAugmentSettings", "SpecAugmentStage", "draw_spans", "mel_mean", "span_mask"]
 
 FILLS = ("zero", "mean")
 
@@ -277,12 +276,46 @@ def _optional_fraction(value: float | None, field: str) -> float | None:
     return None if value is None else check_float(value, field, maximum=1.0, include_minimum=False)
 
 
-@pipe_method("spec_augment")
+_RANGES = {"freq_masks": False, "freq_width": True, "time_masks": False, "time_width": True}  # int: a width's max?
+
+
+class SpecAugmentSettings(SpectralSettings):
+    """The ``spec_augment`` block (A2), ``probability`` as in the plan; a ``[low, high]`` is kept as a tuple."""
+
+    probability: float = 0.5
+    freq_masks: int | tuple[int, int] = 2
+    freq_width: int | tuple[int, int] = 20
+    time_masks: int | tuple[int, int] = 2
+    time_width: int | tuple[int, int] = 50
+    fill: Literal["zero", "mean"] = "zero"
+    adaptive: bool = False
+    time_mask_multiplicity: float | None = 0.002
+    time_mask_ratio: float | None = 0.05
+    max_time_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for field in _RANGES:
+            value = getattr(self, field)
+            if isinstance(value, list):
+                object.__setattr__(self, field, tuple(value))
+        self.ranges()
+        check_choice(self.fill, "fill", FILLS)
+        check_bool(self.adaptive, "adaptive")
+        _optional_fraction(self.time_mask_multiplicity, "time_mask_multiplicity")
+        _optional_fraction(self.time_mask_ratio, "time_mask_ratio")
+        check_float(self.max_time_fraction, "max_time_fraction", maximum=1.0)
+
+    def ranges(self) -> dict[str, tuple[int, int]]:
+        """Each count and width field as an inclusive ``(low, high)`` range (module docstring)."""
+        return {field: _int_range(getattr(self, field), field, int_is_max=is_max) for field, is_max in _RANGES.items()}
+
+
+@register_stage("spec_augment", SpecAugmentSettings)
 class SpecAugmentStage(SpectralAugmentStage):
     """Frequency and time masking (see the module docstring for how masks are drawn).
 
     Args:
-        probability: chance to fire per sample (plan: 0.5).
         freq_masks: number of frequency masks, int or ``[low, high]`` (plan: 2; 0 disables).
         freq_width: mask width in mel bins, int max or ``[low, high]`` (plan: 20).
         time_masks: number of time masks, int or ``[low, high]`` (plan: 2; 0 disables).
@@ -297,7 +330,6 @@ class SpecAugmentStage(SpectralAugmentStage):
         mode: ``"shared"`` (default, as the plan says: identical masks, time masks following the
             pointers) or ``"independent"`` (each mel its own masks, drawn on its own length: masked
             edit frames then point to unmasked raw frames, the robustness the plan mentions).
-        schedule: optional per-epoch factor on ``probability``.
 
     Params recorded: ``{"mode": "shared", "freq_starts", "freq_widths", "time_starts",
     "time_widths", "fill_value"}`` (lists of ints and a float; per mel under ``"raw"``/``"edit"`` in
@@ -316,33 +348,17 @@ class SpecAugmentStage(SpectralAugmentStage):
 
     name = "spec_augment"
 
-    def __init__(self, *, probability: float = 0.5, freq_masks: int | Sequence[int] = 2,
-                 freq_width: int | Sequence[int] = 20, time_masks: int | Sequence[int] = 2,
-                 time_width: int | Sequence[int] = 50, fill: str = "zero", adaptive: bool = False,
-                 time_mask_multiplicity: float | None = 0.002, time_mask_ratio: float | None = 0.05,
-                 max_time_fraction: float = 0.2, mode: str = "shared", schedule: ProbabilitySchedule | None = None):
-        super().__init__(probability=probability, mode=mode, schedule=schedule)
-        self._freq_counts = _int_range(freq_masks, "freq_masks", int_is_max=False)
-        self._freq_widths = _int_range(freq_width, "freq_width", int_is_max=True)
-        self._time_counts = _int_range(time_masks, "time_masks", int_is_max=False)
-        self._time_widths = _int_range(time_width, "time_width", int_is_max=True)
-        self.freq_masks = freq_masks if isinstance(freq_masks, int) else self._freq_counts
-        self.freq_width = freq_width if isinstance(freq_width, int) else self._freq_widths
-        self.time_masks = time_masks if isinstance(time_masks, int) else self._time_counts
-        self.time_width = time_width if isinstance(time_width, int) else self._time_widths
-        self.fill = check_choice(fill, "fill", FILLS)
-        self.adaptive = check_bool(adaptive, "adaptive")
-        self.time_mask_multiplicity = _optional_fraction(time_mask_multiplicity, "time_mask_multiplicity")
-        self.time_mask_ratio = _optional_fraction(time_mask_ratio, "time_mask_ratio")
-        self.max_time_fraction = check_float(max_time_fraction, "max_time_fraction", maximum=1.0)
+    @functools.cached_property
+    def _ranges(self) -> dict[str, tuple[int, int]]:
+        return self.settings.ranges()
 
     def time_ranges(self, frames: int) -> tuple[tuple[int, int], tuple[int, int], int]:
         """``(count_range, width_range, budget)`` of time masks on a mel of ``frames`` frames."""
-        counts = self._time_counts
+        counts = self._ranges["time_masks"]
         if self.adaptive and self.time_mask_multiplicity is not None:
             count = math.floor(self.time_mask_multiplicity * frames)
             counts = (count, count)
-        widths = self._time_widths
+        widths = self._ranges["time_width"]
         if self.adaptive and self.time_mask_ratio is not None:
             widest = math.floor(self.time_mask_ratio * frames)
             widths = (min(1, widest), widest)
@@ -350,7 +366,8 @@ class SpecAugmentStage(SpectralAugmentStage):
 
     def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
         n_mels, frames = mel.shape
-        freq_starts, freq_widths = draw_spans(n_mels, self._freq_counts, self._freq_widths, n_mels, generator)
+        ranges = self._ranges
+        freq_starts, freq_widths = draw_spans(n_mels, ranges["freq_masks"], ranges["freq_width"], n_mels, generator)
         time_starts, time_widths = draw_spans(frames, *self.time_ranges(frames), generator)
         fill_value = 0.0
         if self.fill == "mean" and mel.numel():

@@ -29,20 +29,30 @@ same way whatever the stage's own mode.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 
 from ..checks import check_choice
 from ..sample import Sample
-from ..schedule import ProbabilitySchedule
 from ..seeding import sample_rng
 from .augment import AugmentStage
+from .registry import StageSettings
 
-__all__ = ["MODES", "SpectralAugmentStage", "gather_frames"]
+__all__ = ["MODES", "SpectralAugmentStage", "SpectralSettings", "gather_frames"]
 
 MODES = ("shared", "independent")
+
+
+class SpectralSettings(StageSettings):
+    """Base of spectral settings: ``mode``, ``"shared"`` or ``"independent"`` (the module docstring)."""
+
+    mode: Literal["shared", "independent"] = "shared"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(self.mode, "mode", MODES)
 
 
 def gather_frames(values: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
@@ -62,10 +72,7 @@ def gather_frames(values: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
 class SpectralAugmentStage(AugmentStage):
     """Base of spectral stages: the mode switch between shared and independent decisions.
 
-    Args:
-        probability: chance that the stage fires on a sample, in [0, 1].
-        mode: ``"shared"`` or ``"independent"`` (see the module docstring).
-        schedule: optional per-epoch factor on ``probability``.
+    Its settings (a :class:`SpectralSettings`) hold ``probability`` and ``mode`` (module docstring).
 
     Shapes and dtypes are kept (float16 mels stay float16); pointers are never touched. Any
     shape works, including one frame, one mel bin and an empty edit (``T_edit == 0``, which
@@ -73,10 +80,7 @@ class SpectralAugmentStage(AugmentStage):
     """
 
     keyed_generator = staticmethod(sample_rng)
-
-    def __init__(self, *, probability: float, mode: str, schedule: ProbabilitySchedule | None = None):
-        super().__init__(probability=probability, schedule=schedule)
-        self.mode = check_choice(mode, "mode", MODES)
+    settings_class: ClassVar[type[SpectralSettings]] = SpectralSettings
 
     def draw_mel(self, mel: torch.Tensor, generator: np.random.Generator) -> dict[str, Any]:
         """The decision for one ``(n_mels, frames)`` mel (the raw one, in shared mode)."""
