@@ -16,6 +16,7 @@ under ``skipped`` in ``pipe.stats()`` and its state. Only the reasons the stage 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -66,8 +67,11 @@ class AudioAugmentStage(AugmentStage):
         elif not isinstance(settings, self.settings_class):
             raise FieldError("settings", f"settings: {type(self).__name__} needs a {self.settings_class.__name__} "
                                          f"({type(settings).__name__} given)")
-        super().__init__(probability=settings.probability)
-        self.settings = settings
+        # the settings are not StageSettings (no config switch: the audio block holds ``enabled``),
+        # so SettingsStage's constructor is bypassed; its attributes, ``settings`` and schedule are the same
+        self._settings = settings
+        vars(self).update({f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)})
+        self.schedule = None
         self.on_error = getattr(settings, "on_error", "raise")
 
     def augment_or_skip(self, sample: AudioSample, *, seed: int = 0, epoch: int = 0,
