@@ -2,7 +2,9 @@
 
 Stage order, and why:
 
-1. source: shards split by rank and worker, samples decoded and checked;
+1. source: shards split by rank and worker, samples decoded and checked; for audio shards
+   (``source.store: "audio"``) the audio stages of ``audio_augmentation`` follow (re-edit, export,
+   speed, tempo: before mels, on the audio), then the mel stage (mels with the shard's own settings);
 2. crop: first, so every later stage (and the shuffle buffer) works on the smaller sample;
 3. shuffle buffer;
 4. concatenation (pairing buffer), so pairs mix samples from the shuffled stream;
@@ -17,7 +19,7 @@ import dataclasses
 import os
 from typing import Any
 
-from streams import Pipe, ShardSource, Stage
+from streams import AudioShardSource, MelStage, Pipe, ShardSource, Stage
 from streams.checks import FieldError
 from streams.reading.tar_records import ReadLimits
 from streams.schedule import ProbabilitySchedule
@@ -26,10 +28,11 @@ from streams.stages.bucketing import FrameBudgetBatchStage
 from streams.stages.registry import REGISTRY, settings_values
 from streams.stages.shuffle import ShuffleStage
 
-from .config import AUGMENTATION_ORDER, BatchingConfig, Config, check_pipe_opt_in, parse_config, pipe_urls
+from .config import AUDIO_STAGES, AUGMENTATION_ORDER, BatchingConfig, Config, check_pipe_opt_in, parse_config, pipe_urls
 from .errors import ConfigError
 
-__all__ = ["AUGMENTATION_ORDER", "build_augmentations", "build_pipe", "build_stages", "check_config", "load_config"]
+__all__ = ["AUGMENTATION_ORDER", "build_audio_stages", "build_augmentations", "build_pipe", "build_stages",
+           "check_config", "load_config"]
 
 
 def _make(block: str, factory: Any, *, paths: dict[str, str] | None = None, **kwargs: Any) -> Stage:
@@ -58,10 +61,18 @@ def build_stages(config: Config) -> list[Stage]:
     check_pipe_opt_in(src)
     limits = _make("source.stall_timeout", ReadLimits, max_array_bytes=_bytes("max_array_mb", src.max_array_mb),
                    max_meta_bytes=_bytes("max_meta_mb", src.max_meta_mb), stall_timeout=src.stall_timeout)
-    stages: list[Stage] = [_make("source", ShardSource, urls=src.urls, shuffle_shards=src.shuffle_shards,
-                                 mel_dtype=src.mel_dtype, equal_steps=src.equal_steps, resampled=src.resampled,
-                                 epoch_samples=src.epoch_samples, sample_counts=src.sample_counts,
-                                 on_error=src.on_error, limits=limits)]
+    options = dict(urls=src.urls, shuffle_shards=src.shuffle_shards, equal_steps=src.equal_steps,
+                   resampled=src.resampled, epoch_samples=src.epoch_samples, sample_counts=src.sample_counts,
+                   on_error=src.on_error, limits=limits)
+    if src.store == "audio":
+        stages: list[Stage] = [_make("source", AudioShardSource, **options), *build_audio_stages(config),
+                               _make("source", MelStage, paths={"backend": "source.mel_backend"},
+                                     backend=src.mel_backend, mel_dtype=src.mel_dtype)]
+    else:
+        if config.audio_augmentation.enabled:
+            raise ConfigError("audio_augmentation.enabled", "audio stages need audio shards: set source.store to "
+                                                            "\"audio\" (shards of pack-audio --store audio)")
+        stages = [_make("source", ShardSource, mel_dtype=src.mel_dtype, **options)]
     augmentations = build_augmentations(config)
     stages.extend(augmentations.pop(name) for name in BEFORE_SHUFFLE if name in augmentations)
     if config.shuffle.buffer_size:
@@ -84,6 +95,15 @@ def build_augmentations(config: Config) -> dict[str, Stage]:
     blocks = {name: getattr(aug, name) for name in AUGMENTATION_ORDER}
     return {name: REGISTRY[name](schedule=schedule, **settings_values(block))
             for name, block in blocks.items() if config.augment and block.enabled}
+
+
+def build_audio_stages(config: Config) -> list[Stage]:
+    """The enabled audio stages of ``config.audio_augmentation``, in :data:`~pipelines.config.AUDIO_STAGES`
+    order (none when the block is off). Their settings checked themselves when the config was parsed."""
+    audio = config.audio_augmentation
+    if not audio.enabled:
+        return []
+    return [cls(audio.block(name).settings) for name, cls in AUDIO_STAGES.items() if audio.block(name).enabled]
 
 
 def _batching_stages(batching: BatchingConfig) -> list[Stage]:

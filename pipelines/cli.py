@@ -204,13 +204,13 @@ def _audio_tools(command: str):
 
 def _pack_audio(args: argparse.Namespace) -> int:
     audio_pack, _ = _audio_tools("pack-audio")
-    from streams.tools.mel import MelSettings
+    from streams.audio.mel import MelSettings
 
     settings = MelSettings(sample_rate=args.sample_rate, n_fft=args.n_fft, hop_length=args.hop_length,
                            n_mels=args.n_mels, f_min=args.f_min, f_max=args.f_max)
     report = audio_pack.pack_audio(args.src_dir, args.out_pattern, settings, workers=args.workers,
                                    max_samples=args.max_samples, max_bytes=args.max_mb * 1e6, on_error=args.on_error,
-                                   dtype=args.dtype, progress=not args.no_progress)
+                                   dtype=args.dtype, progress=not args.no_progress, store=args.store)
     print("\n".join(report.lines()))
     return 0
 
@@ -293,6 +293,9 @@ def make_parser() -> argparse.ArgumentParser:
     pack_audio.add_argument("--f-min", type=float, default=0.0, help="Hz")
     pack_audio.add_argument("--f-max", type=_f_max, default=None, help="Hz, or 'none' for sample_rate / 2")
     pack_audio.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="mels on disk")
+    pack_audio.add_argument("--store", choices=("mel", "audio"), default="mel",
+                            help="mel: log-mels and pointers; audio: FLAC + EDL + mel settings, mels made when read "
+                                 "(docs/audio-shards.md)")
     pack_audio.add_argument("--workers", type=int, default=1, help="processes making mels")
     pack_audio.add_argument("--max-samples", type=int, default=1000, help="samples per shard at most")
     pack_audio.add_argument("--max-mb", type=float, default=1000.0, help="MB per shard at most")

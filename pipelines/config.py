@@ -8,6 +8,8 @@ keys are rejected with a did-you-mean; wrong types and bad values are rejected w
 path of the field (``augmentation.noise.probability``): by the parse (:func:`parse_config`, the
 schema and the stage blocks' own checks), then by :func:`pipelines.build.load_config`, which builds
 the stages once (:func:`pipelines.build.check_config`), so a bad config never reaches a worker.
+The ``audio_augmentation`` block (audio shards, :class:`AudioAugmentationConfig`) holds the audio
+stages' own settings dataclasses, which check themselves when parsed.
 """
 
 from __future__ import annotations
@@ -21,12 +23,19 @@ import typing
 from typing import Any, Literal, Union
 
 from streams.checks import FieldError
+from streams.stages.audio_augment import AudioAugmentStage
+from streams.stages.export import ExportStage
+from streams.stages.reedit import ReeditStage
 from streams.stages.registry import REGISTRY
+from streams.stages.stretch import SpeedStage, TempoStage
 
 from .errors import ConfigError
 
 __all__ = [
+    "AUDIO_STAGES",
     "AUGMENTATION_ORDER",
+    "AudioAugmentationConfig",
+    "AudioStageBlock",
     "AugmentationConfig",
     "BatchingConfig",
     "Config",
@@ -73,6 +82,68 @@ AugmentationConfig = stage_group("AugmentationConfig", [
     AUGMENTATION_ORDER, """The plan's ``augmentation`` block: ``enabled``, ``warmup_epochs``, ``schedule``,
     then the block of each stage in :data:`AUGMENTATION_ORDER` (``noise``: a ``NoiseSettings``).""")
 
+# --- the audio_augmentation block (audio shards only) ------------------------------------------
+
+AUDIO_STAGES: dict[str, type[AudioAugmentStage]] = {
+    "reedit": ReeditStage, "export": ExportStage, "speed": SpeedStage, "tempo": TempoStage}
+"""The audio stages by block name, in pipe order: a new edit, then the export chain on it, then speed
+and tempo changes (of the edit, or the raw with ``target: "raw"``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioStageBlock:
+    """One audio stage's block: ``enabled``, then the fields of the stage's frozen settings dataclass
+    (:class:`~streams.stages.reedit.ReeditSettings`, ...), held in ``settings``; ``[low, high]`` lists are
+    pairs."""
+
+    enabled: bool
+    settings: Any
+
+
+def _audio_stage_block(name: str, data: Any, path: str) -> AudioStageBlock:
+    settings_class = AUDIO_STAGES[name].settings_class
+    fields = [f.name for f in dataclasses.fields(settings_class) if f.init]
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"expected an object with keys {['enabled', *fields]}, got {json.dumps(data)}")
+    _reject_unknown(data, ["enabled", *fields], path)
+    enabled = _parse_value(bool, data.get("enabled", False), f"{path}.enabled")
+    values = {key: tuple(value) if isinstance(value, list) else value
+              for key, value in data.items() if key != "enabled"}
+    try:
+        return AudioStageBlock(enabled, settings_class(**values))
+    except FieldError as err:
+        raise ConfigError(f"{path}.{err.field}" if err.field in fields else path, str(err)) from err
+    except (TypeError, ValueError) as err:
+        raise ConfigError(path, str(err)) from err
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioAugmentationConfig:
+    """Audio stages on audio shards (``source.store: "audio"``), before the mels are made.
+
+    ``enabled`` switches the block; each stage block (``reedit``, ``export``, ``speed``, ``tempo``, see
+    :data:`AUDIO_STAGES`) has its own ``enabled`` (default false) and its settings' fields, validated by
+    the settings dataclass with errors at the field's path (``audio_augmentation.speed.factor``).
+    """
+
+    enabled: bool = False
+    stages: tuple[tuple[str, AudioStageBlock], ...] = ()
+
+    def block(self, name: str) -> AudioStageBlock:
+        """The block of stage ``name`` (its defaults, disabled, when the config leaves it out)."""
+        return dict(self.stages).get(name) or AudioStageBlock(False, AUDIO_STAGES[name].settings_class())
+
+    @classmethod
+    def from_json(cls, data: Any, path: str) -> AudioAugmentationConfig:
+        names = ["enabled", *AUDIO_STAGES]
+        if not isinstance(data, dict):
+            raise ConfigError(path, f"expected an object with keys {names}, got {json.dumps(data)}")
+        _reject_unknown(data, names, path)
+        stages = tuple((name, _audio_stage_block(name, data[name], f"{path}.{name}")) for name in AUDIO_STAGES
+                       if name in data)
+        return cls(_parse_value(bool, data.get("enabled", False), f"{path}.enabled"), stages)
+
+
 # --- the other blocks ------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -95,9 +166,12 @@ class SourceConfig:
     ``allow_pipe``: ``pipe:CMD`` URLs (in ``urls`` or ``sample_counts``) run ``CMD`` in a shell
     when the pipe reads; a config may use them only with ``allow_pipe: true``, which says the
     config is trusted like a script. Nothing is run while a config is loaded or validated.
-    ``max_array_mb`` and ``max_meta_mb``: the largest ``.npy`` and ``meta.json`` member read into
-    memory (larger ones are bad samples, never read). ``stall_timeout``: seconds a ``pipe:``
+    ``max_array_mb`` and ``max_meta_mb``: the largest ``.npy`` (and ``.flac``) and ``.json`` member read
+    into memory (larger ones are bad samples, never read). ``stall_timeout``: seconds a ``pipe:``
     read may wait for data before its shard fails as stalled (null: forever).
+    ``store``: ``"mel"`` (mel shards) or ``"audio"`` (``pack-audio --store audio``: the recordings are
+    decoded in the workers, the ``audio_augmentation`` stages run, then mels are made with the settings
+    stored in the shard, by ``mel_backend`` ``"librosa"`` or ``"torch"``, see ``docs/audio-shards.md``).
     """
 
     urls: str | list[str] = ""
@@ -112,6 +186,8 @@ class SourceConfig:
     max_array_mb: float = 1024.0
     max_meta_mb: float = 4.0
     stall_timeout: float | None = None
+    store: Literal["mel", "audio"] = "mel"
+    mel_backend: Literal["librosa", "torch"] = "librosa"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +221,7 @@ class Config:
     source: SourceConfig = SourceConfig()
     augmentation: AugmentationConfig = AugmentationConfig()
     augmentation_enabled: bool | None = None
+    audio_augmentation: AudioAugmentationConfig = AudioAugmentationConfig()
     shuffle: ShuffleConfig = ShuffleConfig()
     batching: BatchingConfig = BatchingConfig()
 
@@ -204,17 +281,23 @@ def _parse_value(tp: Any, value: Any, path: str) -> Any:
     raise ConfigError(path, f"expected {_type_name(tp)}, got {json.dumps(value)}")
 
 
-def _parse_block(cls: type, data: Any, path: str) -> Any:
-    names = [f.name for f in dataclasses.fields(cls)]
-    if not isinstance(data, dict):
-        raise ConfigError(path, f"expected an object with keys {names}, got {json.dumps(data)}")
-    hints = typing.get_type_hints(cls)
+def _reject_unknown(data: dict, names: list[str], path: str) -> None:
     for key in data:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError(f"{path}.{key}" if path else key,
                               f"unknown key; {hint}known keys here: {', '.join(names)}")
+
+
+def _parse_block(cls: type, data: Any, path: str) -> Any:
+    if hasattr(cls, "from_json"):  # a block that parses itself (audio_augmentation)
+        return cls.from_json(data, path)
+    names = [f.name for f in dataclasses.fields(cls)]
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"expected an object with keys {names}, got {json.dumps(data)}")
+    hints = typing.get_type_hints(cls)
+    _reject_unknown(data, names, path)
     values = {name: _parse_value(hints[name], data[name], f"{path}.{name}" if path else name)
               for name in names if name in data}
     try:

@@ -1,6 +1,9 @@
 """Streams of pointer-network samples: sources, stages and the pipe that chains them."""
 
+from .audio.sample import AudioSample, check_audio_sample
+from .audio.timeline import EditMap, frame_pointers
 from .pipe import FilterStage, MapStage, Node, Pipe, PipeIterator, Stage, StreamContext, pipe_method, pipe_source
+from .reading.audio_shards import AudioShardSource
 from .reading.epoch_plan import batches_per_rank
 from .reading.skips import SkipReport
 from .reading.source import MemorySource, ShardReadError, ShardSource
@@ -16,13 +19,19 @@ from .stages.channel_dropout import ChannelDropoutStage
 from .stages.chunk_shuffle import ChunkShuffleStage, shuffle_chunks
 from .stages.collate import IGNORE_INDEX, Batch, collate_samples
 from .stages.crop import CropStage, crop_sample, cut_sample
+from .stages.export import ExportSettings, ExportStage
 from .stages.gain import GainStage
+from .stages.mels import MelStage, audio_to_mels
 from .stages.noise import NoiseStage
 from .stages.pairing import PairStage, concatenate_samples
+from .stages.reedit import ReeditSettings, ReeditStage
 from .stages.shuffle import ShuffleStage
 from .stages.spec_augment import SpecAugmentStage
+from .stages.stretch import SpeedSettings, SpeedStage, TempoSettings, TempoStage
 
 __all__ = [
+    "AudioSample",
+    "AudioShardSource",
     "AugmentChain",
     "AugmentStage",
     "Batch",
@@ -30,11 +39,15 @@ __all__ = [
     "ChannelDropoutStage",
     "ChunkShuffleStage",
     "CropStage",
+    "EditMap",
+    "ExportSettings",
+    "ExportStage",
     "FilterStage",
     "FrameBudgetBatchStage",
     "GainStage",
     "IGNORE_INDEX",
     "MapStage",
+    "MelStage",
     "MemorySource",
     "Node",
     "NoiseStage",
@@ -44,6 +57,8 @@ __all__ = [
     "PipeIterator",
     "ProbabilitySchedule",
     "ReadLimits",
+    "ReeditSettings",
+    "ReeditStage",
     "Sample",
     "SampleError",
     "ShardReadError",
@@ -51,9 +66,15 @@ __all__ = [
     "ShuffleStage",
     "SkipReport",
     "SpecAugmentStage",
+    "SpeedSettings",
+    "SpeedStage",
     "Stage",
     "StreamContext",
+    "TempoSettings",
+    "TempoStage",
+    "audio_to_mels",
     "batches_per_rank",
+    "check_audio_sample",
     "check_sample",
     "collate_samples",
     "concatenate_samples",
@@ -61,6 +82,7 @@ __all__ = [
     "cut_frame_budget_batches",
     "cut_sample",
     "derive_seed",
+    "frame_pointers",
     "order_rng",
     "pipe_method",
     "pipe_source",

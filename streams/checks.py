@@ -12,8 +12,8 @@ import contextlib
 import math
 from collections.abc import Iterator
 
-__all__ = ["FieldError", "check_bool", "check_choice", "check_float", "check_int", "check_int_range", "check_limit",
-           "check_ordered", "check_probability", "field_errors"]
+__all__ = ["FieldError", "check_bool", "check_choice", "check_float", "check_float_range", "check_int",
+           "check_int_range", "check_limit", "check_ordered", "check_probability", "field_errors"]
 
 
 class FieldError(ValueError):
@@ -115,6 +115,32 @@ def check_int_range(value: object, field: str) -> tuple[int, int]:
         raise FieldError(field, f"{field} must be an int >= 0 or a pair [low, high] of ints with 0 <= low <= high "
                                 f"({value!r} given)")
     return int(value[0]), int(value[1])
+
+
+def check_float_range(value: object, field: str, *, minimum: float = -math.inf, maximum: float = math.inf,
+                      include_minimum: bool = True) -> tuple[float, float]:
+    """An inclusive ``(low, high)`` pair of finite numbers, ``low <= high``, both in ``[minimum, maximum]``
+    (``(minimum, maximum]`` without ``include_minimum``), from a 2-item list or tuple.
+
+    >>> check_float_range([0.9, 1.1], "factor", minimum=0.0, include_minimum=False)
+    (0.9, 1.1)
+    >>> check_float_range([0, 1.1], "factor", minimum=0.0, include_minimum=False)
+    Traceback (most recent call last):
+    ...
+    streams.checks.FieldError: factor must be a pair [low, high] of numbers with low <= high, each > 0.0 ([0, 1.1] \
+given)
+    """
+    each = [f"{'>=' if include_minimum else '>'} {minimum}"] if minimum != -math.inf else []
+    each += [f"<= {maximum}"] if maximum != math.inf else []
+    message = (f"{field} must be a pair [low, high] of numbers with low <= high"
+               + (f", each {' and '.join(each)}" if each else "") + f" ({value!r} given)")
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in value)):
+        raise FieldError(field, message)
+    low, high = float(value[0]), float(value[1])
+    if low > high or low < minimum or (low == minimum and not include_minimum) or high > maximum:
+        raise FieldError(field, message)
+    return low, high
 
 
 def check_choice(value: object, field: str, choices: tuple[str, ...]) -> str:

@@ -13,13 +13,13 @@ import torch
 
 from pipelines.cli import main
 from streams import Pipe
+from streams.audio.edl import EditList, edit_pointers, edl_to_json, render_edit
+from streams.audio.mel import MelSettings, log_mel
 from streams.sample import SampleError
 from streams.seeding import sample_rng
 from streams.tools.audio_pack import pack_audio
 from streams.tools.audio_source import audio_sample, find_audio_sources
 from streams.tools.edit_simulator import ExportPerturbation, apply_export, draw_edl
-from streams.tools.edl import EditList, edit_pointers, edl_to_json, render_edit
-from streams.tools.mel import MelSettings, log_mel
 from streams.tools.simulate_folder import simulate_edits
 
 SR = 22050

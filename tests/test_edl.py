@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.audio.edl import EditList, _fades, edit_pointers, parse_edl, render_edit, validate_edl
 from streams.sample import SampleError
-from streams.tools.edl import EditList, _fades, edit_pointers, parse_edl, render_edit, validate_edl
 
 
 def test_render_hand_computed_with_crossfade():

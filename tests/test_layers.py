@@ -17,7 +17,8 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAYERS = {"streams": 0, "streams.reading": 1, "streams.stages": 2, "streams.tools": 3, "pipelines": 4}
+LAYERS = {"streams": 0, "streams.audio": 0, "streams.reading": 1, "streams.stages": 2, "streams.tools": 3,
+          "pipelines": 4}
 LAYER_NAMES = {0: "core", 1: "reading", 2: "stages", 3: "tools", 4: "pipelines"}
 FACADES = {"streams", "pipelines"}
 
@@ -98,6 +99,7 @@ def test_the_walk_sees_the_imports_it_must_judge():
     assert "streams.reading.skips" in GRAPH["streams.reading.skip_ledger"]  # "from . import skips"
     assert _layer("streams.checks") == 0 and _layer("streams.reading.source") == 1
     assert _layer("streams.tools.preview") == 3 and _layer("pipelines.build") == 4
+    assert _layer("streams.audio.timeline") == 0
 
 
 @pytest.mark.parametrize("module", sorted(GRAPH))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from ..audio.sample import AudioSample, check_audio_sample
 from ..checks import FieldError, check_choice, field_errors
 from ..origin import MemoryOrigin, Origin, ShardOrigin, parse_origin
 from ..pipe import Node, Stage, StreamContext, pipe_source
@@ -290,7 +291,8 @@ class _ShardReader(Node):
 class MemorySource(Stage):
     """Stream items held in memory (tests, notebooks, small sets); split across ranks and workers.
 
-    Samples are checked once, here (unless ``check=False``), and get ``origin = ("memory", index)``.
+    Samples (and audio samples, :class:`~streams.audio.sample.AudioSample`) are checked once, here (unless
+    ``check=False``), and get ``origin = ("memory", index)``.
     It never skips, so its :meth:`skip_report` is empty.
     """
 
@@ -304,6 +306,8 @@ class MemorySource(Stage):
             for item in self.items:
                 if isinstance(item, Sample):
                     check_sample(item)
+                elif isinstance(item, AudioSample):
+                    check_audio_sample(item)
 
     def open(self, upstream: Node | None, ctx: StreamContext, state: dict[str, Any] | None = None) -> Node:
         return _MemoryReader(upstream, self, ctx, state)
@@ -313,7 +317,7 @@ class MemorySource(Stage):
 
     def item(self, index: int) -> Any:
         item = self.items[index]
-        return item.replace(origin=MemoryOrigin(index).stored()) if isinstance(item, Sample) else item
+        return item.replace(origin=MemoryOrigin(index).stored()) if isinstance(item, (Sample, AudioSample)) else item
 
 
 class _MemoryReader(Node):

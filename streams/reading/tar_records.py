@@ -24,7 +24,9 @@ complete if all three arrays were read in full and the damage did not hit one of
 sorted order (webdataset's ``TarWriter``, ``python -m pipelines pack``, GNU tar over sorted
 files), and ``meta.json`` sorts before ``pointers.npy`` and ``raw_mel.npy``, so nothing the
 reader uses can follow the last array. Any other interrupted record is lost: the error names
-its key, and counts it as one sample read and dropped.
+its key, and counts it as one sample read and dropped. Audio shards (:data:`AUDIO_LAYOUT`) follow
+the same rule with their own members: ``raw.flac`` sorts after ``edit.flac``, ``edl.json``,
+``mel.json`` and ``meta.json``.
 
 Members whose file name has no dot after its first character (a README), directories and
 webdataset's ``__key__``-style entries are not sample members and are passed over; members with
@@ -55,12 +57,16 @@ from .shardlist import is_local, local_path
 from .stall import ReadStalled, open_shard_stream
 
 __all__ = [
+    "ANY_LAYOUT",
+    "AUDIO_LAYOUT",
+    "MEL_LAYOUT",
     "MEMBER_REASONS",
     "REQUIRED_MEMBERS",
     "SHARD_REASONS",
     "BadMember",
     "ReadLimits",
     "Record",
+    "RecordLayout",
     "ShardReadError",
     "iter_records",
     "iter_tar_members",
@@ -70,8 +76,36 @@ __all__ = [
 ]
 
 REQUIRED_MEMBERS = ("raw_mel.npy", "edit_mel.npy", "pointers.npy")
-_DECODED_SUFFIXES = frozenset((*REQUIRED_MEMBERS, "meta.json"))  # the members whose bytes are read
-"""The members every sample needs; ``meta.json`` is optional, other suffixes are ignored."""
+"""The members every sample of a mel shard needs; ``meta.json`` is optional, other suffixes are ignored."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordLayout:
+    """Which members of a shard are read, and when a record holds all it needs.
+
+    ``required``: alternative sets of members, one of which a complete record holds all of;
+    ``optional``: members read too when present. Members of no set are passed over unread.
+    Every required set must sort after its optional members (so, in a writer's sorted order, a
+    record holding a required set in full has nothing more to come: see the module docstring).
+    """
+
+    required: tuple[tuple[str, ...], ...]
+    optional: tuple[str, ...] = ()
+
+    @property
+    def decoded(self) -> frozenset[str]:
+        return frozenset((*(m for members in self.required for m in members), *self.optional))
+
+    def is_complete(self, members: object) -> bool:
+        return any(all(m in members for m in required) for required in self.required)
+
+
+MEL_LAYOUT = RecordLayout((REQUIRED_MEMBERS,), ("meta.json",))
+"""Mel shards: the three arrays, and ``meta.json``."""
+AUDIO_LAYOUT = RecordLayout((("edl.json", "mel.json", "raw.flac"),), ("edit.flac", "meta.json"))
+"""Audio shards (``pack-audio --store audio``): the recording, its EDL and mel settings; the export and meta."""
+ANY_LAYOUT = RecordLayout((*MEL_LAYOUT.required, *AUDIO_LAYOUT.required), ("edit.flac", "meta.json"))
+"""Either kind, for tools that read whatever a shard holds (``check``, ``info``)."""
 
 SHARD_REASONS = ("corrupt_shard", "empty_shard", "missing_shard", "no_usable_samples", "not_a_tar",
                  "stalled_shard", "truncated_shard", "unreadable_shard")
@@ -490,23 +524,26 @@ def _finish(record: Record, earlier: dict[str, tuple[int, frozenset[str]]]) -> R
     return record
 
 
-def _is_decoded_member(name: str) -> bool:
-    parts = split_member_name(name)
-    return parts is not None and parts[1].lower() in _DECODED_SUFFIXES
+def _decoded_member(layout: RecordLayout) -> Callable[[str], bool]:
+    decoded = layout.decoded
+
+    def wanted(name: str) -> bool:
+        parts = split_member_name(name)
+        return parts is not None and parts[1].lower() in decoded
+
+    return wanted
 
 
-def _is_complete(record: Record) -> bool:
-    return all(member in record.members for member in REQUIRED_MEMBERS)
-
-
-def iter_records(url: str, *, limits: ReadLimits | None = None, expected: int | None = None) -> Iterator[Record]:
+def iter_records(url: str, *, limits: ReadLimits | None = None, expected: int | None = None,
+                 layout: RecordLayout = MEL_LAYOUT) -> Iterator[Record]:
     """Yield the records of the shard at ``url`` in tar order, bad ones included (``problem`` set).
 
     Raises :class:`ShardReadError` when the shard cannot be read to its clean end (after the
     records complete before the damage; see the module docstring for which those are),
     ``empty_shard`` when a readable tar holds no sample members at all, and ``truncated_shard``
     when it ends cleanly with fewer records than ``expected`` (its count from ``index.json``).
-    ``limits`` bounds member sizes and ``pipe:`` stalls (:class:`ReadLimits`).
+    ``limits`` bounds member sizes and ``pipe:`` stalls (:class:`ReadLimits`). ``layout`` says
+    which members are read and which complete a record (:data:`MEL_LAYOUT` by default).
 
     A member repeated in a record starts the next record when the record already holds all
     three arrays (the same sample written twice in a row): the later copy is then a
@@ -516,12 +553,12 @@ def iter_records(url: str, *, limits: ReadLimits | None = None, expected: int | 
     earlier: dict[str, tuple[int, frozenset[str]]] = {}  # key -> (record index, member suffixes)
     index = 0
     try:
-        for name, data in iter_tar_members(url, wanted=_is_decoded_member, limits=limits):
+        for name, data in iter_tar_members(url, wanted=_decoded_member(layout), limits=limits):
             parts = split_member_name(name)
             if parts is None:
                 continue  # files without an extension (READMEs) are not members
             key, suffix = parts[0], parts[1].lower()
-            repeat_of_whole = current is not None and suffix in current.members and _is_complete(current)
+            repeat_of_whole = current is not None and suffix in current.members and layout.is_complete(current.members)
             if current is None or key != current.key or repeat_of_whole:
                 if current is not None:
                     yield _finish(current, earlier)
@@ -536,7 +573,7 @@ def iter_records(url: str, *, limits: ReadLimits | None = None, expected: int | 
                 data = None
             current.members[suffix] = data
     except ShardReadError as err:
-        damage = _after_damage(err, current, index)
+        damage = _after_damage(err, current, index, layout)
         if current is not None and damage.complete_records > index:
             yield _finish(current, earlier)  # the pending record survived the damage
         raise damage from err
@@ -547,7 +584,7 @@ def iter_records(url: str, *, limits: ReadLimits | None = None, expected: int | 
         raise short_shard_error(url, index + 1, expected)
 
 
-def _after_damage(err: ShardReadError, current: Record | None, index: int) -> ShardReadError:
+def _after_damage(err: ShardReadError, current: Record | None, index: int, layout: RecordLayout) -> ShardReadError:
     """``err`` told which record the damage cut, if any, and how many records came before it.
 
     ``current`` is the pending record (index ``index``). It is complete (see the module
@@ -562,7 +599,7 @@ def _after_damage(err: ShardReadError, current: Record | None, index: int) -> Sh
         lost, complete = hit_key, 0
     elif hit_key is not None and hit_key != current.key:
         lost, complete = hit_key, index + 1  # the next sample's first member was cut: the pending record is complete
-    elif hit_key is None and _is_complete(current):
+    elif hit_key is None and layout.is_complete(current.members):
         lost, complete = None, index + 1
     else:
         lost, complete = current.key, index

@@ -22,14 +22,16 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 from tqdm import tqdm
 
+from ..audio.mel import MelSettings
 from ..sample import SampleError
-from .audio_source import AudioSource, audio_sample, find_audio_sources
-from .mel import MelSettings
+from .audio_source import AudioSource, audio_members, audio_sample, find_audio_sources
 from .shard_writer import move_into_place, sample_members, write_shards
 
 __all__ = ["AudioPackReport", "pack_audio"]
 
 ON_ERROR = ("raise", "skip")
+STORES = ("mel", "audio")
+"""What ``pack_audio`` stores: log-mels and pointers (mel shards), or the audio itself (audio shards)."""
 
 
 @dataclasses.dataclass
@@ -50,18 +52,21 @@ class AudioPackReport:
                  f"{len(self.skipped)} skipped{f' ({reasons})' if reasons else ''}")]
 
 
-def _encode(job: tuple[AudioSource, MelSettings, str]) -> tuple[str, dict[str, bytes] | None, SampleError | None]:
-    source, settings, dtype = job
+def _encode(job: tuple[AudioSource, MelSettings, str, str]) -> tuple[str, tuple | None, SampleError | None]:
+    """``(key, (members, frames or None), None)`` for one entry, or ``(key, None, error)``."""
+    source, settings, dtype, store = job
     try:
+        if store == "audio":
+            return source.key, audio_members(source, settings), None
         sample = audio_sample(source, settings, dtype=getattr(torch, dtype))
     except SampleError as err:
         return source.key, None, err
-    return source.key, sample_members(sample), None
+    return source.key, (sample_members(sample), None), None
 
 
-def _results(sources: list[AudioSource], settings: MelSettings, dtype: str, workers: int
-             ) -> Iterator[tuple[str, dict[str, bytes] | None, SampleError | None]]:
-    jobs = [(source, settings, dtype) for source in sources]
+def _results(sources: list[AudioSource], settings: MelSettings, dtype: str, store: str, workers: int
+             ) -> Iterator[tuple[str, tuple | None, SampleError | None]]:
+    jobs = [(source, settings, dtype, store) for source in sources]
     if workers <= 1:
         yield from map(_encode, jobs)
         return
@@ -82,11 +87,13 @@ def _results(sources: list[AudioSource], settings: MelSettings, dtype: str, work
 
 def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, *, workers: int = 1,
                max_samples: int = 1000, max_bytes: float = 1e9, on_error: str = "raise", dtype: str = "float16",
-               progress: bool = True) -> AudioPackReport:
+               progress: bool = True, store: str = "mel") -> AudioPackReport:
     """Pack every entry of ``src_dir`` (see :mod:`streams.tools.audio_source`) into shards named by ``pattern``.
 
     ``settings``: the mel settings (default :class:`MelSettings`'s); ``workers`` processes make the mels;
-    ``dtype`` (``"float16"``/``"float32"``) is the mels' on-disk dtype.
+    ``dtype`` (``"float16"``/``"float32"``) is the mels' on-disk dtype. ``store="audio"`` writes audio shards
+    instead (:func:`~streams.tools.audio_source.audio_members`: FLAC at the mel rate, EDL, mel settings;
+    mels are then made when read), their index entries marked ``"store": "audio"``.
     With ``on_error="raise"`` the first bad entry (in key order) raises its ``SampleError`` (naming the file)
     and nothing is written; with ``"skip"`` bad entries are left out and returned in the report. The new
     shards' index entries are merged into ``index.json`` beside them.
@@ -94,6 +101,8 @@ def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, 
     settings = MelSettings() if settings is None else settings
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR} ({on_error!r} given)")
+    if store not in STORES:
+        raise ValueError(f"store must be one of {STORES} ({store!r} given)")
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype must be 'float16' or 'float32' ({dtype!r} given)")
     if not isinstance(workers, int) or workers < 1:
@@ -112,7 +121,7 @@ def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, 
     staging = tempfile.mkdtemp(prefix=".pack-audio-", dir=out_dir)
     try:
         def members() -> Iterator[tuple[str, dict[str, bytes]]]:
-            with contextlib.closing(_results(sources, settings, dtype, workers)) as results:
+            with contextlib.closing(_results(sources, settings, dtype, store, workers)) as results:
                 for key, encoded, err in tqdm(results, total=len(sources), unit="recording", desc="pack-audio",
                                               disable=not progress):
                     if err is not None:
@@ -122,10 +131,13 @@ def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, 
                         tqdm.write(f"skipped {err.reason}: {err}")
                         continue
                     report.samples += 1
-                    yield key, encoded
+                    members, frames = encoded
+                    yield (key, members) if frames is None else (key, members, frames)
 
         staged_pattern = os.path.join(staging, os.path.basename(pattern))
         report.shards = write_shards(members(), staged_pattern, max_samples=max_samples, max_bytes=max_bytes)
+        if store == "audio":
+            report.shards = {name: {**entry, "store": "audio"} for name, entry in report.shards.items()}
         move_into_place(staging, out_dir, report.shards, old=[])
     finally:
         shutil.rmtree(staging, ignore_errors=True)

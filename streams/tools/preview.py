@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from ..sample import Sample
 from ..stages.augment import AugmentStage
 
-__all__ = ["describe_params", "render_overview", "render_preview"]
+__all__ = ["describe_params", "render_before_after", "render_overview", "render_preview", "stage_png"]
 
 
 def _short(value: Any, max_items: int) -> str:
@@ -106,21 +106,31 @@ def render_preview(sample: Sample, stages: Sequence[tuple[str, AugmentStage]], o
     paths = []
     for index, (name, stage) in enumerate(stages):
         params, after = _draw(sample, stage, name, seed)
-        figure = Figure(figsize=(12, 9), layout="constrained")
-        FigureCanvasAgg(figure)
-        grid = figure.subplots(3, 2)
-        for row, (part, mel, mel_after) in enumerate((("raw", sample.raw_mel, after.raw_mel),
-                                                       ("edit", sample.edit_mel, after.edit_mel))):
-            _show_mel(grid[row, 0], mel, f"{part} before ({sample.n_mels} x {mel.shape[1]})")
-            _show_mel(grid[row, 1], mel_after, f"{part} after ({after.n_mels} x {mel_after.shape[1]})", _limits(mel))
-        _show_pointers(grid[2, 0], sample, "pointers before")
-        _show_pointers(grid[2, 1], after, "pointers after")
         title = [f"{name} on {sample.key}", *describe_params(params, width=125)]
-        figure.suptitle("\n".join(title), fontsize=10)
-        path = out_dir / f"{index:02d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
-        figure.savefig(path, dpi=80)
-        paths.append(path)
+        paths.append(render_before_after(sample, after, title, stage_png(out_dir, index, name)))
     return paths
+
+
+def stage_png(out_dir: Path, index: int, name: str) -> Path:
+    """``out_dir / "NN_<name>.png"``, the name made safe for a file name."""
+    return out_dir / f"{index:02d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
+
+
+def render_before_after(sample: Sample, after: Sample, title: Sequence[str], path: Path, dpi: int = 80) -> Path:
+    """One PNG at ``path``: raw and edit mels of ``sample`` and ``after`` (after in the colours of before),
+    and both pointer maps; ``title`` lines on top."""
+    figure = Figure(figsize=(12, 9), layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.subplots(3, 2)
+    for row, (part, mel, mel_after) in enumerate((("raw", sample.raw_mel, after.raw_mel),
+                                                   ("edit", sample.edit_mel, after.edit_mel))):
+        _show_mel(grid[row, 0], mel, f"{part} before ({sample.n_mels} x {mel.shape[1]})")
+        _show_mel(grid[row, 1], mel_after, f"{part} after ({after.n_mels} x {mel_after.shape[1]})", _limits(mel))
+    _show_pointers(grid[2, 0], sample, "pointers before")
+    _show_pointers(grid[2, 1], after, "pointers after")
+    figure.suptitle("\n".join(title), fontsize=10)
+    figure.savefig(path, dpi=dpi)
+    return path
 
 
 def render_overview(sample: Sample, stages: Sequence[tuple[str, AugmentStage]], path: str | Path,

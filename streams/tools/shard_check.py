@@ -6,7 +6,8 @@ cannot be read to its end (missing, not a tar, empty, cut short, garbled, fewer 
 its ``index.json`` count), is one :class:`Problem`; so is a key that appears in two shards
 (``duplicate_key_across_shards``: a pattern would read the sample twice). No exception of one
 shard stops the check of the others. ``python -m pipelines check`` prints them and exits
-non-zero if there is any.
+non-zero if there is any. Mel shards and audio shards (``pack-audio --store audio``) are both
+checked, each record by what it holds.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from ..reading.decode import decode_sample
+from ..reading.decode import REQUIRED_MEMBERS, decode_sample
 from ..reading.shardlist import expand_shard_urls, shard_sample_counts
-from ..reading.tar_records import ReadLimits, Record, ShardReadError, iter_records
+from ..reading.tar_records import ANY_LAYOUT, AUDIO_LAYOUT, ReadLimits, Record, ShardReadError, iter_records
 from ..sample import SampleError
 
-__all__ = ["Problem", "ShardCheck", "check_records", "check_shards"]
+__all__ = ["Problem", "ShardCheck", "check_records", "check_shards", "is_audio_record"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,11 +51,23 @@ class ShardCheck(NamedTuple):
     problems: list[Problem]
 
 
+def is_audio_record(record: Record) -> bool:
+    """Whether ``record`` is an audio shard's (it holds audio-shard members and no mel array)."""
+    members = set(record.members)
+    return bool(members & AUDIO_LAYOUT.decoded - {"meta.json"}) and not members & set(REQUIRED_MEMBERS)
+
+
 def check_records(records: Iterable[Record], *, mel_dtype: str = "float32") -> Iterator[Problem]:
-    """Decode and check each record; yield a :class:`Problem` for each bad one."""
+    """Decode and check each record, mel or audio (:func:`is_audio_record`: its FLAC decoded, its EDL
+    checked against the recording, its mel settings validated); yield a :class:`Problem` for each bad one."""
     for record in records:
         try:
-            decode_sample(record, mel_dtype=mel_dtype)
+            if is_audio_record(record):
+                from ..reading.audio_decode import decode_audio_record  # the audio extra
+
+                decode_audio_record(record)
+            else:
+                decode_sample(record, mel_dtype=mel_dtype)
         except SampleError as err:
             yield Problem(err.reason, record.url, record.key, str(err), err.member)
 
@@ -83,7 +96,7 @@ def check_shards(urls: str | Iterable[str], *, mel_dtype: str = "float32",
         tracker = _KeyTracker(first_shard)
         problems: list[Problem] = []
         try:
-            records = tracker.track(iter_records(url, limits=limits, expected=expected))
+            records = tracker.track(iter_records(url, limits=limits, expected=expected, layout=ANY_LAYOUT))
             problems.extend(check_records(records, mel_dtype=mel_dtype))
         except ShardReadError as err:
             tracker.count += err.lost_samples

@@ -32,11 +32,12 @@ import numpy as np
 from ..reading.decode import decode_npy, decode_record
 from ..reading.remote import is_http, remote_size
 from ..reading.shardlist import is_local, local_path, shard_file_name
-from ..reading.tar_records import ShardReadError, iter_records
+from ..reading.tar_records import ANY_LAYOUT, Record, ShardReadError, iter_records
 from ..sample import Sample, SampleError, check_sample
+from .shard_check import is_audio_record
 
-__all__ = ["SampleStats", "ShardSetInfo", "ShardStats", "dumps", "sample_stats", "shard_size", "shard_stats",
-           "summarize", "text_histogram"]
+__all__ = ["SampleStats", "ShardSetInfo", "ShardStats", "audio_record_stats", "dumps", "sample_stats", "shard_size",
+           "shard_stats", "summarize", "text_histogram"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +94,28 @@ def sample_stats(sample: Sample, stored_dtypes: tuple[str, str, str] | None = No
                        edit_seconds=_seconds(sample.edit_frames, sample.meta))
 
 
+def audio_record_stats(record: Record) -> SampleStats:
+    """The figures of an audio shard's record from its headers, without decoding the audio: frames from the
+    FLAC headers (the edit's from the EDL when it is rendered), pointers by the pointer rule; dtypes as
+    stored are ``flac`` (``rendered`` for an edit made from the EDL) and ``edl`` for the pointers.
+    ``SampleError`` naming the member when one is unusable (``check`` decodes everything)."""
+    from ..audio.mel import mel_frames
+    from ..audio.timeline import EditMap, frame_pointers
+    from ..reading.audio_decode import decode_audio_header
+
+    settings, edl, raw_samples, edit_samples = decode_audio_header(record)
+    hop = settings.hop_length
+    raw_frames, edit_frames = mel_frames(raw_samples, hop), mel_frames(edit_samples, hop)
+    edit_map = EditMap.from_edl(edl, settings.sample_rate).with_edit_samples(edit_samples)
+    pointers = frame_pointers(edit_map, hop, edit_frames, raw_frames)
+    meta = settings.as_meta()
+    return SampleStats(key=record.key, n_mels=settings.n_mels, raw_frames=raw_frames, edit_frames=edit_frames,
+                       dtypes=("flac", "flac" if "edit.flac" in record.members else "rendered", "edl"),
+                       segments=int(np.count_nonzero(np.diff(pointers) != 1)) + 1,
+                       repeats=int(pointers.size - np.unique(pointers).size),
+                       raw_seconds=_seconds(raw_frames, meta), edit_seconds=_seconds(edit_frames, meta))
+
+
 def shard_size(url: str) -> int | None:
     """Bytes of the shard file: local size, HTTP ``Content-Length``, else ``None``."""
     if is_local(url):
@@ -108,8 +131,11 @@ def shard_stats(url: str) -> ShardStats:
     samples, bad = [], collections.Counter()
     damage = None
     try:
-        for record in iter_records(url):
+        for record in iter_records(url, layout=ANY_LAYOUT):
             try:
+                if is_audio_record(record):
+                    samples.append(audio_record_stats(record))
+                    continue
                 sample = check_sample(decode_record(record))
                 stored = tuple(str(decode_npy(record.members[m], what=m).dtype)
                                for m in ("raw_mel.npy", "edit_mel.npy", "pointers.npy"))

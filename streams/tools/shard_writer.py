@@ -82,12 +82,13 @@ def existing_shards(pattern: str) -> list[str]:
     return sorted(set(names) | set(indexed))
 
 
-def write_shards(items: Iterable[Sample | tuple[str, dict[str, bytes]]], pattern: str, *,
+def write_shards(items: Iterable[Sample | tuple], pattern: str, *,
                  max_samples: int = 1000, max_bytes: float = 1e9, overwrite: bool = False) -> dict[str, dict[str, Any]]:
     """Write samples to shards named by ``pattern`` (``out/train-%06d.tar``); return the index.
 
     ``items`` are samples, or ``(key, members)`` pairs of already-encoded members (written as
-    given, bit for bit). A new shard starts after ``max_samples`` samples or ``max_bytes`` bytes.
+    given, bit for bit), or ``(key, members, (raw_frames, edit_frames))`` for members without mels
+    (audio shards). A new shard starts after ``max_samples`` samples or ``max_bytes`` bytes.
     The index (shard file name → samples, raw and edit frames, bytes) is merged into
     ``index.json`` in the shards' directory. The set appears only when complete (see the module
     docstring); an exception from ``items`` leaves the output untouched. Raises ``ValueError``
@@ -115,20 +116,22 @@ def write_shards(items: Iterable[Sample | tuple[str, dict[str, bytes]]], pattern
     return entries
 
 
-def _write_into(items: Iterable[Sample | tuple[str, dict[str, bytes]]], pattern: str, max_samples: int,
+def _write_into(items: Iterable[Sample | tuple], pattern: str, max_samples: int,
                 max_bytes: float) -> dict[str, dict[str, Any]]:
     entries: dict[str, dict[str, Any]] = {}
     writer = ShardWriter(pattern, maxcount=max_samples, maxsize=max_bytes, verbose=0, mtime=_FIXED_MTIME,
                          encoder=False)
     try:
         for item in items:
-            key, members = (item.key, sample_members(item)) if isinstance(item, Sample) else item
+            key, members = (item.key, sample_members(item)) if isinstance(item, Sample) else item[:2]
+            frames = item[2] if isinstance(item, tuple) and len(item) == 3 else (
+                _frames(members, "raw_mel.npy"), _frames(members, "edit_mel.npy"))
             writer.write({"__key__": key, **members})
             entry = entries.setdefault(os.path.basename(writer.fname),
                                        {"samples": 0, "raw_frames": 0, "edit_frames": 0, "bytes": 0})
             entry["samples"] += 1
-            entry["raw_frames"] += _frames(members, "raw_mel.npy")
-            entry["edit_frames"] += _frames(members, "edit_mel.npy")
+            entry["raw_frames"] += frames[0]
+            entry["edit_frames"] += frames[1]
             entry["bytes"] += sum(len(v) for v in members.values())
     finally:
         writer.close()

@@ -20,11 +20,11 @@ import shutil
 
 from tqdm import tqdm
 
+from ..audio.audio_io import AUDIO_SUFFIXES, audio_info, read_audio, write_audio
+from ..audio.edl import edl_to_json, render_edit, validate_edl
 from ..sample import SampleError
 from ..seeding import sample_rng
-from .audio_io import AUDIO_SUFFIXES, audio_info, read_audio, write_audio
 from .edit_simulator import apply_export, draw_edl, draw_export
-from .edl import edl_to_json, render_edit, validate_edl
 
 __all__ = ["SimulationReport", "simulate_edits"]
 

@@ -1,5 +1,7 @@
 """Log-mel spectrograms of audio: one set of settings for raw and edit, computed with librosa.
 
+:class:`MelSettings` needs only numpy; :func:`log_mel` needs the ``audio`` extra (librosa).
+
 The transform is librosa's: a Hann-window STFT with ``center=True`` (frame ``i`` centred at sample
 ``i * hop_length``, the signal zero-padded by ``n_fft // 2`` each side), power 2, the Slaney-style mel
 filterbank (``htk=False``, ``norm="slaney"``), then ``power_to_db`` with reference 1.0 (an absolute
@@ -13,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import librosa
 import numpy as np
 
 __all__ = ["DB_FLOOR_AMIN", "DB_REFERENCE", "MelSettings", "log_mel", "mel_frames"]
@@ -68,6 +69,8 @@ def log_mel(audio: np.ndarray, settings: MelSettings) -> np.ndarray:
     >>> log_mel(np.zeros(2560, dtype=np.float32), MelSettings(n_mels=40)).shape
     (40, 11)
     """
+    import librosa  # the audio extra; imported here so MelSettings needs only numpy
+
     power = librosa.feature.melspectrogram(
         y=np.asarray(audio, dtype=np.float32), sr=settings.sample_rate, n_fft=settings.n_fft,
         hop_length=settings.hop_length, window="hann", center=True, pad_mode="constant", power=2.0,
