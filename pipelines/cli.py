@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import collections
 import itertools
+import os
 import signal
 import sys
 import threading
@@ -151,7 +152,10 @@ def _info(args: argparse.Namespace) -> int:
     info = summarize(shard_stats(url) for url in tqdm(urls, unit="shard", desc="info", disable=args.no_progress))
     print(dumps(info) if args.json else "\n".join(f"info: {line}" if i == 0 else f"  {line}"
                                                    for i, line in enumerate(info.lines())))
-    return 0
+    damaged = {url: shard.damage for url, shard in zip(urls, info.shards) if shard.damage}
+    for url, reason in damaged.items():
+        print(f"info: {url}: {reason} (the figures leave out what it could not read; see `check`)", file=sys.stderr)
+    return 1 if damaged else 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -210,8 +214,13 @@ def _pack_audio(args: argparse.Namespace) -> int:
                            n_mels=args.n_mels, f_min=args.f_min, f_max=args.f_max)
     report = audio_pack.pack_audio(args.src_dir, args.out_pattern, settings, workers=args.workers,
                                    max_samples=args.max_samples, max_bytes=args.max_mb * 1e6, on_error=args.on_error,
-                                   dtype=args.dtype, progress=not args.no_progress, store=args.store)
+                                   dtype=args.dtype, progress=not args.no_progress, store=args.store,
+                                   overwrite=args.overwrite)
     print("\n".join(report.lines()))
+    if report.samples == 0:
+        print(f"pack-audio: wrote no sample: all {len(report.skipped)} entries of {args.src_dir} were skipped "
+              "(reasons above); nothing was written", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -301,6 +310,8 @@ def make_parser() -> argparse.ArgumentParser:
     pack_audio.add_argument("--max-mb", type=float, default=1000.0, help="MB per shard at most")
     pack_audio.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                             help="raise: stop, write nothing; skip: leave bad entries out and count them")
+    pack_audio.add_argument("--overwrite", action="store_true",
+                            help="replace shards of this pattern already in the folder (refused otherwise)")
     pack_audio.add_argument("--no-progress", action="store_true")
 
     simulate = _command(commands, "simulate-edits", "write realistic EDLs (and exports) for a folder of music",
@@ -411,7 +422,20 @@ def make_parser() -> argparse.ArgumentParser:
     validate.add_argument("--cache", default=None, help="folder keeping each run's result for reuse by later "
                                                         "protocols with the same settings (default: none)")
     validate.add_argument("--no-progress", action="store_true")
+    _show_defaults(parser)
     return parser
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append ``(default: X)`` to the help of every option of ``parser`` and its commands that has a
+    default worth showing (not None, not a flag's False) and whose help does not state one already."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                _show_defaults(command)
+        elif (action.option_strings and "default" not in (action.help or "")
+              and not any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS))):
+            action.help = f"{action.help or ''} (default: %(default)s)".lstrip()
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -419,6 +443,14 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _dispatch(argv)
+    except BrokenPipeError:  # stdout closed early (``| head``): stop quietly, as a killed-by-SIGPIPE tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 128 + signal.SIGPIPE
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     args = make_parser().parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so temporary folders (pack's staging, skip accounting) are removed
     in_main_thread = threading.current_thread() is threading.main_thread()

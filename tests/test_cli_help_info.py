@@ -108,7 +108,7 @@ def test_info_names_a_damaged_shard_and_counts_the_samples_before_it(tmp_path, c
     demo = os.path.join(REPO, "shards", "demo")
     with open(os.path.join(demo, "demo-000000.tar"), "rb") as f:
         (tmp_path / "cut-000000.tar").write_bytes(f.read(700_000))
-    assert main(["info", str(tmp_path / "cut-000000.tar"), "--json", "--no-progress"]) == 0
+    assert main(["info", str(tmp_path / "cut-000000.tar"), "--json", "--no-progress"]) == 1  # damaged: exit 1
     info = json.loads(capsys.readouterr().out)
     assert info["damaged_shards"] == {str(tmp_path / "cut-000000.tar"): "truncated_shard"}
     assert 0 < info["samples"] < 5 and info["bytes"] == 700_000

@@ -609,3 +609,23 @@ def test_readme_ddp_example_runs(shard_pattern: str, tmp_path: Any) -> None:
     assert done.returncode == 0, done.stdout[-4000:]
     assert "11 samples and 3 batches per rank per epoch" in done.stdout
     assert "epoch 1: 3 steps per rank" in done.stdout
+
+
+def test_many_ranks_without_equal_steps_warn_once_what_to_set(shard_pattern: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's DDP loop over a config without ``equal_steps`` used to end in a peer's closed
+    connection; the source now says so when it is built on more than one rank."""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.warns(ShardLayoutWarning, match=r"without equal_steps or resampled.*set source\.equal_steps"):
+        Pipe.from_shards(shard_pattern, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Pipe.from_shards(shard_pattern, seed=0)  # once per process
+        epoch_plan._said.clear()
+        Pipe.from_shards(shard_pattern, seed=0, equal_steps="repeat")
+        Pipe.from_shards(shard_pattern, seed=0, resampled=True, epoch_samples=4)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Pipe.from_shards(shard_pattern, seed=0)

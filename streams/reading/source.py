@@ -81,6 +81,11 @@ class ShardSource(Stage):
                                     equal_steps=equal_steps, resampled=bool(resampled), epoch_samples=epoch_samples)
         here = StreamContext.detect(seed=0, epoch=0)
         self.planner.check_layout(here.world_size)
+        if here.world_size > 1 and equal_steps is None and not resampled:
+            warn_once("unequal-steps", f"reading {len(self.urls)} shard(s) on {here.world_size} ranks without "
+                      "equal_steps or resampled: ranks may get different numbers of samples, and a DDP loop whose "
+                      "ranks take different numbers of steps hangs or fails at the last collective; set "
+                      "source.equal_steps to 'repeat' or 'drop' (or resampled with epoch_samples)")
         log_summary(self.planner, here.world_size, here.rank)
         self._ledger = SkipLedger(shared=self.on_error == "skip")
         self.shuffle_shards = bool(shuffle_shards)

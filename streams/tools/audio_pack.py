@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ..audio.mel import MelSettings
 from ..sample import SampleError
 from .audio_source import AudioSource, audio_members, audio_sample, find_audio_sources
-from .shard_writer import move_into_place, sample_members, write_shards
+from .shard_writer import move_into_place, sample_members, shards_to_replace, write_shards
 
 __all__ = ["AudioPackReport", "pack_audio"]
 
@@ -87,7 +87,7 @@ def _results(sources: list[AudioSource], settings: MelSettings, dtype: str, stor
 
 def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, *, workers: int = 1,
                max_samples: int = 1000, max_bytes: float = 1e9, on_error: str = "raise", dtype: str = "float16",
-               progress: bool = True, store: str = "mel") -> AudioPackReport:
+               progress: bool = True, store: str = "mel", overwrite: bool = False) -> AudioPackReport:
     """Pack every entry of ``src_dir`` (see :mod:`streams.tools.audio_source`) into shards named by ``pattern``.
 
     ``settings``: the mel settings (default :class:`MelSettings`'s); ``workers`` processes make the mels;
@@ -95,8 +95,10 @@ def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, 
     instead (:func:`~streams.tools.audio_source.audio_members`: FLAC at the mel rate, EDL, mel settings;
     mels are then made when read), their index entries marked ``"store": "audio"``.
     With ``on_error="raise"`` the first bad entry (in key order) raises its ``SampleError`` (naming the file)
-    and nothing is written; with ``"skip"`` bad entries are left out and returned in the report. The new
-    shards' index entries are merged into ``index.json`` beside them.
+    and nothing is written; with ``"skip"`` bad entries are left out and returned in the report (when all
+    are, nothing is written and ``report.samples`` is 0). Like
+    ``pack``, the set is written whole or not at all: a folder that already holds shards of ``pattern``
+    is refused (``ValueError``) unless ``overwrite``, which replaces them and their ``index.json`` entries.
     """
     settings = MelSettings() if settings is None else settings
     if on_error not in ON_ERROR:
@@ -114,9 +116,11 @@ def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, 
     if problems and on_error == "raise":
         raise problems[0]
     if not sources:
-        raise ValueError(f"{src_dir}: no KEY.raw.<ext> + KEY.edl.json pairs to pack")
+        raise ValueError(f"{src_dir}: no KEY.raw.<ext> + KEY.edl.json pairs to pack; for recordings without edit "
+                         "lists, make them with python -m pipelines simulate-edits")
     report = AudioPackReport(skipped=list(problems))
     out_dir = os.path.dirname(os.path.abspath(pattern))
+    old = shards_to_replace(pattern, overwrite, "pack-audio")
     os.makedirs(out_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".pack-audio-", dir=out_dir)
     try:
@@ -138,7 +142,10 @@ def pack_audio(src_dir: str, pattern: str, settings: MelSettings | None = None, 
         report.shards = write_shards(members(), staged_pattern, max_samples=max_samples, max_bytes=max_bytes)
         if store == "audio":
             report.shards = {name: {**entry, "store": "audio"} for name, entry in report.shards.items()}
-        move_into_place(staging, out_dir, report.shards, old=[])
+        if report.samples == 0:  # every entry skipped: leave the folder as it was (the CLI exits 1)
+            report.shards = {}
+        else:
+            move_into_place(staging, out_dir, report.shards, old)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report

@@ -82,6 +82,19 @@ def existing_shards(pattern: str) -> list[str]:
     return sorted(set(names) | set(indexed))
 
 
+def shards_to_replace(pattern: str, overwrite: bool, command: str = "pack") -> list[str]:
+    """The shards of ``pattern`` already in its folder (or its ``index.json``), which a new set
+    replaces; raises ``ValueError`` when there are any and not ``overwrite``: a pattern over old and
+    new shards would read samples twice."""
+    old = existing_shards(pattern)
+    if old and not overwrite:
+        shown = ", ".join(old[:3]) + (f" and {len(old) - 3} more" if len(old) > 3 else "")
+        raise ValueError(f"{os.path.dirname(pattern) or '.'} already holds shards of {os.path.basename(pattern)} "
+                         f"({shown}); a pattern over old and new shards would read samples twice: pick an empty "
+                         f"folder, or overwrite ({command} --overwrite) to replace them")
+    return old
+
+
 def write_shards(items: Iterable[Sample | tuple], pattern: str, *,
                  max_samples: int = 1000, max_bytes: float = 1e9, overwrite: bool = False) -> dict[str, dict[str, Any]]:
     """Write samples to shards named by ``pattern`` (``out/train-%06d.tar``); return the index.
@@ -100,12 +113,7 @@ def write_shards(items: Iterable[Sample | tuple], pattern: str, *,
     if max_samples < 1 or max_bytes <= 0:
         raise ValueError(f"max_samples must be >= 1 and max_bytes > 0 (got {max_samples}, {max_bytes})")
     directory = os.path.dirname(pattern) or "."
-    old = existing_shards(pattern)
-    if old and not overwrite:
-        shown = ", ".join(old[:3]) + (f" and {len(old) - 3} more" if len(old) > 3 else "")
-        raise ValueError(f"{directory} already holds shards of {os.path.basename(pattern)} ({shown}); a pattern "
-                         "over old and new shards would read samples twice: pick an empty folder, or overwrite "
-                         "(pack --overwrite) to replace them")
+    old = shards_to_replace(pattern, overwrite)
     os.makedirs(directory, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".pack-", dir=directory)
     try:
