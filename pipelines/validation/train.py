@@ -349,7 +349,7 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
             "epochs": epoch, "parameters": model.parameter_count(), "loss": losses, "curve": curve,
             "penalty": penalty, "penalty_grid": [[p, by_penalty[p]["decoded_exact"]] for p in settings.penalties],
             "holdout_best": by_penalty[penalty], "final": final, "instability": instability,
-            "learned": {"cosine_scale": float(model.cosine_scale), "learned_scale": float(model.learned_scale),
-                        "diagonal": [float(w) for w in model.diagonal]},
+            "learned": {"cosine_scale": model.cosine_scale.item(), "learned_scale": model.learned_scale.item(),
+                        "diagonal": model.diagonal.tolist()},
             "data_wait_fraction": wait / train_time if train_time else 0.0,
             "seconds_train": train_time, "seconds_holdout": eval_time, "seconds_final": final_time}
