@@ -51,7 +51,8 @@ DECODED = ("exact", "within_2", "argmax_cut_f1", "decoded_exact", "decoded_withi
 def _validate(tiny, out, *extra):
     return main(["validate", tiny["config"], "--train", tiny["train"], "--val", tiny["val"], "--steps", "6",
                  "--eval-every", "2", "--patience", "4", "--holdout-frames", "40", "--conditions",
-                 "stored,like_training,unlike_training", "--seeds", "2", "--window", "30", "--batch-size", "2", "--jobs", "1",
+                 "stored,like_training,unlike_training", "--seeds", "2", "--window", "30", "--batch-size", "2",
+                 "--jobs", "1",
                  "--workers", "0", "--device", "cpu", "--out", str(out), "--no-progress", *extra])
 
 
