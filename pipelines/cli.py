@@ -179,7 +179,8 @@ def _validate(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ValueError(f"--penalties must be numbers separated by commas ({args.penalties!r} given)") from err
     settings = TrainSettings(steps=args.steps, eval_every=args.eval_every, patience=args.patience,
-                             window=args.window, batch_size=args.batch_size, learning_rate=args.lr, model=args.model,
+                             window=args.window, context=args.context, batch_size=args.batch_size,
+                             learning_rate=args.lr, model=args.model,
                              device=args.device or default_device(), workers=args.workers, threads=args.threads,
                              holdout=args.holdout, holdout_frames=args.holdout_frames or None, penalties=penalties,
                              conditions=tuple(c for c in args.conditions.split(",") if c),
@@ -407,12 +408,14 @@ def make_parser() -> argparse.ArgumentParser:
                                "penalty (default 0.125)")
     validate.add_argument("--holdout-frames", type=int, default=1000,
                           help="edit rows scored per held-out recording, centred (0: whole; default 1000)")
-    validate.add_argument("--penalties", default="1,2,4,8,16,32",
-                          help="jump penalties (nats) tried on the held-out recordings (default 1,2,4,8,16,32)")
+    validate.add_argument("--penalties", default="1,2,4,8,16,32,64",
+                          help="jump penalties (nats) tried on the held-out recordings (default 1,2,4,8,16,32,64)")
     validate.add_argument("--conditions", default="stored",
                           help="validation conditions scored: stored[,like_training][,unlike_training] "
                                "(default stored; each one costs as much as stored)")
     validate.add_argument("--window", type=int, default=200, help="training window in edit frames (default 200)")
+    validate.add_argument("--context", type=int, default=100,
+                          help="raw frames kept either side of what a training window points at (default 100)")
     validate.add_argument("--batch-size", type=int, default=8)
     validate.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate after warm-up (default 3e-3)")
     validate.add_argument("--eval-frames", type=int, default=0,

@@ -14,12 +14,13 @@ Every arm of a comparison trains the same way but for its augmentation block (se
   edit is cut instead (:class:`FixedWindow`), so arms see the same amount of audio per step.
   ``chunk_size`` is scaled to ``window // 4`` so chunk shuffle has chunks to trade inside a window.
 
-Every arm trains to its plateau (:mod:`.plateau`): every ``eval_every`` steps the model is scored
-on training recordings held out from its training (``RunSpec.holdout``), the run stops when that
-score has not improved for ``patience`` steps or at the ``steps`` cap, and the best checkpoint is
-kept. The jump penalty of the decoding is then chosen on the same held-out recordings, from
-:data:`.evaluate.PENALTY_GRID`; only then is the validation set scored, once, on whole
-recordings (``eval_frames`` rows per recording, when set, instead).
+Every arm trains to its plateau (:mod:`.plateau`): at step 0 (the untrained model, which scores as
+the nearest neighbour does) and every ``eval_every`` steps the model is scored on training
+recordings held out from its training (``RunSpec.holdout``): the decoded exact accuracy at the
+best penalty of ``settings.penalties``. The run stops when that score has not improved for
+``patience`` steps or at the ``steps`` cap, and the best checkpoint is kept, with the penalty
+chosen there; only then is the validation set scored, once, on whole recordings (``eval_frames``
+rows per recording, when set, instead). Nothing is tuned on the validation set.
 
 Instability is watched on every step (:class:`InstabilityWatch`) and the fraction of the training
 loop spent waiting for the next batch is measured (the pipe must not be the bottleneck).
@@ -44,7 +45,7 @@ from streams.stages.crop import crop_bounds, cut_sample
 from ..build import build_stages
 from ..config import BatchingConfig, Config
 from ..model import ModelSize, PointerNet, pointer_loss
-from .evaluate import DEFAULT_JUMP_PENALTY, PENALTY_GRID, model_scorer, score_samples, select_penalty
+from .evaluate import PENALTY_GRID, model_scorer, score_samples, select_penalty
 from .perturb import CONDITIONS, make_conditions
 from .plateau import Plateau
 
@@ -57,10 +58,11 @@ class TrainSettings:
     """What every arm shares.
 
     ``steps`` is the cap; ``eval_every`` and ``patience`` (in steps) the plateau rule, scored as the
-    decoded exact accuracy (penalty :data:`.evaluate.DEFAULT_JUMP_PENALTY`) on ``holdout_frames``
-    edit rows (centred) of each held-out training recording, searched against its whole raw
-    recording. ``holdout``: the fraction of training recordings held out for it.
-    ``penalties``: the grid the jump penalty is chosen from, on those held-out rows.
+    decoded exact accuracy at the best of ``penalties`` on ``holdout_frames`` edit rows (centred)
+    of each held-out training recording, searched against its whole raw recording. ``holdout``:
+    the fraction of training recordings held out for it. ``penalties``: the grid the jump penalty
+    is chosen from, on those held-out rows. ``context``: raw frames kept either side of what a
+    training window points at (the crop's context; more context, more distractors per step).
     ``conditions``: the validation conditions scored (:data:`.perturb.CONDITIONS`); each costs
     as much as ``stored``. ``eval_frames``: edit rows scored per validation recording (None: the
     whole edit, the default). Whole 15,000-frame edits of 18,000-frame recordings take some 3 s
@@ -70,6 +72,7 @@ class TrainSettings:
     eval_every: int = 50
     patience: int = 150
     window: int = 200
+    context: int = 100
     batch_size: int = 8
     learning_rate: float = 3e-3
     model: str = "small"
@@ -85,6 +88,8 @@ class TrainSettings:
     eval_frames: int | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.context, int) or self.context < 0:
+            raise ValueError(f"--context must be an integer >= 0 ({self.context!r} given)")
         for name in ("steps", "eval_every", "patience", "window", "batch_size", "threads", "chunk_frames"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -162,7 +167,8 @@ def training_config(config: Config, settings: TrainSettings, seed: int) -> Confi
     ``batch_size`` (last partial batch dropped), crop at ``window`` frames with probability 1 and
     chunk shuffle in chunks of ``window // 4``."""
     aug = config.augmentation
-    crop = dataclasses.replace(aug.crop, probability=1.0, min_len=settings.window, max_len=settings.window)
+    crop = dataclasses.replace(aug.crop, probability=1.0, min_len=settings.window, max_len=settings.window,
+                               context=settings.context)
     chunks = dataclasses.replace(aug.chunk_shuffle, chunk_size=max(1, settings.window // 4))
     return dataclasses.replace(
         config, seed=seed, source=dataclasses.replace(config.source, mel_dtype="float32"),
@@ -284,7 +290,22 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
     wait = eval_time = 0.0
     step = epoch = 0
     stopped = False
+
+    def checkpoint(at: int) -> float:
+        """Score the held-out recordings at step ``at``, keep the weights if best; seconds taken."""
+        nonlocal best_state
+        tick = time.perf_counter()
+        by_penalty = _holdout_metrics(model, device, holdout, settings, settings.penalties)
+        penalty = select_penalty(by_penalty)
+        recent = losses[-settings.eval_every:]
+        curve.append({"step": at, "train_loss": sum(recent) / len(recent) if recent else None,
+                      "penalty": penalty, "holdout": by_penalty[penalty]})
+        if rule.update(at, by_penalty[penalty]["decoded_exact"]):
+            best_state = copy.deepcopy(model.state_dict())
+        return time.perf_counter() - tick
+
     started = time.perf_counter()
+    eval_time = checkpoint(0)  # the untrained model: the nearest neighbour's scores, the run's floor
     while not stopped:
         pipe.set_epoch(epoch)
         batches = iter(loader)
@@ -314,15 +335,8 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
             if progress is not None:
                 progress(1)
             if step % settings.eval_every == 0 or step == settings.steps:
-                tick = time.perf_counter()
-                scored = _holdout_metrics(model, device, holdout, settings, (DEFAULT_JUMP_PENALTY,))
-                metrics = scored[DEFAULT_JUMP_PENALTY]
-                recent = losses[-settings.eval_every:]
-                curve.append({"step": step, "train_loss": sum(recent) / len(recent), "holdout": metrics})
-                if rule.update(step, metrics["decoded_exact"]):
-                    best_state = copy.deepcopy(model.state_dict())
+                eval_time += checkpoint(step)
                 stopped = rule.stopped(step) or step >= settings.steps
-                eval_time += time.perf_counter() - tick
         if yielded == 0:
             raise ValueError(f"arm {spec.arm!r}: an epoch gave no batch of {settings.batch_size}; the training set "
                              "(or its subset) has fewer samples than --batch-size")
@@ -341,7 +355,7 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
                                  chunk_frames=settings.chunk_frames)[penalty]
              for name, samples in conditions.items()}
     final_time = time.perf_counter() - tick
-    gaps = [e["holdout"]["loss"] - e["train_loss"] for e in curve]
+    gaps = [e["holdout"]["loss"] - e["train_loss"] for e in curve[1:]] or [0.0]
     instability = {**watch.report(), "gap_first": gaps[0], "gap_last": gaps[-1],
                    "gap_growing": bool(gaps[-1] - min(gaps) > 0.5)}
     return {"arm": spec.arm, "seed": spec.seed, "recordings": len(spec.recordings) if spec.recordings else None,
