@@ -178,10 +178,17 @@ def _validate(args: argparse.Namespace) -> int:
     from .validation.train import TrainSettings
 
     config = load_validation_config(args.config, args.train)
-    settings = TrainSettings(steps=args.steps, window=args.window, batch_size=args.batch_size,
-                             learning_rate=args.lr, evaluations=args.evaluations, model=args.model,
+    try:
+        penalties = tuple(float(p) for p in args.penalties.split(","))
+    except ValueError as err:
+        raise ValueError(f"--penalties must be numbers separated by commas ({args.penalties!r} given)") from err
+    settings = TrainSettings(steps=args.steps, eval_every=args.eval_every, patience=args.patience,
+                             window=args.window, context=args.context, batch_size=args.batch_size,
+                             learning_rate=args.lr, model=args.model,
                              device=args.device or default_device(), workers=args.workers, threads=args.threads,
-                             eval_frames=args.eval_frames or None)
+                             holdout=args.holdout, holdout_frames=args.holdout_frames or None, penalties=penalties,
+                             conditions=tuple(c for c in args.conditions.split(",") if c),
+                             chunk_frames=args.chunk_frames, eval_frames=args.eval_frames or None)
     results, paths = run_validation(config, args.val, protocol=args.protocol, seeds=args.seeds, settings=settings,
                                     out_dir=args.out, jobs=args.jobs, progress=not args.no_progress,
                                     cache_dir=args.cache)
@@ -404,16 +411,34 @@ def make_parser() -> argparse.ArgumentParser:
     validate.add_argument("--val", required=True, help="validation shards (recordings not in --train)")
     validate.add_argument("--protocol", choices=("quick", "ablation", "multiplier"), default="quick")
     validate.add_argument("--seeds", type=int, default=3)
-    validate.add_argument("--steps", type=int, default=100, help="optimiser steps per run, the same in every arm")
-    validate.add_argument("--window", type=int, default=200, help="training window in edit frames")
+    validate.add_argument("--steps", type=int, default=600, help="step cap per run, the same in every arm "
+                                                                 "(default 600)")
+    validate.add_argument("--eval-every", type=int, default=50,
+                          help="score the held-out training recordings every N steps (default 50)")
+    validate.add_argument("--patience", type=int, default=150,
+                          help="stop when the held-out score has not improved for N steps (default 150)")
+    validate.add_argument("--holdout", type=float, default=0.125,
+                          help="fraction of training recordings held out for the plateau rule and the jump "
+                               "penalty (default 0.125)")
+    validate.add_argument("--holdout-frames", type=int, default=1000,
+                          help="edit rows scored per held-out recording, centred (0: whole; default 1000)")
+    validate.add_argument("--penalties", default="1,2,4,8,16,32,64",
+                          help="jump penalties (nats) tried on the held-out recordings (default 1,2,4,8,16,32,64)")
+    validate.add_argument("--conditions", default="stored",
+                          help="validation conditions scored: stored[,like_training][,unlike_training] "
+                               "(default stored; each one costs as much as stored)")
+    validate.add_argument("--window", type=int, default=200, help="training window in edit frames (default 200)")
+    validate.add_argument("--context", type=int, default=100,
+                          help="raw frames kept either side of what a training window points at (default 100)")
     validate.add_argument("--batch-size", type=int, default=8)
-    validate.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
-    validate.add_argument("--evaluations", type=int, default=3, help="evaluations per run (the last 3 are scored)")
-    validate.add_argument("--eval-frames", type=int, default=500,
-                          help="edit frames scored per validation recording, a centred excerpt searched against "
-                               "the whole raw recording (0: whole edits; cost grows with T_edit x T_raw)")
+    validate.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate after warm-up (default 3e-3)")
+    validate.add_argument("--eval-frames", type=int, default=0,
+                          help="edit rows scored per validation recording, a centred excerpt of the whole-recording "
+                               "encoding (default 0: whole recordings)")
+    validate.add_argument("--chunk-frames", type=int, default=256,
+                          help="edit rows scored at once (memory: rows x raw frames x 4 bytes; default 256)")
     validate.add_argument("--model", choices=("small", "large"), default="small",
-                          help="small: ~0.16M parameters (CPU); large: ~1.2M (GPU)")
+                          help="small: ~0.11M parameters (CPU); large: ~1.8M (GPU)")
     validate.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     validate.add_argument("--jobs", type=int, default=2, help="runs trained side by side, one process each")
     validate.add_argument("--workers", type=int, default=1, help="DataLoader workers per run")

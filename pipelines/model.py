@@ -1,20 +1,34 @@
-"""A small pointer network: the measuring instrument of ``python -m pipelines validate``.
+"""A pointer network built on the parameter-free baseline: the measuring instrument of ``validate``.
 
 One encoder is shared by the raw and the edit recording (siamese):
 
 1. per-recording, per-band standardisation over the real (unpadded) frames, so a gain or an
    offset on a log-mel changes nothing downstream;
 2. a linear layer from ``n_mels`` to ``d``;
-3. ``blocks`` residual 1-D conv blocks, dilations 1, 2, 4, 8, ... (cycling): depthwise conv
-   (kernel 7), LayerNorm, an MLP twice as wide, added back.
+3. ``blocks`` residual 1-D conv blocks, dilations 1, 2, 4, ..., 32 (cycling; 6 blocks see 379
+   frames): depthwise conv (kernel 7), LayerNorm, an MLP twice as wide, added back.
 
-Scores are the scaled dot product ``edit @ raw.T / sqrt(d)``, shape ``(B, T_edit, T_raw)``, with
-``-inf`` on padded raw frames, so a padded frame can never be chosen. The loss is
-``cross_entropy(scores.transpose(1, 2), pointers, ignore_index=-100)``.
+A frame's *features* are its standardised mel scaled to unit length (what the nearest-neighbour
+baseline compares) next to its embedding. The score of edit frame i against raw frame p is
 
-Sizes: ``ModelSize.small()`` (d=96, 4 blocks, about 0.17M parameters, ~3 steps/s at 400 raw
-frames and batch 8 on one CPU core) is the default; ``ModelSize.large()`` (d=192, 8 blocks,
-about 1.2M parameters) is for GPUs.
+    s[i, p] = a * cos(mel_i, mel_p) + b * <emb_i, emb_p> / sqrt(d)
+
+with learned scalars ``a`` (initialised to ``1 / COSINE_TEMPERATURE``, the baseline's scale) and
+``b`` (initialised to 0), then smoothed along the diagonal by ``2K + 1`` learned taps
+``w`` (edit i+1 usually points at raw p+1; initialised to the identity):
+
+    S[i, p] = sum_k w[k] * s[i + k, p + k],   k = -K..K, terms off the map count 0.
+
+So the untrained model scores exactly as the baseline does, and training can only add to it. The
+smoothing is written as shifted adds (a ``conv2d`` along the diagonal is several times slower on a
+CPU). Scores are ``(B, T_edit, T_raw)`` with ``-inf`` on padded raw frames; the loss is
+``cross_entropy(scores.transpose(1, 2), pointers, ignore_index=-100)`` on the smoothed scores.
+Whole recordings are scored in chunks of edit rows by :meth:`PointerNet.score_rows` (with a halo
+of K rows, so chunked and unchunked scores agree).
+
+Sizes: ``ModelSize.small()`` (d=64, 6 blocks, about 0.11M parameters) trains to its plateau on
+one CPU core in the quick protocol's budget; ``ModelSize.large()`` (d=192, 12 blocks, diagonal
+K=4, about 1.9M parameters) is for ``--device cuda`` runs.
 """
 
 from __future__ import annotations
@@ -28,24 +42,31 @@ from torch.nn import functional as F
 
 from streams.stages.collate import IGNORE_INDEX
 
-__all__ = ["ModelSize", "PointerNet", "pointer_loss", "standardise"]
+__all__ = ["COSINE_TEMPERATURE", "ModelSize", "PointerNet", "diagonal_smooth", "pointer_loss", "standardise",
+           "unit_frames"]
+
+COSINE_TEMPERATURE = 0.1
+"""The baseline's cosine similarities become log-probabilities as ``cosine / COSINE_TEMPERATURE``
+(a fixed choice, not fitted); the model's cosine scale starts there."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSize:
-    """Width ``d``, number of conv ``blocks`` and depthwise ``kernel`` size of :class:`PointerNet`."""
+    """Width ``d``, number of conv ``blocks``, depthwise ``kernel`` size and the half-width
+    ``diagonal`` (K) of the diagonal smoothing of :class:`PointerNet`."""
 
-    d: int = 96
-    blocks: int = 4
+    d: int = 64
+    blocks: int = 6
     kernel: int = 7
+    diagonal: int = 2
 
     @classmethod
     def small(cls) -> ModelSize:
-        return cls(d=96, blocks=4)
+        return cls(d=64, blocks=6, diagonal=2)
 
     @classmethod
     def large(cls) -> ModelSize:
-        return cls(d=192, blocks=8)
+        return cls(d=192, blocks=12, diagonal=4)
 
     @classmethod
     def named(cls, name: str) -> ModelSize:
@@ -74,6 +95,33 @@ def standardise(mel: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> tor
     return centred / (std + eps)
 
 
+def unit_frames(mel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """:func:`standardise`, then every frame scaled to unit length: ``(B, n_mels, T)`` →
+    ``(B, T, n_mels)``; padded frames (and frames with no variation left) are 0.
+
+    >>> unit_frames(torch.randn(1, 4, 6), torch.ones(1, 6, dtype=torch.bool)).norm(dim=-1).round().tolist()
+    [[1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]
+    """
+    return F.normalize(standardise(mel, mask).transpose(1, 2), dim=-1)
+
+
+def diagonal_smooth(scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``out[b, i, p] = sum_k weights[K + k] * scores[b, i + k, p + k]`` for ``k = -K..K``, where
+    ``weights`` has ``2K + 1`` taps; terms that fall off the map count 0. ``scores``: ``(B, T_edit,
+    T_raw)``, finite. Shifted adds, differentiable in both arguments.
+
+    >>> s = torch.eye(4).unsqueeze(0)
+    >>> diagonal_smooth(s, torch.tensor([1.0, 1.0, 1.0]))[0, 1].tolist()
+    [0.0, 3.0, 0.0, 0.0]
+    """
+    half = (weights.shape[0] - 1) // 2
+    out = scores * weights[half]
+    for k in range(1, half + 1):
+        out[:, :-k, :-k] += weights[half + k] * scores[:, k:, k:]
+        out[:, k:, k:] += weights[half - k] * scores[:, :-k, :-k]
+    return out
+
+
 class _ConvBlock(nn.Module):
     """``x + MLP(LayerNorm(depthwise_conv(x)))`` on ``(B, T, d)``; padded frames are zeroed first."""
 
@@ -90,7 +138,7 @@ class _ConvBlock(nn.Module):
 
 
 class PointerNet(nn.Module):
-    """Shared-encoder pointer network (see the module docstring).
+    """Pointer network on top of the baseline's cosine similarity (see the module docstring).
 
     ``forward(raw_mel, raw_mask, edit_mel, edit_mask)`` takes ``(B, n_mels, T_raw)``, ``(B, T_raw)``
     bool, ``(B, n_mels, T_edit)``, ``(B, T_edit)`` bool and returns float32 scores
@@ -105,27 +153,52 @@ class PointerNet(nn.Module):
 
     def __init__(self, n_mels: int, size: ModelSize = ModelSize()):
         super().__init__()
-        if n_mels < 1 or size.d < 1 or size.blocks < 0 or size.kernel < 1 or size.kernel % 2 == 0:
-            raise ValueError(f"need n_mels >= 1, d >= 1, blocks >= 0 and an odd kernel (got n_mels={n_mels}, {size})")
+        if (n_mels < 1 or size.d < 1 or size.blocks < 0 or size.kernel < 1 or size.kernel % 2 == 0
+                or size.diagonal < 0):
+            raise ValueError(f"need n_mels >= 1, d >= 1, blocks >= 0, diagonal >= 0 and an odd kernel "
+                             f"(got n_mels={n_mels}, {size})")
         self.n_mels = n_mels
         self.size = size
         self.project = nn.Linear(n_mels, size.d)
-        self.blocks = nn.ModuleList(_ConvBlock(size.d, size.kernel, 2 ** (i % 4)) for i in range(size.blocks))
+        self.blocks = nn.ModuleList(_ConvBlock(size.d, size.kernel, 2 ** (i % 6)) for i in range(size.blocks))
         self.out_norm = nn.LayerNorm(size.d)
+        self.cosine_scale = nn.Parameter(torch.tensor(1.0 / COSINE_TEMPERATURE))
+        self.learned_scale = nn.Parameter(torch.tensor(0.0))
+        taps = torch.zeros(2 * size.diagonal + 1)
+        taps[size.diagonal] = 1.0
+        self.diagonal = nn.Parameter(taps)
 
     def encode(self, mel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``(B, n_mels, T)`` mels and ``(B, T)`` mask → ``(B, T, d)`` frame embeddings."""
+        """``(B, n_mels, T)`` mels and ``(B, T)`` mask → ``(B, T, n_mels + d)`` frame features: the
+        unit standardised mel, then the embedding; 0 on padded frames."""
         if mel.dim() != 3 or mel.shape[1] != self.n_mels:
             raise ValueError(f"mel must be (B, {self.n_mels}, T); got {tuple(mel.shape)}")
+        unit = unit_frames(mel, mask)
         x = self.project(standardise(mel, mask).transpose(1, 2))
         for block in self.blocks:
             x = block(x, mask)
-        return self.out_norm(x)
+        return torch.cat([unit, self.out_norm(x)], dim=-1) * mask.unsqueeze(-1)
+
+    def _weighted(self, edit: torch.Tensor) -> torch.Tensor:
+        """Edit features with the two scales applied, so that one matmul gives ``s``."""
+        scale = torch.cat([self.cosine_scale.expand(self.n_mels),
+                           (self.learned_scale / math.sqrt(self.size.d)).expand(self.size.d)])
+        return edit * scale
 
     def scores(self, raw: torch.Tensor, raw_mask: torch.Tensor, edit: torch.Tensor) -> torch.Tensor:
-        """Scores from embeddings: ``(B, T_edit, d)`` edit x ``(B, T_raw, d)`` raw → ``(B, T_edit, T_raw)``."""
-        logits = torch.bmm(edit, raw.transpose(1, 2)).float() / math.sqrt(self.size.d)
+        """Smoothed scores from features: ``(B, T_edit, F)`` edit x ``(B, T_raw, F)`` raw →
+        ``(B, T_edit, T_raw)``, ``-inf`` on padded raw frames."""
+        logits = diagonal_smooth(torch.bmm(self._weighted(edit), raw.transpose(1, 2)).float(), self.diagonal)
         return logits.masked_fill(~raw_mask.unsqueeze(1), float("-inf"))
+
+    def score_rows(self, raw: torch.Tensor, edit: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` of the smoothed scores of one whole recording, from features
+        ``raw (T_raw, F)`` and ``edit (T_edit, F)`` (no padding): ``(stop - start, T_raw)``.
+        Computes ``K`` extra rows either side, so the rows equal those of :meth:`scores`."""
+        half = self.size.diagonal
+        low, high = max(0, start - half), min(edit.shape[0], stop + half)
+        logits = (self._weighted(edit[low:high]) @ raw.T).float().unsqueeze(0)
+        return diagonal_smooth(logits, self.diagonal)[0, start - low:stop - low]
 
     def forward(self, raw_mel: torch.Tensor, raw_mask: torch.Tensor, edit_mel: torch.Tensor,
                 edit_mask: torch.Tensor) -> torch.Tensor:

@@ -45,9 +45,14 @@ def tiny(tmp_path_factory):
             "val": str(root / "val" / "val-000000.tar"), "root": root}
 
 
+DECODED = ("exact", "within_2", "argmax_cut_f1", "decoded_exact", "decoded_within_2", "cut_f1", "cut_f1_5")
+
+
 def _validate(tiny, out, *extra):
     return main(["validate", tiny["config"], "--train", tiny["train"], "--val", tiny["val"], "--steps", "6",
-                 "--evaluations", "3", "--seeds", "2", "--window", "30", "--batch-size", "2", "--jobs", "1",
+                 "--eval-every", "2", "--patience", "4", "--holdout-frames", "40", "--conditions",
+                 "stored,like_training,unlike_training", "--seeds", "2", "--window", "30", "--batch-size", "2",
+                 "--jobs", "1",
                  "--workers", "0", "--device", "cpu", "--out", str(out), "--no-progress", *extra])
 
 
@@ -58,13 +63,19 @@ def test_quick_writes_results_plot_and_table(tiny, tmp_path, capsys):
     for block in results["arms"].values():
         assert [s["seed"] for s in block["per_seed"]] == [0, 1]
         for row in block["per_seed"]:
-            assert {"exact", "within_2", "cut_f1"} <= set(row) and 0 <= row["exact"] <= 1
+            assert set(DECODED) <= set(row) and 0 <= row["exact"] <= 1 and 0 <= row["decoded_exact"] <= 1
+            assert row["penalty"] in (1, 2, 4, 8, 16, 32, 64) and row["stopped_by"] in ("plateau", "cap")
+            assert 0 <= row["best_step"] <= row["steps"] <= 6
         assert set(block["exact"]) == {"mean", "std"} and set(block["cut_f1"]) == {"mean", "std"}
         assert set(block["conditions"]) == {"stored", "like_training", "unlike_training"}
-        assert len(block["curves"]["loss"][0]) == 6
-    assert {"exact", "within_2"} <= set(results["baselines"]["nearest_neighbour"])
+        assert len(block["curves"]["loss"][0]) == block["per_seed"][0]["steps"]
+        assert [step for step, _ in block["curves"]["holdout"][0]][:2] == [0, 2]  # untrained, then every 2 steps
+    baseline = results["baselines"]["nearest_neighbour"]
+    assert set(DECODED) <= set(baseline) and baseline["penalty"] in (1, 2, 4, 8, 16, 32, 64)
+    assert [p for p, _ in baseline["penalty_grid"]] == [1, 2, 4, 8, 16, 32, 64]
+    assert results["val_edit_frames"] == sum(90 + 7 * i for i in range(2))  # whole recordings scored
     first = results["comparisons"][0]
-    assert (first["arm"], first["against"], first["metric"]) == ("all", "none", "exact")
+    assert (first["arm"], first["against"], first["metric"]) == ("all", "none", "decoded_exact")
     assert len(first["ci95"]) == 2 and first["verdict"] in ("helps", "hurts", "unresolved")
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
@@ -87,7 +98,7 @@ def test_ablation_and_multiplier_arms(tiny, tmp_path):
                      "without_chunk_shuffle"]
     assert _validate(tiny, tmp_path, "--protocol", "multiplier") == 0
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["arms"]) == {"none@1", "none@2", "none@4", "all@1", "all@2"}
+    assert set(results["arms"]) == {"none@1", "none@2", "none@3", "all@1", "all@2"}
     assert results["arms"]["none@2"]["recordings"] == 2
     assert {m["arm"] for m in results["multiplier"]} == {"all@1", "all@2"}
 

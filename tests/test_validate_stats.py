@@ -3,7 +3,7 @@
 import pytest
 
 from pipelines.validation.protocols import multiplier, subset_sizes
-from pipelines.validation.stats import paired_comparison, seed_score, summarise, t_quantile_975
+from pipelines.validation.stats import paired_comparison, summarise, t_quantile_975
 
 
 def test_t_quantiles():
@@ -32,14 +32,9 @@ def test_paired_interval_on_known_numbers():
         paired_comparison([0.5, 0.4], [0.4], "exact")
 
 
-def test_seed_score_averages_the_last_three_evaluations_of_a_condition():
-    evaluations = [{"step": s, "conditions": {"stored": {"exact": x}}} for s, x in enumerate([0.1, 0.9, 0.2, 0.3, 0.4])]
-    evaluations[-1]["conditions"]["unlike_training"] = {"exact": 0.05}
-    assert seed_score(evaluations, "exact") == pytest.approx(0.3)  # not the best (0.9)
-    assert seed_score(evaluations, "exact", "unlike_training") == 0.05
+def test_summarise_one_seed_has_no_std():
     assert summarise([2.0]) == {"mean": 2.0, "std": None}
-    with pytest.raises(ValueError, match="cut_f1"):
-        seed_score(evaluations, "cut_f1")
+    assert summarise([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(2 ** 0.5)}
 
 
 def test_multiplier_interpolates_on_log_size_and_never_extrapolates():

@@ -3,14 +3,15 @@
 Both recordings are standardised per band over their own frames (as the model's first step),
 each frame is scaled to unit length, and an edit frame points at the raw frame of highest cosine
 similarity. For the jump-penalised decoding, cosines are turned into log-probabilities with
-temperature :data:`TEMPERATURE` (cosine / 0.1), a fixed choice, not fitted.
+temperature :data:`~pipelines.model.COSINE_TEMPERATURE` (cosine / 0.1), a fixed choice, not
+fitted; the decoder's jump penalty is chosen on held-out training recordings, as the model's is.
+An untrained :class:`~pipelines.model.PointerNet` scores exactly this.
 
 >>> import torch
 >>> from streams import Sample
 >>> raw = torch.randn(16, 40, generator=torch.Generator().manual_seed(0))
 >>> s = Sample("a", raw, raw[:, [5, 6, 7, 30]], torch.tensor([5, 6, 7, 30]))
->>> raw_emb, edit_emb, scale = nearest_neighbour_embedder(s)
->>> (edit_emb @ raw_emb.T).argmax(-1).tolist()
+>>> nearest_neighbour_scorer(s)(0, 4).argmax(-1).tolist()
 [5, 6, 7, 30]
 """
 
@@ -20,20 +21,19 @@ import torch
 
 from streams import Sample
 
-from ..model import standardise
+from ..model import COSINE_TEMPERATURE, unit_frames
+from .evaluate import RowScorer
 
-__all__ = ["TEMPERATURE", "nearest_neighbour_embedder"]
-
-TEMPERATURE = 0.1
+__all__ = ["nearest_neighbour_scorer"]
 
 
-def _frames(mel: torch.Tensor) -> torch.Tensor:
+def _unit(mel: torch.Tensor) -> torch.Tensor:
     """``(n_mels, T)`` → ``(T, n_mels)`` standardised per band, each frame of unit length."""
     mel = mel.float().unsqueeze(0)
-    frames = standardise(mel, torch.ones(1, mel.shape[-1], dtype=torch.bool))[0].T
-    return torch.nn.functional.normalize(frames, dim=-1)
+    return unit_frames(mel, torch.ones(1, mel.shape[-1], dtype=torch.bool))[0]
 
 
-def nearest_neighbour_embedder(sample: Sample) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """An :data:`.evaluate.Embedder`: unit frames of both recordings and scale ``1 / TEMPERATURE``."""
-    return _frames(sample.raw_mel), _frames(sample.edit_mel), 1.0 / TEMPERATURE
+def nearest_neighbour_scorer(sample: Sample) -> RowScorer:
+    """A :data:`.evaluate.Scorer`: rows ``start:stop`` of ``cos(edit, raw) / COSINE_TEMPERATURE``."""
+    raw, edit = _unit(sample.raw_mel), _unit(sample.edit_mel) / COSINE_TEMPERATURE
+    return lambda start, stop: edit[start:stop] @ raw.T

@@ -1,10 +1,16 @@
-"""Scoring whole recordings: embeddings in, pointer metrics out, in bounded memory.
+"""Scoring whole recordings: score rows in, pointer metrics out, in bounded memory.
 
-A scorer turns one sample into frame embeddings ``raw (T_raw, d)`` and ``edit (T_edit, d)`` and
-a scale; scores are ``scale * edit @ raw.T``, taken ``chunk_frames`` edit frames at a time, so a
-recording of 18,000 x 18,000 frames never holds more than ``chunk_frames x T_raw`` scores. Each
-chunk's log-softmax gives the argmax prediction, the cross-entropy against the true pointers (the
-validation loss) and the rows fed to the jump-penalised decoder (:class:`.metrics.JumpDecoder`).
+A :data:`Scorer` turns one sample into a function giving rows ``start:stop`` of its score map
+``(stop - start, T_raw)`` (scores before the softmax over raw frames). :func:`score_samples` asks
+for ``chunk_frames`` edit rows at a time, so a recording of 18,000 x 18,000 frames never holds
+more than ``chunk_frames x T_raw`` scores. Each chunk's log-softmax gives the argmax prediction,
+the cross-entropy against the true pointers (the loss) and the rows fed to one jump-penalised
+decoder (:class:`.metrics.JumpDecoder`) per penalty asked for: the decoders share the scores,
+so a grid of penalties costs one scoring and several decodings.
+
+Both recordings of a sample are always encoded (and standardised) whole; ``rows`` (an excerpt of
+that many edit rows centred in the edit, searched against the whole raw recording) only limits
+which rows are scored. ``rows=None`` scores every edit frame.
 """
 
 from __future__ import annotations
@@ -15,24 +21,41 @@ import torch
 
 from streams import Sample
 
+from ..model import PointerNet
 from .metrics import JumpDecoder, PointerCounts
 
-__all__ = ["Embedder", "evaluate_samples", "model_embedder"]
+__all__ = ["DEFAULT_JUMP_PENALTY", "PENALTY_GRID", "RowScorer", "Scorer", "excerpt_rows", "model_scorer",
+           "score_samples", "select_penalty"]
 
-Embedder = Callable[[Sample], tuple[torch.Tensor, torch.Tensor, float]]
-"""``sample -> (raw (T_raw, d), edit (T_edit, d), scale)``, float32 on any device."""
+RowScorer = Callable[[int, int], torch.Tensor]
+"""``(start, stop) -> scores (stop - start, T_raw)``, float32."""
+Scorer = Callable[[Sample], RowScorer]
 
 DEFAULT_JUMP_PENALTY = 4.0
-"""Nats of log-probability charged per jump by the decoding behind cut F1."""
+"""Nats of log-probability charged per jump, when no penalty was chosen."""
+PENALTY_GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+"""The jump penalties tried on the training recordings held out from training."""
 
 
-def model_embedder(model: torch.nn.Module, device: torch.device) -> Embedder:
-    """Embeddings of a :class:`~pipelines.model.PointerNet` (run without gradients).
+def excerpt_rows(edit_frames: int, rows: int | None) -> tuple[int, int]:
+    """The edit rows scored: ``rows`` centred in the edit, or all of them (``rows`` None).
 
-    Encoding a whole raw recording is most of an evaluation's cost, so the embedder keeps the
-    raw embedding of every raw tensor it has seen (by identity): conditions that perturb only the
-    edit share the stored raw tensors and reuse them. Make a new embedder after the model changes.
+    >>> excerpt_rows(100, 40), excerpt_rows(100, None), excerpt_rows(30, 40)
+    ((30, 70), (0, 100), (0, 30))
     """
+    if rows is None or edit_frames <= rows:
+        return 0, edit_frames
+    start = (edit_frames - rows) // 2
+    return start, start + rows
+
+
+def model_scorer(model: PointerNet, device: torch.device) -> Scorer:
+    """Scores of a :class:`~pipelines.model.PointerNet` (without gradients), each recording
+    encoded whole once.
+
+    Encoding a raw recording is shared by conditions that perturb only the edit: the scorer
+    keeps the features of every raw tensor it has seen (by identity). Make a new scorer after the
+    model changes."""
     raw_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def encode(mel: torch.Tensor) -> torch.Tensor:
@@ -40,34 +63,55 @@ def model_embedder(model: torch.nn.Module, device: torch.device) -> Embedder:
         with torch.no_grad():
             return model.encode(mel, torch.ones(1, mel.shape[-1], dtype=torch.bool, device=device))[0].float()
 
-    def embed(sample: Sample) -> tuple[torch.Tensor, torch.Tensor, float]:
+    def scorer(sample: Sample) -> RowScorer:
         held = raw_cache.get(id(sample.raw_mel))
         if held is None or held[0] is not sample.raw_mel:
             held = raw_cache[id(sample.raw_mel)] = (sample.raw_mel, encode(sample.raw_mel))
-        return held[1], encode(sample.edit_mel), 1.0 / float(model.size.d) ** 0.5
-    return embed
+        raw, edit = held[1], encode(sample.edit_mel)
+        return lambda start, stop: model.score_rows(raw, edit, start, stop)
+    return scorer
 
 
-def evaluate_samples(embedder: Embedder, samples: Sequence[Sample], *, decode: bool = True,
-                     jump_penalty: float = DEFAULT_JUMP_PENALTY, chunk_frames: int = 1024) -> dict[str, float]:
-    """Metrics pooled over ``samples`` (see :mod:`.metrics`) plus ``loss``, the mean cross-entropy
-    per edit frame. ``decode=False`` skips the decoding (no ``cut_f1``), which is the slow part."""
-    counts = PointerCounts()
+def score_samples(scorer: Scorer, samples: Sequence[Sample], penalties: Sequence[float] = (DEFAULT_JUMP_PENALTY,),
+                  *, rows: int | None = None, chunk_frames: int = 256) -> dict[float, dict[str, float]]:
+    """Metrics pooled over ``samples`` for each jump penalty: ``{penalty: metrics}``, where
+    metrics are those of :meth:`.metrics.PointerCounts.summary` (the argmax ones are the same
+    for every penalty) plus ``loss``, the mean cross-entropy per scored edit frame. An empty
+    ``penalties`` skips the decoding (argmax metrics only, under the key ``0.0``... of no decoder:
+    returned as ``{None: metrics}``)."""
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1 ({chunk_frames!r} given)")
+    keys = list(penalties) or [None]
+    counts = {key: PointerCounts() for key in keys}
     loss_sum, frames = 0.0, 0
     with torch.no_grad():
         for sample in samples:
-            raw, edit, scale = embedder(sample)
-            pointers = sample.pointers.to(raw.device)
-            decoder = JumpDecoder(jump_penalty) if decode else None
+            score = scorer(sample)
+            start, stop = excerpt_rows(sample.edit_frames, rows)
+            pointers = sample.pointers[start:stop].long()
+            decoders = [JumpDecoder(p) for p in penalties]
             predicted = []
-            for start in range(0, edit.shape[0], chunk_frames):
-                log_probs = torch.log_softmax(scale * (edit[start:start + chunk_frames] @ raw.T), dim=-1)
-                target = pointers[start:start + chunk_frames]
+            for low in range(start, stop, chunk_frames):
+                high = min(stop, low + chunk_frames)
+                log_probs = torch.log_softmax(score(low, high).float(), dim=-1).cpu()
+                target = pointers[low - start:high - start]
                 loss_sum += float(-log_probs.gather(1, target.unsqueeze(1)).sum())
-                predicted.append(log_probs.argmax(-1).cpu())
-                if decoder is not None:
+                predicted.append(log_probs.argmax(-1))
+                for decoder in decoders:
                     decoder.feed(log_probs)
-            frames += edit.shape[0]
-            counts.add(torch.cat(predicted).numpy(), sample.pointers.numpy(),
-                       decoder.finish() if decoder is not None else None)
-    return {**counts.summary(), "loss": loss_sum / max(frames, 1)}
+            frames += stop - start
+            predicted_all = torch.cat(predicted).numpy() if predicted else pointers.numpy()
+            paths = [decoder.finish() for decoder in decoders] or [None]
+            for key, path in zip(keys, paths):
+                counts[key].add(predicted_all, pointers.numpy(), path)
+    loss = loss_sum / max(frames, 1)
+    return {key: {**counts[key].summary(), "loss": loss} for key in keys}
+
+
+def select_penalty(by_penalty: dict[float, dict[str, float]], metric: str = "decoded_exact") -> float:
+    """The penalty with the highest ``metric`` (ties: the smallest penalty).
+
+    >>> select_penalty({1.0: {"decoded_exact": 0.5}, 4.0: {"decoded_exact": 0.7}, 8.0: {"decoded_exact": 0.7}})
+    4.0
+    """
+    return max(sorted(by_penalty), key=lambda p: (by_penalty[p][metric], -p))

@@ -76,9 +76,11 @@ def unlike_training(samples: Sequence[Sample]) -> list[Sample]:
     return [s.replace(edit_mel=lossy_edit(s.edit_mel)) for s in samples]
 
 
-def make_conditions(samples: Sequence[Sample], config: Config) -> dict[str, list[Sample]]:
-    """``{condition: samples}`` for :data:`CONDITIONS`."""
+def make_conditions(samples: Sequence[Sample], config: Config,
+                    names: Sequence[str] = CONDITIONS) -> dict[str, list[Sample]]:
+    """``{condition: samples}`` for the ``names`` among :data:`CONDITIONS`, in that order."""
     samples = list(samples)
-    return {"stored": samples, "like_training": like_training(samples, config),
-            "unlike_training": unlike_training(samples)}
+    makers = {"stored": lambda: samples, "like_training": lambda: like_training(samples, config),
+              "unlike_training": lambda: unlike_training(samples)}
+    return {name: makers[name]() for name in CONDITIONS if name in names}
 

@@ -28,8 +28,8 @@ from streams.seeding import derive_seed
 
 from ..config import Config
 
-__all__ = ["AUGMENTATION_BLOCKS", "PROTOCOLS", "Arm", "enabled_blocks", "multiplier", "protocol_arms",
-           "subset_sizes"]
+__all__ = ["AUGMENTATION_BLOCKS", "PROTOCOLS", "Arm", "enabled_blocks", "holdout_split", "multiplier",
+           "protocol_arms", "subset_sizes"]
 
 PROTOCOLS = ("quick", "ablation", "multiplier")
 AUGMENTATION_BLOCKS = ("noise", "gain", "channel_dropout", "spec_augment", "crop", "chunk_shuffle", "concatenation")
@@ -67,6 +67,27 @@ def subset_sizes(recordings: int) -> list[int]:
     ([10, 20, 40], [1, 2, 3])
     """
     return sorted({max(1, round(recordings / 4)), max(1, round(recordings / 2)), recordings})
+
+
+def holdout_split(recordings: Sequence[str], fraction: float, seed: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split the training recordings into (trained on, held out): ``round(fraction * n)`` of them
+    (at least 1, and at least 1 left to train on), drawn with ``seed``; both sorted. The held-out
+    ones pick every run's checkpoint (the plateau rule) and jump penalty; the split is the same for
+    every arm and seed, so arms stay paired.
+
+    >>> holdout_split(["a", "b", "c", "d", "e", "f", "g", "h"], 0.25, seed=0)[1]
+    ('c', 'h')
+    """
+    names = sorted(set(recordings))
+    if len(names) < 2:
+        raise ValueError(f"holding training recordings out for the plateau rule needs at least 2 distinct "
+                         f"meta 'recording' values in --train; found {len(names)}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"--holdout must be a fraction between 0 and 1 ({fraction!r} given)")
+    count = min(len(names) - 1, max(1, round(fraction * len(names))))
+    order = np.random.Generator(np.random.PCG64(derive_seed("holdout-split", seed))).permutation(len(names))
+    held = {names[i] for i in order[:count]}
+    return tuple(n for n in names if n not in held), tuple(sorted(held))
 
 
 def protocol_arms(protocol: str, config: Config, recordings: Sequence[str] = ()) -> list[Arm]:

@@ -1,27 +1,34 @@
 """The outputs of a validation: ``results.json``, a PNG of the curves and a markdown summary.
 
-``results.json`` (all metrics are fractions except ``median_abs_err``, in raw frames)::
+``results.json`` (all metrics are fractions except ``median_abs_err``, in raw frames; METRIC is
+one of :data:`METRICS`: the argmax's ``exact``, ``within_2``, ``median_abs_err``,
+``argmax_cut_f1``, ``argmax_cut_f1_5`` and the decoded path's ``decoded_exact``,
+``decoded_within_2``, ``cut_f1``, ``cut_f1_5``; cut F1 within 2 and 5 edit frames)::
 
     {"protocol": "quick", "settings": {...}, "seconds": s, "train": URLS, "val": URLS,
+     "holdout_recordings": [...], "load_average": [1, 5, 15 min], ...,
      "arms": {NAME: {"recordings": k or null, "against": NAME or null,
-                     "per_seed": [{"seed": S, "exact": x, "within_2": x, "cut_f1": x, "median_abs_err": x,
-                                   "conditions": {COND: {METRIC: x}}, "instability": {...},
-                                   "data_wait_fraction": x, "seconds_train": s, "seconds_eval": s}, ...],
-                     "exact": {"mean": x, "std": x}, "within_2": {...}, "cut_f1": {...}, "median_abs_err": {...},
+                     "per_seed": [{"seed": S, METRIC: x, ..., "conditions": {COND: {METRIC: x}},
+                                   "steps": n, "best_step": n, "stopped_by": "plateau"|"cap",
+                                   "penalty": p, "holdout_decoded_exact": x, "learned": {...},
+                                   "instability": {...}, "data_wait_fraction": x,
+                                   "seconds_train": s, "seconds_holdout": s, "seconds_final": s}, ...],
+                     METRIC: {"mean": x, "std": x}, ..., "best_step": {"mean", "std"},
                      "conditions": {COND: {METRIC: {"mean": x, "std": x}}},
-                     "curves": {"loss": [[per step] per seed], "eval_steps": [...], "exact": [[...] per seed]}}},
-     "baselines": {"nearest_neighbour": {"exact": x, "within_2": x, "cut_f1": x, "median_abs_err": x,
-                                         "conditions": {COND: {METRIC: x}}}},
-     "comparisons": [{"arm": "all", "against": "none", "metric": "exact", "condition": "stored",
+                     "curves": {"loss": [[per step] per seed], "holdout": [[[step, decoded_exact], ...] per seed],
+                                "best_step": [per seed], "steps": [per seed]}}},
+     "baselines": {"nearest_neighbour": {METRIC: x, ..., "penalty": p, "penalty_grid": [[p, x], ...],
+                                         "holdout": {METRIC: x}, "conditions": {COND: {METRIC: x}}}},
+     "comparisons": [{"arm": "all", "against": "none", "metric": "decoded_exact", "condition": "stored",
                       "delta_mean": x, "ci95": [lo, hi], "verdict": "helps"|"hurts"|"unresolved",
                       "agree": n, "seeds": n, "deltas": [...]}, ...],
-     "multiplier": [{"arm": "all@k", "metric": "exact", "size": k, "n_eq": x, "multiplier": x,
+     "against_baseline": [{"arm": NAME, "metric": "decoded_exact", ... as a comparison}, ...],
+     "multiplier": [{"arm": "all@k", "metric": "decoded_exact", "size": k, "n_eq": x, "multiplier": x,
                      "bound": null|"more than"|"less than"}, ...]}
 
-Top-level arm metrics are the ``stored`` condition; each seed's value is the mean of its last 3
-evaluations (:func:`.stats.seed_score`); the perturbed conditions are scored at the final
-evaluation only (see :class:`.train.TrainSettings`). COND is ``stored``, ``like_training``,
-``unlike_training``.
+A seed's scores are those of its best checkpoint (by the held-out training recordings), scored
+once on the validation set at its chosen penalty. Top-level arm metrics are the ``stored``
+condition; COND is each condition scored (``settings.conditions``).
 """
 
 from __future__ import annotations
@@ -31,36 +38,42 @@ import os
 from collections.abc import Sequence
 from statistics import fmean
 
-from .perturb import CONDITIONS
 from .protocols import Arm, multiplier
-from .stats import paired_comparison, seed_score, summarise
+from .stats import paired_comparison, summarise
 
 __all__ = ["COMPARED", "METRICS", "build_results", "render_markdown", "write_outputs", "write_plot"]
 
-METRICS = ("exact", "within_2", "cut_f1", "median_abs_err", "decoded_exact")
-COMPARED = ("exact", "within_2", "cut_f1")
+METRICS = ("exact", "within_2", "median_abs_err", "argmax_cut_f1", "argmax_cut_f1_5",
+           "decoded_exact", "decoded_within_2", "cut_f1", "cut_f1_5")
+COMPARED = ("decoded_exact", "decoded_within_2", "cut_f1", "cut_f1_5", "exact", "within_2")
 
 
 def _arm_block(arm: Arm, runs: Sequence[dict]) -> dict:
     per_seed = []
     for run in runs:
-        conditions = {c: {m: seed_score(run["evaluations"], m, c) for m in METRICS} for c in CONDITIONS}
+        conditions = {c: {m: scored[m] for m in METRICS} for c, scored in run["final"].items()}
         per_seed.append({"seed": run["seed"], **conditions["stored"], "conditions": conditions,
-                         "instability": run["instability"], "data_wait_fraction": run["data_wait_fraction"],
-                         "seconds_train": run["seconds_train"], "seconds_eval": run["seconds_eval"],
+                         "steps": run["steps"], "best_step": run["best_step"], "stopped_by": run["stopped_by"],
+                         "penalty": run["penalty"], "holdout_decoded_exact": run["holdout_best"]["decoded_exact"],
+                         "learned": run["learned"], "instability": run["instability"],
+                         "data_wait_fraction": run["data_wait_fraction"], "seconds_train": run["seconds_train"],
+                         "seconds_holdout": run["seconds_holdout"], "seconds_final": run["seconds_final"],
                          "epochs": run["epochs"], "parameters": run["parameters"]})
+    names = list(per_seed[0]["conditions"])
     return {"recordings": len(arm.recordings) if arm.recordings else None, "against": arm.against,
             "per_seed": per_seed, **{m: summarise([s[m] for s in per_seed]) for m in METRICS},
+            "best_step": summarise([s["best_step"] for s in per_seed]),
             "conditions": {c: {m: summarise([s["conditions"][c][m] for s in per_seed]) for m in METRICS}
-                           for c in CONDITIONS},
+                           for c in names},
             "curves": {"loss": [run["loss"] for run in runs],
-                       "eval_steps": [e["step"] for e in runs[0]["evaluations"]],
-                       "exact": [[e["conditions"]["stored"]["exact"] for e in run["evaluations"]] for run in runs]}}
+                       "holdout": [[[e["step"], e["holdout"]["decoded_exact"]] for e in run["curve"]] for run in runs],
+                       "best_step": [run["best_step"] for run in runs], "steps": [run["steps"] for run in runs]}}
 
 
-def build_results(protocol: str, arms: Sequence[Arm], runs: Sequence[dict], baseline: dict[str, dict],
+def build_results(protocol: str, arms: Sequence[Arm], runs: Sequence[dict], baseline: dict,
                   **context) -> dict:
-    """The results document (see the module docstring) from the runs of every arm and seed."""
+    """The results document (see the module docstring) from the runs of every arm and seed and
+    the baseline (:func:`.run.run_baseline`)."""
     by_arm = {arm.name: [r for r in runs if r["arm"] == arm.name] for arm in arms}
     blocks = {arm.name: _arm_block(arm, by_arm[arm.name]) for arm in arms}
     comparisons = []
@@ -70,15 +83,21 @@ def build_results(protocol: str, arms: Sequence[Arm], runs: Sequence[dict], base
         ours, theirs = blocks[arm.name]["per_seed"], blocks[arm.against]["per_seed"]
         if [s["seed"] for s in ours] != [s["seed"] for s in theirs]:
             raise ValueError(f"arms {arm.name!r} and {arm.against!r} ran different seeds; cannot pair them")
-        for condition in CONDITIONS:
+        for condition in ours[0]["conditions"]:
             for metric in COMPARED:
                 comparison = paired_comparison([s["conditions"][condition][metric] for s in ours],
                                                [s["conditions"][condition][metric] for s in theirs], metric)
                 comparisons.append({"arm": arm.name, "against": arm.against, "metric": metric,
                                     "condition": condition, **comparison})
-    results = {"protocol": protocol, **context, "arms": blocks,
-               "baselines": {"nearest_neighbour": {**baseline["stored"], "conditions": baseline}},
-               "comparisons": comparisons}
+    against_baseline = []
+    for name, block in blocks.items():
+        for metric in ("decoded_exact", "exact"):
+            values = [s[metric] for s in block["per_seed"]]
+            against_baseline.append({"arm": name, "against": "nearest_neighbour", "metric": metric,
+                                     "condition": "stored",
+                                     **paired_comparison(values, [baseline[metric]] * len(values), metric)})
+    results = {"protocol": protocol, **context, "arms": blocks, "baselines": {"nearest_neighbour": baseline},
+               "comparisons": comparisons, "against_baseline": against_baseline}
     if protocol == "multiplier":
         results["multiplier"] = _multipliers(arms, blocks)
     return results
@@ -104,32 +123,44 @@ def _pm(summary: dict, digits: int = 3) -> str:
     return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f}"
 
 
+def _ci(c: dict) -> str:
+    return f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else "n/a"
+
+
 def render_markdown(results: dict) -> str:
-    """The summary tables: scores per arm and condition, comparisons, instability, multiplier."""
-    lines = [f"### Protocol `{results['protocol']}`", "",
-             "| arm | exact | within 2 | cut F1 | median err | exact, like training | exact, unlike training |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for name, block in results["arms"].items():
-        cond = block["conditions"]
-        lines.append(f"| {name} | {_pm(block['exact'])} | {_pm(block['within_2'])} | {_pm(block['cut_f1'])} | "
-                     f"{_pm(block['median_abs_err'], 1)} | {_pm(cond['like_training']['exact'])} | "
-                     f"{_pm(cond['unlike_training']['exact'])} |")
+    """The summary tables: scores per arm (argmax and decoded), comparisons with the reference arm
+    and with the nearest neighbour, instability and timings, multiplier."""
     nn = results["baselines"]["nearest_neighbour"]
-    lines.append(f"| nearest neighbour (no training) | {nn['exact']:.3f} | {nn['within_2']:.3f} | "
-                 f"{nn['cut_f1']:.3f} | {nn['median_abs_err']:.1f} | "
-                 f"{nn['conditions']['like_training']['exact']:.3f} | "
-                 f"{nn['conditions']['unlike_training']['exact']:.3f} |")
+    others = [c for c in nn["conditions"] if c != "stored"]
+    lines = [f"### Protocol `{results['protocol']}`", "",
+             "Whole validation recordings unless `eval_frames` is set; a seed's scores are its best checkpoint "
+             "(held-out training recordings) at its penalty chosen there.", "",
+             "| arm | best step / stopped | penalty | exact | within 2 | argmax cut F1 | decoded exact | "
+             "decoded within 2 | cut F1 (2) | cut F1 (5) |" + "".join(f" decoded exact, {c} |" for c in others),
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(others)]
+    for name, block in results["arms"].items():
+        seeds = block["per_seed"]
+        steps = ", ".join(f"{s['best_step']}/{s['steps']}" for s in seeds)
+        penalties = ", ".join(f"{s['penalty']:g}" for s in seeds)
+        lines.append(f"| {name} | {steps} | {penalties} | {_pm(block['exact'])} | {_pm(block['within_2'])} | "
+                     f"{_pm(block['argmax_cut_f1'])} | {_pm(block['decoded_exact'])} | "
+                     f"{_pm(block['decoded_within_2'])} | {_pm(block['cut_f1'])} | {_pm(block['cut_f1_5'])} |"
+                     + "".join(f" {_pm(block['conditions'][c]['decoded_exact'])} |" for c in others))
+    lines.append(f"| nearest neighbour (no training) | | {nn['penalty']:g} | {nn['exact']:.3f} | "
+                 f"{nn['within_2']:.3f} | {nn['argmax_cut_f1']:.3f} | {nn['decoded_exact']:.3f} | "
+                 f"{nn['decoded_within_2']:.3f} | {nn['cut_f1']:.3f} | {nn['cut_f1_5']:.3f} |"
+                 + "".join(f" {nn['conditions'][c]['decoded_exact']:.3f} |" for c in others))
     lines += ["", "| arm | against | metric | condition | delta (mean) | 95% CI | verdict | seeds agreeing |",
               "| --- | --- | --- | --- | ---: | --- | --- | ---: |"]
-    for c in results["comparisons"]:
-        if c["metric"] != "exact" and c["condition"] != "stored":
-            continue
-        ci = f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else "n/a"
+    shown = [c for c in results["comparisons"]
+             if (c["condition"] == "stored" and c["metric"] in ("decoded_exact", "exact", "cut_f1"))
+             or c["metric"] == "decoded_exact"]
+    for c in shown + [c for c in results["against_baseline"] if c["metric"] == "decoded_exact"]:
         lines.append(f"| {c['arm']} | {c['against']} | {c['metric']} | {c['condition']} | {c['delta_mean']:+.3f} | "
-                     f"{ci} | {c['verdict']} | {c['agree']}/{c['seeds']} |")
-    lines += ["", ("| arm | non-finite | grad-norm spikes | loss spikes | gap growing | val - train loss (last) | "
-                   "data wait | train s | eval s |"),
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                     f"{_ci(c)} | {c['verdict']} | {c['agree']}/{c['seeds']} |")
+    lines += ["", ("| arm | non-finite | grad-norm spikes | loss spikes | gap growing | held-out - train loss (last) | "
+                   "data wait | train s | held-out s | final s |"),
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, block in results["arms"].items():
         seeds = block["per_seed"]
         inst = [s["instability"] for s in seeds]
@@ -139,7 +170,8 @@ def render_markdown(results: dict) -> str:
                      f"{fmean([i['gap_last'] for i in inst]):+.2f} | "
                      f"{fmean([s['data_wait_fraction'] for s in seeds]):.1%} | "
                      f"{fmean([s['seconds_train'] for s in seeds]):.0f} | "
-                     f"{fmean([s['seconds_eval'] for s in seeds]):.0f} |")
+                     f"{fmean([s['seconds_holdout'] for s in seeds]):.0f} | "
+                     f"{fmean([s['seconds_final'] for s in seeds]):.0f} |")
     if results.get("multiplier"):
         lines += ["", "| arm | metric | recordings | N_eq | effective data multiplier |",
                   "| --- | --- | ---: | ---: | --- |"]
@@ -147,12 +179,17 @@ def render_markdown(results: dict) -> str:
             n_eq = f"{m['n_eq']:.1f}" if m["n_eq"] is not None else "n/a"
             value = f"{m['bound'] + ' ' if m['bound'] else ''}{m['multiplier']:.2f}x"
             lines.append(f"| {m['arm']} | {m['metric']} | {m['size']} | {n_eq} | {value} |")
+    load = results.get("load_average")
+    lines += ["", f"{results['runs_trained']} runs trained, {results['runs_from_cache']} from the cache, "
+              f"{results['seconds']:.0f} s wall" + (f", load average at the end {load[0]:.1f} / {load[1]:.1f} / "
+                                                    f"{load[2]:.1f}" if load else "") + "."]
     return "\n".join(lines) + "\n"
 
 
 def write_plot(results: dict, path: str) -> None:
-    """Training loss (moving average of 10 steps) and validation exact accuracy against step, one
-    colour per arm, the line the mean over seeds and the band their min..max."""
+    """Training loss (moving average of 10 steps) and held-out decoded exact accuracy against step,
+    one colour per arm, one line per seed; a star marks each seed's best checkpoint, the line's end
+    where the plateau rule (or the cap) stopped it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,21 +199,22 @@ def write_plot(results: dict, path: str) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for index, (name, block) in enumerate(results["arms"].items()):
         colour = f"C{index % 10}"
-        losses = np.array(block["curves"]["loss"], dtype=float)
-        width = min(10, losses.shape[1])
-        kernel = np.ones(width) / width
-        smooth = np.array([np.convolve(row, kernel, mode="valid") for row in losses])
-        steps = np.arange(width, losses.shape[1] + 1)
-        left.plot(steps, smooth.mean(0), color=colour, label=name)
-        left.fill_between(steps, smooth.min(0), smooth.max(0), color=colour, alpha=0.2)
-        exact = np.array(block["curves"]["exact"], dtype=float)
-        eval_steps = block["curves"]["eval_steps"]
-        right.plot(eval_steps, exact.mean(0), color=colour, marker="o", label=name)
-        right.fill_between(eval_steps, exact.min(0), exact.max(0), color=colour, alpha=0.2)
+        curves = block["curves"]
+        for seed, (loss, holdout, best) in enumerate(zip(curves["loss"], curves["holdout"], curves["best_step"])):
+            label = name if seed == 0 else None
+            loss = np.asarray(loss, dtype=float)
+            width = min(10, len(loss))
+            smooth = np.convolve(loss, np.ones(width) / width, mode="valid")
+            left.plot(np.arange(width, len(loss) + 1), smooth, color=colour, alpha=0.7, label=label)
+            steps, values = zip(*holdout)
+            right.plot(steps, values, color=colour, marker=".", alpha=0.7, label=label)
+            right.plot([best], [dict(holdout)[best]] if best in dict(holdout) else [values[-1]], color=colour,
+                       marker="*", markersize=12)
     left.set(xlabel="step", ylabel="training loss (10-step mean)", title="training loss")
-    right.set(xlabel="step", ylabel="exact pointer accuracy", title="validation (as stored), band: min..max over seeds")
-    right.axhline(results["baselines"]["nearest_neighbour"]["exact"], color="grey", linestyle="--",
-                  label="nearest neighbour")
+    right.set(xlabel="step", ylabel="decoded exact (penalty 4)",
+              title="held-out training recordings (star: kept checkpoint)")
+    right.axhline(results["baselines"]["nearest_neighbour"]["holdout"]["decoded_exact"], color="grey",
+                  linestyle="--", label="nearest neighbour (its penalty)")
     left.legend(fontsize=8)
     right.legend(fontsize=8)
     fig.tight_layout()

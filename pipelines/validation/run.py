@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -15,16 +16,16 @@ from streams import Pipe
 
 from ..build import load_config
 from ..config import Config, ConfigError
-from .baseline import nearest_neighbour_embedder
-from .evaluate import evaluate_samples
+from .baseline import nearest_neighbour_scorer
+from .evaluate import score_samples, select_penalty
 from .perturb import make_conditions
-from .protocols import protocol_arms
+from .protocols import holdout_split, protocol_arms
 from .report import build_results, write_outputs
 from .runner import run_specs
 from .train import RunSpec, TrainSettings, load_samples, recording_of
 
-__all__ = ["DEFAULT_CONFIG", "default_device", "load_validation_config", "run_key", "run_validation", "summary_line",
-           "training_recordings"]
+__all__ = ["DEFAULT_CONFIG", "default_device", "load_validation_config", "run_baseline", "run_key", "run_validation",
+           "summary_line", "training_recordings"]
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "full.json")
 
@@ -54,49 +55,73 @@ def training_recordings(urls: str | list[str]) -> list[str]:
     return sorted({str(recording_of(sample)) for sample in samples})
 
 
+def run_baseline(config: Config, holdout: tuple[str, ...], val_urls: str | list[str],
+                 settings: TrainSettings) -> dict:
+    """The nearest neighbour, decoded: its jump penalty chosen from ``settings.penalties`` on the
+    held-out training recordings (the rows the plateau rule scores), then every validation
+    condition scored at that penalty, as the trained arms are."""
+    held = load_samples(config.source.urls, holdout)
+    by_penalty = score_samples(nearest_neighbour_scorer, held, settings.penalties, rows=settings.holdout_frames,
+                               chunk_frames=settings.chunk_frames)
+    penalty = select_penalty(by_penalty)
+    conditions = make_conditions(load_samples(val_urls), config, settings.conditions)
+    scored = {name: score_samples(nearest_neighbour_scorer, samples, (penalty,), rows=settings.eval_frames,
+                                  chunk_frames=settings.chunk_frames)[penalty]
+              for name, samples in conditions.items()}
+    return {**scored["stored"], "penalty": penalty,
+            "penalty_grid": [[p, by_penalty[p]["decoded_exact"]] for p in settings.penalties],
+            "holdout": by_penalty[penalty], "conditions": scored}
+
+
 def run_validation(config: Config, val_urls: str | list[str], *, protocol: str = "quick", seeds: int = 3,
                    settings: TrainSettings | None = None, out_dir: str = "validate-out", jobs: int = 1,
                    progress: bool = True, cache_dir: str | None = None) -> tuple[dict, dict[str, str]]:
     """Run ``protocol`` (see :mod:`.protocols`); return the results and the written files' paths.
 
+    The training recordings are split once (:func:`.protocols.holdout_split`, the config's seed):
+    the held-out ones choose every run's checkpoint and jump penalty and the baseline's penalty;
+    the arms train on the rest (the multiplier's subsets are drawn from the rest). The baseline
+    is scored in a thread while the runs train.
+
     ``cache_dir``: keep each run's result there under a hash of everything that determines it
-    (arm config, seed, settings, validation set, reference config, recording subset; not the
-    arm's name), and reuse it: protocols that share arms (``none`` and ``all`` in quick and
-    ablation, ``none`` on every recording in multiplier) train them once.
+    (arm config, seed, settings, validation set, reference config, recordings; not the arm's
+    name), and reuse it: protocols that share arms (``none`` and ``all`` in quick and ablation,
+    ``none`` on every recording in multiplier) train them once.
     """
     settings = settings or TrainSettings()
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1 ({seeds!r} given)")
     started = time.perf_counter()
-    recordings = training_recordings(config.source.urls) if protocol == "multiplier" else []
+    recordings, holdout = holdout_split(training_recordings(config.source.urls), settings.holdout, config.seed)
     arms = protocol_arms(protocol, config, recordings)
     seed_list = [config.seed + i for i in range(seeds)]
-    everything = set(recordings)
     specs = [RunSpec(arm.name, seed, arm.config, settings, val_urls, config,
-                     None if arm.recordings is None or set(arm.recordings) == everything else arm.recordings)
+                     tuple(sorted(arm.recordings)) if arm.recordings else recordings, holdout)
              for seed in seed_list for arm in arms]
-    val = load_samples(val_urls, settings.eval_frames)
-    conditions = make_conditions(val, config)
-    baseline = {name: evaluate_samples(nearest_neighbour_embedder, samples, jump_penalty=settings.jump_penalty,
-                                       chunk_frames=settings.chunk_frames)
-                for name, samples in conditions.items()}
     cached = {i: _cached(cache_dir, spec) for i, spec in enumerate(specs)} if cache_dir else {}
     missing = [spec for i, spec in enumerate(specs) if cached.get(i) is None]
     store = (lambda spec, run: _store(cache_dir, spec, run)) if cache_dir else None
-    fresh = iter(run_specs(missing, jobs=jobs, progress=progress, on_result=store))
-    runs = [{**(cached.get(i) or next(fresh)), "arm": spec.arm} for i, spec in enumerate(specs)]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        baseline = pool.submit(run_baseline, config, holdout, val_urls, settings)
+        fresh = iter(run_specs(missing, jobs=jobs, progress=progress, on_result=store))
+        runs = [{**(cached.get(i) or next(fresh)), "arm": spec.arm} for i, spec in enumerate(specs)]
+        baseline = baseline.result()
+    val = load_samples(val_urls)
     context = {"settings": dataclasses.asdict(settings), "seeds": seed_list, "train": config.source.urls,
                "val": val_urls, "val_recordings": len(val), "val_edit_frames": sum(s.edit_frames for s in val),
-               "train_recordings": len(recordings) or None, "jobs": jobs,
+               "val_raw_frames": sum(s.raw_frames for s in val), "train_recordings": len(recordings),
+               "holdout_recordings": list(holdout), "jobs": jobs,
                "runs_trained": len(missing), "runs_from_cache": len(specs) - len(missing),
-               "cpus": os.cpu_count(), "seconds": time.perf_counter() - started}
+               "cpus": os.cpu_count(), "load_average": list(os.getloadavg()),
+               "seconds": time.perf_counter() - started}
     results = build_results(protocol, arms, runs, baseline, **context)
     return results, write_outputs(results, out_dir)
 
 
 def run_key(spec: RunSpec) -> str:
     """The cache key of a run: a hash of everything but the arm's name."""
-    described = repr((spec.config, spec.seed, spec.settings, spec.val_urls, spec.reference, spec.recordings))
+    described = repr((spec.config, spec.seed, spec.settings, spec.val_urls, spec.reference, spec.recordings,
+                      spec.holdout))
     return hashlib.sha256(described.encode()).hexdigest()[:24]
 
 
@@ -119,8 +144,12 @@ def _store(cache_dir: str, spec: RunSpec, run: dict) -> None:
 def summary_line(results: dict, paths: dict[str, str]) -> str:
     """The closing line of the command."""
     verdicts = collections.Counter(c["verdict"] for c in results["comparisons"]
-                                   if c["metric"] == "exact" and c["condition"] == "stored")
+                                   if c["metric"] == "decoded_exact" and c["condition"] == "stored")
     said = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+    nn = results["baselines"]["nearest_neighbour"]
+    best = max(results["arms"].items(), key=lambda item: item[1]["decoded_exact"]["mean"])
     return (f"validate: protocol {results['protocol']}, {len(results['arms'])} arms x {len(results['seeds'])} seeds "
-            f"in {results['seconds']:.0f} s; exact vs reference: {said}; wrote {', '.join(paths.values())}")
+            f"in {results['seconds']:.0f} s; decoded exact vs reference: {said}; best arm {best[0]} "
+            f"{best[1]['decoded_exact']['mean']:.3f} vs nearest neighbour {nn['decoded_exact']:.3f} "
+            f"(penalty {nn['penalty']:g}); wrote {', '.join(paths.values())}")
 

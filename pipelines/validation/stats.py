@@ -1,7 +1,7 @@
-"""Statistics of a comparison over seeds: the per-seed score, mean and std, paired t-intervals.
+"""Statistics of a comparison over seeds: mean and std, paired t-intervals.
 
-A seed's score for a metric is the mean of its last 3 evaluations (not the best one: picking the
-best of several noisy evaluations flatters every arm). Arms are compared to a reference arm
+A seed's score for a metric is its best checkpoint's (chosen on held-out training recordings,
+never on the validation set) scored once on the validation set. Arms are compared to a reference arm
 (all-off) by the per-seed differences, which pair runs with the same initialisation and data
 order: mean difference, a 95% t-interval ``mean +- t(0.975, n-1) * sd / sqrt(n)`` (t = 4.30 for
 3 seeds, 2.78 for 5), and a verdict: ``helps`` or ``hurts`` when the interval excludes 0
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["LOWER_IS_BETTER", "paired_comparison", "seed_score", "summarise", "t_quantile_975"]
+__all__ = ["LOWER_IS_BETTER", "paired_comparison", "summarise", "t_quantile_975"]
 
 LOWER_IS_BETTER = frozenset({"median_abs_err", "loss"})
 
@@ -36,19 +36,6 @@ def t_quantile_975(df: int) -> float:
         return _T_975[df - 1]
     z = 1.959964
     return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
-
-
-def seed_score(evaluations: Sequence[dict], metric: str, condition: str = "stored", last: int = 3) -> float:
-    """Mean of ``metric`` over the last ``last`` evaluations that scored ``condition``.
-
-    ``evaluations``: ``[{"step": s, "conditions": {condition: {metric: x}}}, ...]`` in step order.
-    """
-    values = [e["conditions"][condition][metric] for e in evaluations
-              if condition in e["conditions"] and metric in e["conditions"][condition]]
-    if not values:
-        raise ValueError(f"no evaluation scored {metric!r} on condition {condition!r}")
-    tail = values[-last:]
-    return sum(tail) / len(tail)
 
 
 def summarise(values: Sequence[float]) -> dict[str, float | None]:

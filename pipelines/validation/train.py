@@ -14,12 +14,21 @@ Every arm of a comparison trains the same way but for its augmentation block (se
   edit is cut instead (:class:`FixedWindow`), so arms see the same amount of audio per step.
   ``chunk_size`` is scaled to ``window // 4`` so chunk shuffle has chunks to trade inside a window.
 
+Every arm trains to its plateau (:mod:`.plateau`): at step 0 (the untrained model, which scores as
+the nearest neighbour does) and every ``eval_every`` steps the model is scored on training
+recordings held out from its training (``RunSpec.holdout``): the decoded exact accuracy at the
+best penalty of ``settings.penalties``. The run stops when that score has not improved for
+``patience`` steps or at the ``steps`` cap, and the best checkpoint is kept, with the penalty
+chosen there; only then is the validation set scored, once, on whole recordings (``eval_frames``
+rows per recording, when set, instead). Nothing is tuned on the validation set.
+
 Instability is watched on every step (:class:`InstabilityWatch`) and the fraction of the training
 loop spent waiting for the next batch is measured (the pipe must not be the bottleneck).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import statistics
@@ -36,61 +45,80 @@ from streams.stages.crop import crop_bounds, cut_sample
 from ..build import build_stages
 from ..config import BatchingConfig, Config
 from ..model import ModelSize, PointerNet, pointer_loss
-from .evaluate import DEFAULT_JUMP_PENALTY, evaluate_samples, model_embedder
+from .evaluate import PENALTY_GRID, model_scorer, score_samples, select_penalty
 from .perturb import CONDITIONS, make_conditions
+from .plateau import Plateau
 
-__all__ = ["FixedWindow", "InRecordings", "InstabilityWatch", "RunSpec", "TrainSettings", "edit_excerpt",
-           "load_samples", "recording_of", "train_run", "training_config", "training_pipe"]
+__all__ = ["FixedWindow", "InRecordings", "InstabilityWatch", "RunSpec", "TrainSettings", "load_samples",
+           "recording_of", "train_run", "training_config", "training_pipe"]
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
-    """What every arm shares. ``evaluations``: how many evaluations over the run. Every one scores
-    the ``stored`` condition (the curves); the last 3 also decode cut points; the last one also
-    scores the perturbed conditions (each costs as much as the stored one: a seed's score on them
-    is that final evaluation, not a mean of 3).
-    ``eval_frames``: edit frames scored per validation recording (a centred excerpt, searched
-    against the whole raw recording; None: the whole edit). Scoring costs ``T_edit x T_raw``
-    per recording, about 60M score cells a second on one core: whole 15,000-frame edits of
-    18,000-frame recordings take some 5 s each, per condition and evaluation."""
+    """What every arm shares.
 
-    steps: int = 100
+    ``steps`` is the cap; ``eval_every`` and ``patience`` (in steps) the plateau rule, scored as the
+    decoded exact accuracy at the best of ``penalties`` on ``holdout_frames`` edit rows (centred)
+    of each held-out training recording, searched against its whole raw recording. ``holdout``:
+    the fraction of training recordings held out for it. ``penalties``: the grid the jump penalty
+    is chosen from, on those held-out rows. ``context``: raw frames kept either side of what a
+    training window points at (the crop's context; more context, more distractors per step).
+    ``conditions``: the validation conditions scored (:data:`.perturb.CONDITIONS`); each costs
+    as much as ``stored``. ``eval_frames``: edit rows scored per validation recording (None: the
+    whole edit, the default). Whole 15,000-frame edits of 18,000-frame recordings take some 3 s
+    each on one core (scoring and decoding), per condition."""
+
+    steps: int = 600
+    eval_every: int = 50
+    patience: int = 150
     window: int = 200
+    context: int = 100
     batch_size: int = 8
     learning_rate: float = 3e-3
-    evaluations: int = 3
     model: str = "small"
     device: str = "cpu"
     workers: int = 1
     threads: int = 1
     clip_norm: float = 5.0
-    jump_penalty: float = DEFAULT_JUMP_PENALTY
-    chunk_frames: int = 1024
-    eval_frames: int | None = 500
+    holdout: float = 0.125
+    holdout_frames: int | None = 1000
+    penalties: tuple[float, ...] = PENALTY_GRID
+    conditions: tuple[str, ...] = ("stored",)
+    chunk_frames: int = 256
+    eval_frames: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("steps", "window", "batch_size", "evaluations", "threads"):
+        if not isinstance(self.context, int) or self.context < 0:
+            raise ValueError(f"--context must be an integer >= 0 ({self.context!r} given)")
+        for name in ("steps", "eval_every", "patience", "window", "batch_size", "threads", "chunk_frames"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer ({value!r} given)")
-        if self.eval_frames is not None and (not isinstance(self.eval_frames, int) or self.eval_frames < 1):
-            raise ValueError(f"--eval-frames must be a positive integer or 0 for whole edits "
-                             f"({self.eval_frames!r} given)")
-        if self.evaluations > self.steps:
-            raise ValueError(f"--evaluations ({self.evaluations}) cannot exceed --steps ({self.steps})")
+        for name in ("eval_frames", "holdout_frames"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer or 0 for whole edits "
+                                 f"({value!r} given)")
+        if self.eval_every > self.steps:
+            raise ValueError(f"--eval-every ({self.eval_every}) cannot exceed --steps ({self.steps})")
+        if not self.penalties or any(not p >= 0 for p in self.penalties):
+            raise ValueError(f"--penalties must be one or more numbers >= 0 ({self.penalties!r} given)")
+        unknown = [c for c in self.conditions if c not in CONDITIONS]
+        if unknown or not self.conditions or "stored" not in self.conditions:
+            raise ValueError(f"--conditions must include 'stored' and name only {', '.join(CONDITIONS)} "
+                             f"({','.join(self.conditions)!r} given)")
+        if not 0 < self.holdout < 1:
+            raise ValueError(f"--holdout must be a fraction between 0 and 1 ({self.holdout!r} given)")
         ModelSize.named(self.model)
-
-    def evaluation_steps(self) -> list[int]:
-        """Steps after which to evaluate, evenly spread, the last one at ``steps``."""
-        return sorted({max(1, round(self.steps * k / self.evaluations)) for k in range(1, self.evaluations + 1)})
 
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     """One run: ``arm`` name, ``seed``, the arm's ``config`` (its source is the training set),
-    ``recordings`` (the training subset by ``meta["recording"]``, or None for all), the
-    ``reference`` config whose spectral augmentations make the ``like_training`` condition, and
-    the validation shards."""
+    ``recordings`` (the training recordings it trains on, by ``meta["recording"]``), ``holdout``
+    (the training recordings held out for the plateau rule and the penalty), the ``reference``
+    config whose spectral augmentations make the ``like_training`` condition, and the validation
+    shards."""
 
     arm: str
     seed: int
@@ -99,6 +127,7 @@ class RunSpec:
     val_urls: str | list[str]
     reference: Config
     recordings: tuple[str, ...] | None = None
+    holdout: tuple[str, ...] = ()
 
 
 class FixedWindow:
@@ -138,7 +167,8 @@ def training_config(config: Config, settings: TrainSettings, seed: int) -> Confi
     ``batch_size`` (last partial batch dropped), crop at ``window`` frames with probability 1 and
     chunk shuffle in chunks of ``window // 4``."""
     aug = config.augmentation
-    crop = dataclasses.replace(aug.crop, probability=1.0, min_len=settings.window, max_len=settings.window)
+    crop = dataclasses.replace(aug.crop, probability=1.0, min_len=settings.window, max_len=settings.window,
+                               context=settings.context)
     chunks = dataclasses.replace(aug.chunk_shuffle, chunk_size=max(1, settings.window // 4))
     return dataclasses.replace(
         config, seed=seed, source=dataclasses.replace(config.source, mel_dtype="float32"),
@@ -160,23 +190,14 @@ def training_pipe(config: Config, settings: TrainSettings, seed: int,
     return Pipe([stages[0], *early, *stages[1:]], seed=trained.seed)
 
 
-def edit_excerpt(sample: Sample, frames: int | None) -> Sample:
-    """``frames`` edit frames centred in the edit, against the *whole* raw recording (the pointer
-    search space stays the whole recording); the sample itself when its edit is no longer or
-    ``frames`` is None."""
-    if frames is None or sample.edit_frames <= frames:
-        return sample
-    start = (sample.edit_frames - frames) // 2
-    return cut_sample(sample, start, frames, 0, sample.raw_frames)
-
-
-def load_samples(urls: str | list[str], eval_frames: int | None = None) -> list[Sample]:
-    """Every sample of ``urls`` (float16 mels kept as stored), sorted by key, each cut to its
-    :func:`edit_excerpt` of ``eval_frames`` edit frames."""
+def load_samples(urls: str | list[str], recordings: Sequence[str] | None = None) -> list[Sample]:
+    """Every sample of ``urls`` (float16 mels kept as stored), sorted by key; only those of
+    ``recordings`` (by ``meta["recording"]``) when given."""
     pipe = Pipe.from_shards(urls, seed=0, shuffle_shards=False, mel_dtype="float16")
-    samples = sorted((edit_excerpt(s, eval_frames) for s in pipe), key=lambda s: s.key)
+    keep = None if recordings is None else InRecordings(recordings)
+    samples = sorted((s for s in pipe if keep is None or keep(s)), key=lambda s: s.key)
     if not samples:
-        raise ValueError(f"no samples in {urls!r}")
+        raise ValueError(f"no samples in {urls!r}" + ("" if recordings is None else f" of recordings {recordings!r}"))
     return samples
 
 
@@ -227,42 +248,69 @@ def _init_model(n_mels: int, settings: TrainSettings, seed: int, device: torch.d
 
 
 def _learning_rate(step: int, settings: TrainSettings) -> float:
-    """Linear warm-up over 5% of the steps, then cosine decay to 10% of the peak."""
-    warmup = max(1, settings.steps // 20)
-    if step < warmup:
-        return settings.learning_rate * (step + 1) / warmup
-    progress = (step - warmup) / max(1, settings.steps - warmup)
-    return settings.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    """Linear warm-up over the first ``min(50, steps // 10)`` steps, then constant: the plateau
+    rule, not a schedule, decides when a run ends."""
+    warmup = max(1, min(50, settings.steps // 10))
+    return settings.learning_rate * min(1.0, (step + 1) / warmup)
+
+
+def _holdout_metrics(model: PointerNet, device: torch.device, samples: Sequence[Sample], settings: TrainSettings,
+                     penalties: Sequence[float]) -> dict[float, dict[str, float]]:
+    model.eval()
+    try:
+        return score_samples(model_scorer(model, device), samples, penalties, rows=settings.holdout_frames,
+                             chunk_frames=settings.chunk_frames)
+    finally:
+        model.train()
 
 
 def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> dict:
-    """Train one arm and seed; return its curves, evaluations, instability flags and timings.
+    """Train one arm and seed to its plateau; return its curves, the validation scores of its best
+    checkpoint at the chosen penalty, instability flags and timings.
 
     ``progress(n)`` is called with the number of steps just done.
     """
     settings = spec.settings
+    if not spec.holdout:
+        raise ValueError(f"arm {spec.arm!r}: no held-out training recordings for the plateau rule")
     torch.set_num_threads(settings.threads)
     device = torch.device(settings.device)
-    conditions = make_conditions(load_samples(spec.val_urls, settings.eval_frames), spec.reference)
-    model = _init_model(conditions["stored"][0].n_mels, settings, spec.seed, device)
+    holdout = load_samples(spec.config.source.urls, spec.holdout)
+    model = _init_model(holdout[0].n_mels, settings, spec.seed, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     pipe = training_pipe(spec.config, settings, spec.seed, spec.recordings)
     loader = DataLoader(pipe, batch_size=None, num_workers=settings.workers,
                         persistent_workers=settings.workers > 0, pin_memory=device.type == "cuda")
     watch = InstabilityWatch()
-    eval_steps = settings.evaluation_steps()
-    decoded_steps = set(eval_steps[-3:])
+    rule = Plateau(settings.patience)
+    best_state = copy.deepcopy(model.state_dict())
     losses: list[float] = []
-    evaluations: list[dict] = []
+    curve: list[dict] = []
     wait = eval_time = 0.0
     step = epoch = 0
+    stopped = False
+
+    def checkpoint(at: int) -> float:
+        """Score the held-out recordings at step ``at``, keep the weights if best; seconds taken."""
+        nonlocal best_state
+        tick = time.perf_counter()
+        by_penalty = _holdout_metrics(model, device, holdout, settings, settings.penalties)
+        penalty = select_penalty(by_penalty)
+        recent = losses[-settings.eval_every:]
+        curve.append({"step": at, "train_loss": sum(recent) / len(recent) if recent else None,
+                      "penalty": penalty, "holdout": by_penalty[penalty]})
+        if rule.update(at, by_penalty[penalty]["decoded_exact"]):
+            best_state = copy.deepcopy(model.state_dict())
+        return time.perf_counter() - tick
+
     started = time.perf_counter()
-    while step < settings.steps:
+    eval_time = checkpoint(0)  # the untrained model: the nearest neighbour's scores, the run's floor
+    while not stopped:
         pipe.set_epoch(epoch)
         batches = iter(loader)
         yielded = 0
-        while step < settings.steps:
+        while not stopped:
             tick = time.perf_counter()
             batch = next(batches, None)
             wait += time.perf_counter() - tick
@@ -286,38 +334,36 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
             step += 1
             if progress is not None:
                 progress(1)
-            if step in eval_steps:
-                tick = time.perf_counter()
-                evaluations.append(_evaluate(model, device, conditions, step, step in decoded_steps,
-                                             step == eval_steps[-1], settings, losses))
-                eval_time += time.perf_counter() - tick
+            if step % settings.eval_every == 0 or step == settings.steps:
+                eval_time += checkpoint(step)
+                stopped = rule.stopped(step) or step >= settings.steps
         if yielded == 0:
             raise ValueError(f"arm {spec.arm!r}: an epoch gave no batch of {settings.batch_size}; the training set "
                              "(or its subset) has fewer samples than --batch-size")
         epoch += 1
+    if progress is not None and step < settings.steps:
+        progress(settings.steps - step)  # the bar counts the cap; a run stopped early is done
     train_time = time.perf_counter() - started - eval_time  # training, data waits included
-    gaps = [e["gap"] for e in evaluations]
+    tick = time.perf_counter()
+    model.load_state_dict(best_state)
+    by_penalty = _holdout_metrics(model, device, holdout, settings, settings.penalties)
+    penalty = select_penalty(by_penalty)
+    model.eval()
+    scorer = model_scorer(model, device)
+    conditions = make_conditions(load_samples(spec.val_urls), spec.reference, settings.conditions)
+    final = {name: score_samples(scorer, samples, (penalty,), rows=settings.eval_frames,
+                                 chunk_frames=settings.chunk_frames)[penalty]
+             for name, samples in conditions.items()}
+    final_time = time.perf_counter() - tick
+    gaps = [e["holdout"]["loss"] - e["train_loss"] for e in curve[1:]] or [0.0]
     instability = {**watch.report(), "gap_first": gaps[0], "gap_last": gaps[-1],
                    "gap_growing": bool(gaps[-1] - min(gaps) > 0.5)}
     return {"arm": spec.arm, "seed": spec.seed, "recordings": len(spec.recordings) if spec.recordings else None,
-            "steps": step, "epochs": epoch, "parameters": model.parameter_count(), "loss": losses,
-            "evaluations": evaluations, "instability": instability,
+            "steps": step, "best_step": rule.best_step, "stopped_by": "plateau" if step < settings.steps else "cap",
+            "epochs": epoch, "parameters": model.parameter_count(), "loss": losses, "curve": curve,
+            "penalty": penalty, "penalty_grid": [[p, by_penalty[p]["decoded_exact"]] for p in settings.penalties],
+            "holdout_best": by_penalty[penalty], "final": final, "instability": instability,
+            "learned": {"cosine_scale": model.cosine_scale.item(), "learned_scale": model.learned_scale.item(),
+                        "diagonal": model.diagonal.tolist()},
             "data_wait_fraction": wait / train_time if train_time else 0.0,
-            "seconds_train": train_time, "seconds_eval": eval_time}
-
-
-def _evaluate(model: PointerNet, device: torch.device, conditions: dict[str, list[Sample]], step: int,
-              decode: bool, final: bool, settings: TrainSettings, losses: list[float]) -> dict:
-    """One evaluation: ``stored`` always (decoded for cut F1 when ``decode``); the perturbed
-    conditions too, decoded, when ``final``."""
-    model.eval()
-    embedder = model_embedder(model, device)
-    names = CONDITIONS if final else ("stored",)
-    scored = {name: evaluate_samples(embedder, conditions[name], decode=decode or final,
-                                     jump_penalty=settings.jump_penalty, chunk_frames=settings.chunk_frames)
-              for name in names}
-    model.train()
-    recent = losses[-max(1, settings.steps // settings.evaluations):]
-    train_loss = sum(recent) / len(recent)
-    return {"step": step, "train_loss": train_loss, "gap": scored["stored"]["loss"] - train_loss,
-            "conditions": scored}
+            "seconds_train": train_time, "seconds_holdout": eval_time, "seconds_final": final_time}

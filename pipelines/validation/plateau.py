@@ -1,0 +1,52 @@
+"""Training to the plateau: when to stop, and which checkpoint to keep.
+
+Every ``eval_every`` steps a run is scored on training recordings held out from its training
+(:func:`.protocols.holdout_split`; never the validation set). :class:`Plateau` remembers the best
+score and its step; a run stops once ``patience`` steps have passed without an improvement of
+more than ``min_delta``, or at the step cap, whichever comes first, and keeps its best checkpoint
+(the standard early-stopping rule). Every arm gets the same cap, interval, patience and metric.
+
+>>> rule = Plateau(patience=100)
+>>> [rule.update(step, value) for step, value in [(50, 0.5), (100, 0.6), (150, 0.6), (200, 0.59)]]
+[True, True, False, False]
+>>> rule.best_step, rule.stopped(199), rule.stopped(200)
+(100, False, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+__all__ = ["Plateau"]
+
+
+@dataclasses.dataclass
+class Plateau:
+    """The plateau rule for a higher-is-better metric (see the module docstring)."""
+
+    patience: int
+    min_delta: float = 0.0
+    best: float = -math.inf
+    best_step: int = 0
+    history: list[tuple[int, float]] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.patience, int) or self.patience < 1:
+            raise ValueError(f"--patience must be a positive integer ({self.patience!r} given)")
+        if not self.min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0 ({self.min_delta!r} given)")
+
+    def update(self, step: int, value: float) -> bool:
+        """Record the score at ``step``; True when it is a new best (keep this checkpoint)."""
+        if self.history and step <= self.history[-1][0]:
+            raise ValueError(f"steps must increase ({step} after {self.history[-1][0]})")
+        self.history.append((step, value))
+        if value > self.best + self.min_delta:
+            self.best, self.best_step = value, step
+            return True
+        return False
+
+    def stopped(self, step: int) -> bool:
+        """True once ``patience`` steps have passed since the best score (and one was recorded)."""
+        return bool(self.history) and step - self.best_step >= self.patience
