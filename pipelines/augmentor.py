@@ -37,18 +37,19 @@ class Augmentor:
     Build it with :meth:`from_config`. ``augmentor(sample, epoch=e)`` → the augmented sample
     (a new one; the input is unchanged); :meth:`pair` → the concatenated, augmented pair.
 
-    >>> from pipelines.config import AugmentationConfig, Config
-    >>> from streams.stages.gain import GainSettings
-    >>> import torch
-    >>> config = Config(seed=1, augmentation=AugmentationConfig(
-    ...     enabled=True, gain=GainSettings(enabled=True, probability=1.0)))
-    >>> augmentor = Augmentor.from_config(config)
-    >>> augmentor.names
-    ('gain',)
-    >>> raw = torch.ones(2, 4)
-    >>> out = augmentor(Sample("a", raw, raw[:, :2], torch.tensor([0, 1])), epoch=0)
-    >>> out.meta["augmentations"][0]["stage"]
-    'gain'
+    Examples:
+        >>> from pipelines.config import AugmentationConfig, Config
+        >>> from streams.stages.gain import GainSettings
+        >>> import torch
+        >>> config = Config(seed=1, augmentation=AugmentationConfig(
+        ...     enabled=True, gain=GainSettings(enabled=True, probability=1.0)))
+        >>> augmentor = Augmentor.from_config(config)
+        >>> augmentor.names
+        ('gain',)
+        >>> raw = torch.ones(2, 4)
+        >>> out = augmentor(Sample("a", raw, raw[:, :2], torch.tensor([0, 1])), epoch=0)
+        >>> out.meta["augmentations"][0]["stage"]
+        'gain'
     """
 
     def __init__(self, before: AugmentChain, after: AugmentChain, pairing: tuple[str, PairStage] | None = None):

@@ -29,12 +29,13 @@ class ProbabilitySchedule:
             two mitigations are both ramps: decay (1 → lower) and "start low, increase
             gradually" (low → 1).
 
-    >>> decay = ProbabilitySchedule(warmup_epochs=1, kind="linear", decay_epochs=2, end_factor=0.0)
-    >>> [decay.factor(e) for e in range(5)]
-    [0.0, 1.0, 0.5, 0.0, 0.0]
-    >>> rise = ProbabilitySchedule(kind="linear", decay_epochs=4, start_factor=0.2, end_factor=1.0)
-    >>> [round(rise.factor(e), 2) for e in range(6)]
-    [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
+    Examples:
+        >>> decay = ProbabilitySchedule(warmup_epochs=1, kind="linear", decay_epochs=2, end_factor=0.0)
+        >>> [decay.factor(e) for e in range(5)]
+        [0.0, 1.0, 0.5, 0.0, 0.0]
+        >>> rise = ProbabilitySchedule(kind="linear", decay_epochs=4, start_factor=0.2, end_factor=1.0)
+        >>> [round(rise.factor(e), 2) for e in range(6)]
+        [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
     """
 
     warmup_epochs: int = 0

@@ -238,8 +238,9 @@ def shards_for_worker(order: Sequence[int], rank: int, world_size: int, worker: 
     Rank first (every ``world_size``-th shard from ``rank``), then worker within the rank, so
     every shard goes to exactly one reader and ranks get shard counts that differ by at most one.
 
-    >>> [shards_for_worker(range(5), rank, 2, worker, 2) for rank in (0, 1) for worker in (0, 1)]
-    [[0, 4], [2], [1], [3]]
+    Examples:
+        >>> [shards_for_worker(range(5), rank, 2, worker, 2) for rank in (0, 1) for worker in (0, 1)]
+        [[0, 4], [2], [1], [3]]
     """
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside [0, {world_size})")

@@ -69,12 +69,13 @@ class ChannelDropoutStage(SpectralAugmentStage):
     Params recorded: ``{"mode": "shared", "channels": [dropped indices]}`` (or per mel under
     ``"raw"``/``"edit"``). Cost: about one copy per mel, none when no channel is dropped.
 
-    >>> from streams.stages.channel_dropout import ChannelDropoutStage
-    >>> from streams.sample import Sample
-    >>> s = Sample("a", torch.ones(2, 3), torch.ones(2, 2), torch.tensor([0, 2]))
-    >>> out = ChannelDropoutStage(probability=1.0, dropout_rate=1.0).augment(s)
-    >>> out.edit_mel.tolist(), out.meta["augmentations"][0]["channels"]
-    ([[0.0, 0.0], [0.0, 0.0]], [0, 1])
+    Examples:
+        >>> from streams.stages.channel_dropout import ChannelDropoutStage
+        >>> from streams.sample import Sample
+        >>> s = Sample("a", torch.ones(2, 3), torch.ones(2, 2), torch.tensor([0, 2]))
+        >>> out = ChannelDropoutStage(probability=1.0, dropout_rate=1.0).augment(s)
+        >>> out.edit_mel.tolist(), out.meta["augmentations"][0]["channels"]
+        ([[0.0, 0.0], [0.0, 0.0]], [0, 1])
     """
 
     name = "channel_dropout"

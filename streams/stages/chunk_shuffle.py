@@ -103,13 +103,14 @@ class ChunkShuffleStage(AugmentStage):
     ``{"chunk_size": n, "order": [old chunk index at each new position]}``. Cost: one copy of the
     raw mel plus index arithmetic on the pointers.
 
-    >>> from streams.stages.chunk_shuffle import ChunkShuffleStage
-    >>> from streams.sample import Sample
-    >>> raw = torch.arange(6.0).view(1, 6)
-    >>> s = Sample("a", raw, raw[:, [5, 0]], torch.tensor([5, 0]))
-    >>> out = ChunkShuffleStage(probability=1.0, chunk_size=2).augment(s, seed=4)
-    >>> bool(torch.equal(out.raw_mel[:, out.pointers], s.edit_mel)), sorted(out.meta["augmentations"][0]["order"])
-    (True, [0, 1, 2])
+    Examples:
+        >>> from streams.stages.chunk_shuffle import ChunkShuffleStage
+        >>> from streams.sample import Sample
+        >>> raw = torch.arange(6.0).view(1, 6)
+        >>> s = Sample("a", raw, raw[:, [5, 0]], torch.tensor([5, 0]))
+        >>> out = ChunkShuffleStage(probability=1.0, chunk_size=2).augment(s, seed=4)
+        >>> bool(torch.equal(out.raw_mel[:, out.pointers], s.edit_mel)), sorted(out.meta["augmentations"][0]["order"])
+        (True, [0, 1, 2])
     """
 
     name = "chunk_shuffle"

@@ -51,13 +51,14 @@ def concatenate_samples(a: Sample, b: Sample, *, stage: str = "pair") -> Sample:
 
     Raises ``ValueError`` if the samples differ in ``n_mels`` or mel dtype.
 
-    >>> a = Sample("a", torch.zeros(1, 3), torch.zeros(1, 2), torch.tensor([2, 0]), origin=("memory", 0))
-    >>> b = Sample("b", torch.ones(1, 2), torch.ones(1, 1), torch.tensor([1]), origin=("memory", 1))
-    >>> ab = concatenate_samples(a, b)
-    >>> ab.key, ab.raw_frames, ab.edit_frames, ab.pointers.tolist()
-    ('a+b', 5, 3, [2, 0, 4])
-    >>> ab.origin, ab.meta["augmentations"][0]["raw_split"]
-    (('pair', ('memory', 0), ('memory', 1)), 3)
+    Examples:
+        >>> a = Sample("a", torch.zeros(1, 3), torch.zeros(1, 2), torch.tensor([2, 0]), origin=("memory", 0))
+        >>> b = Sample("b", torch.ones(1, 2), torch.ones(1, 1), torch.tensor([1]), origin=("memory", 1))
+        >>> ab = concatenate_samples(a, b)
+        >>> ab.key, ab.raw_frames, ab.edit_frames, ab.pointers.tolist()
+        ('a+b', 5, 3, [2, 0, 4])
+        >>> ab.origin, ab.meta["augmentations"][0]["raw_split"]
+        (('pair', ('memory', 0), ('memory', 1)), 3)
     """
     if a.n_mels != b.n_mels:
         raise ValueError(f"cannot concatenate {a.key!r} ({a.n_mels} mel bins) and {b.key!r} ({b.n_mels} mel bins); "

@@ -336,14 +336,15 @@ class SpecAugmentStage(SpectralAugmentStage):
     independent mode). Cost: about one copy per mel (plus half a copy of each mel whose mean is
     the fill); masks are built in numpy with slice writes, applied in one pass per mel.
 
-    >>> from streams.sample import Sample
-    >>> from streams.stages.spec_augment import SpecAugmentStage
-    >>> raw = torch.ones(4, 100)
-    >>> s = Sample("a", raw, raw[:, :10], torch.arange(10))
-    >>> stage = SpecAugmentStage(probability=1.0, freq_masks=1, freq_width=(2, 2), time_masks=0)
-    >>> out = stage.augment(s, seed=1)
-    >>> int((out.raw_mel[:, 0] == 0).sum()), out.meta["augmentations"][0]["freq_widths"]
-    (2, [2])
+    Examples:
+        >>> from streams.sample import Sample
+        >>> from streams.stages.spec_augment import SpecAugmentStage
+        >>> raw = torch.ones(4, 100)
+        >>> s = Sample("a", raw, raw[:, :10], torch.arange(10))
+        >>> stage = SpecAugmentStage(probability=1.0, freq_masks=1, freq_width=(2, 2), time_masks=0)
+        >>> out = stage.augment(s, seed=1)
+        >>> int((out.raw_mel[:, 0] == 0).sum()), out.meta["augmentations"][0]["freq_widths"]
+        (2, [2])
     """
 
     name = "spec_augment"
