@@ -110,3 +110,41 @@ def test_every_help_shows_the_defaults():
                           text=True, timeout=60, env={**os.environ, "PYTHONPATH": REPO}).stdout
     assert "(default: 1024)" in text
     assert "(default: 0.0)" in text  # a zero default is shown too
+
+
+def _zero_tail_shard(tmp_path, keep: int) -> str:
+    """A demo shard whose members after the ``keep``-th sample were zeroed in place, file size
+    unchanged: a download cut short into a pre-allocated file."""
+    import tarfile
+
+    source = os.path.join(REPO, "shards", "demo", "demo-000000.tar")
+    with tarfile.open(source) as archive:
+        members = archive.getmembers()
+    keys = sorted({m.name.split(".")[0] for m in members})
+    cut = next(m.offset for m in members if m.name.split(".")[0] == keys[keep])
+    data = bytearray(open(source, "rb").read())
+    data[cut:] = bytes(len(data) - cut)
+    path = tmp_path / "cut" / "demo-000000.tar"
+    path.parent.mkdir()
+    path.write_bytes(bytes(data))
+    return str(path)
+
+
+def test_a_zero_tail_without_index_is_a_truncated_shard(tmp_path, capsys):
+    path = _zero_tail_shard(tmp_path, keep=2)
+    assert not os.path.exists(os.path.join(os.path.dirname(path), "index.json"))
+    assert main(["check", path, "--no-progress"]) == 1
+    out = capsys.readouterr()
+    assert "truncated_shard" in out.out + out.err and "pre-allocated" in out.out + out.err
+    assert main(["info", path, "--no-progress"]) == 1  # the samples before the cut still counted
+
+
+def test_tar_padding_is_not_a_zero_tail(tmp_path):
+    """A shard written by tarfile (padding to a 10240-byte record) and one padded by 64 KiB more read clean."""
+    from streams import Pipe
+
+    source = os.path.join(REPO, "shards", "demo", "demo-000000.tar")
+    padded = tmp_path / "padded-000000.tar"
+    padded.write_bytes(open(source, "rb").read() + bytes(1 << 16))
+    assert len(list(Pipe.from_shards(str(padded), shuffle_shards=False))) == len(
+        list(Pipe.from_shards(source, shuffle_shards=False)))

@@ -37,7 +37,10 @@ What else is damage, not an end: a block of zeros is a tar's end only when a sec
 and nothing but zeros comes after them (a zeroed block inside the archive, or "a lone zero
 block" at the end of a file cut short, raises); a shard that ends cleanly with fewer samples
 than its sample count (``index.json``) says is ``truncated_shard`` (a download cut short into a
-pre-allocated, zero-filled file looks like that).
+pre-allocated, zero-filled file looks like that); without a count, so is a zero tail longer than
+tar padding (:data:`ZERO_TAIL_SLACK`). What stays undetectable without ``index.json``: a file cut
+at a member boundary and not padded beyond a record, and one whose pre-allocated size was at most
+the padding past its last complete member (docs/bad-input.md).
 
 Members are bounded before they are read and a stalled ``pipe:`` read fails (:class:`ReadLimits`);
 hard links resolve to the earlier member, other links are bad samples (:func:`iter_tar_members`).
@@ -265,6 +268,12 @@ class _StrictTarInfo(tarfile.TarInfo):
                              ) from None
 
 
+ZERO_TAIL_SLACK = 1 << 16
+"""Zero bytes allowed past the end-of-archive marker and its padding to a 10240-byte record (what
+``tarfile``, GNU tar and webdataset write); 64 KiB more covers blocking factors up to 128. A longer
+zero tail is a file pre-allocated and cut short: ``truncated_shard`` even without ``index.json``."""
+
+
 def _check_archive_end(archive: tarfile.TarFile) -> None:
     """A block of zeros was read at ``archive.offset``: raise :class:`_TarDamage` unless it starts
     a real end of archive (a second zero block, then nothing but zeros to the end of the file)."""
@@ -284,6 +293,11 @@ def _check_archive_end(archive: tarfile.TarFile) -> None:
                                               f"data at byte {position + len(chunk) - len(rest)}: part of the tar "
                                               "was overwritten with zeros (or two tars were joined)")
         position += len(chunk)
+    padded_end = -(-(start + 2 * tarfile.BLOCKSIZE) // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+    if position - padded_end > ZERO_TAIL_SLACK:
+        raise _TarDamage("truncated_shard", f"the members end at byte {start} but {position - start:,} zero bytes "
+                                            "follow, far more than a tar writer pads: a download or copy cut short "
+                                            "into a pre-allocated, zero-filled file (later members are lost)")
 
 
 def short_shard_error(url: str, records: int, expected: int) -> ShardReadError:
