@@ -1,6 +1,7 @@
 """An accelerate run on 2 CPU processes (under torchrun) over the demo shards: the loader is NOT
 given to ``prepare`` (the pipe splits shards across ranks itself); with ``--prepare-loader`` it is,
-to show what that loses. Each rank writes the keys it saw per epoch to OUT/rank-R.json."""
+to show what that does. Each rank writes the keys it saw per epoch, with their augmentation
+records, to OUT/rank-R.json."""
 
 from __future__ import annotations
 
@@ -24,13 +25,14 @@ def main(config_path: str, out: str, prepare_loader: bool) -> None:
     loader = DataLoader(pipe, batch_size=4, num_workers=1)  # a samples pipe, batched by the DataLoader
     if prepare_loader:
         loader = accelerator.prepare(loader)
-    seen: dict[int, list[str]] = {}
+    seen: dict[int, list[list[str]]] = {}
     for epoch in range(2):
         pipe.set_epoch(epoch)
         seen[epoch] = []
         for batch in loader:
             batch = batch.to(accelerator.device)
-            seen[epoch] += list(batch.keys)
+            seen[epoch] += [[key, json.dumps(meta["augmentations"], sort_keys=True)]
+                            for key, meta in zip(batch.keys, batch.meta)]
             loss = model(batch.edit_mel.float().mean().reshape(1, 1)).sum()
             accelerator.backward(loss)
             optimizer.step()

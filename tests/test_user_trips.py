@@ -122,7 +122,8 @@ def _zero_tail_shard(tmp_path, keep: int) -> str:
         members = archive.getmembers()
     keys = sorted({m.name.split(".")[0] for m in members})
     cut = next(m.offset for m in members if m.name.split(".")[0] == keys[keep])
-    data = bytearray(open(source, "rb").read())
+    with open(source, "rb") as f:
+        data = bytearray(f.read())
     data[cut:] = bytes(len(data) - cut)
     path = tmp_path / "cut" / "demo-000000.tar"
     path.parent.mkdir()
@@ -145,6 +146,7 @@ def test_tar_padding_is_not_a_zero_tail(tmp_path):
 
     source = os.path.join(REPO, "shards", "demo", "demo-000000.tar")
     padded = tmp_path / "padded-000000.tar"
-    padded.write_bytes(open(source, "rb").read() + bytes(1 << 16))
+    with open(source, "rb") as f:
+        padded.write_bytes(f.read() + bytes(1 << 16))
     assert len(list(Pipe.from_shards(str(padded), shuffle_shards=False))) == len(
         list(Pipe.from_shards(source, shuffle_shards=False)))
