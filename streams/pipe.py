@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, TypeVar
 
@@ -38,6 +39,7 @@ __all__ = [
     "Node",
     "Pipe",
     "PipeIterator",
+    "RepeatedEpochWarning",
     "Stage",
     "StreamContext",
     "pipe_method",
@@ -277,6 +279,14 @@ def shared_epoch_cell(epoch: int = 0) -> torch.Tensor:
     return cell
 
 
+PASS_SLOTS = 64
+"""DataLoader workers whose passes a pipe remembers (the epoch each last started), for the repeat warning."""
+
+
+class RepeatedEpochWarning(UserWarning):
+    """A pipe with augmentation started a second pass at an epoch it already streamed."""
+
+
 class Pipe(IterableDataset):
     """A stream of items: a source stage and the stages after it.
 
@@ -304,6 +314,9 @@ class Pipe(IterableDataset):
         self.seed = check_int(seed, "seed", minimum=None)
         self.stage_names = _unique_names(stage.name for stage in stages)
         self._epoch_cell = _epoch_cell if _epoch_cell is not None else shared_epoch_cell(0)
+        self._pass_epochs = torch.full((PASS_SLOTS,), -1, dtype=torch.int64)  # per worker: the epoch of its last pass
+        with contextlib.suppress(RuntimeError):
+            self._pass_epochs.share_memory_()
         self._pending_state: dict[str, Any] | None = None
         self._restart_epoch = False
         self._live: PipeIterator | None = None
@@ -353,10 +366,25 @@ class Pipe(IterableDataset):
         self._restart_epoch = False
         if state is not None:
             state = self._checked_state(state, ctx)
+        else:
+            self._note_pass(ctx)
         if self._live is not None:
             self._live.close()  # a pass abandoned mid-way must not keep its shards open
         self._live = PipeIterator(self, ctx, state)
         return self._live
+
+    def _note_pass(self, ctx: StreamContext) -> None:
+        """Warn when this reader starts a second fresh pass at one epoch with augmentation on: it
+        would repeat the first pass's order and augmentations (a framework that never calls
+        ``set_epoch``). The epochs live in shared memory, so fresh DataLoader workers see them."""
+        if ctx.worker >= PASS_SLOTS or not any(getattr(stage, "keyed_augmentation", False) for stage in self.stages):
+            return
+        if int(self._pass_epochs[ctx.worker]) == ctx.epoch:
+            warnings.warn(f"this pipe is streaming epoch {ctx.epoch} again (reader {ctx.worker}), with the same "
+                          "order and augmentations as before: call pipe.set_epoch(epoch) before each epoch "
+                          "(with Lightning, add the callback pipelines.lightning.SetEpoch(pipe))",
+                          RepeatedEpochWarning, stacklevel=3)
+        self._pass_epochs[ctx.worker] = ctx.epoch
 
     def _checked_state(self, state: dict[str, Any], ctx: StreamContext) -> dict[str, Any]:
         restart = "or restart the saved epoch with pipe.load_state_dict(state, restart_epoch=True)"

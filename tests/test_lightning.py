@@ -11,7 +11,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(tmp_path, *flags: str) -> dict[str, dict[str, str]]:
+def _run(tmp_path, *flags: str) -> tuple[dict[str, dict[str, str]], str]:
     config = {"seed": 1, "source": {"urls": os.path.join(REPO, "shards", "demo", "demo-{000000..000004}.tar"),
                                     "equal_steps": "drop"},
               "augmentation": {"enabled": True, "gain": {"enabled": True, "probability": 1.0}},
@@ -29,16 +29,18 @@ def _run(tmp_path, *flags: str) -> dict[str, dict[str, str]]:
                 assert not set(keys) & set(epochs.get(epoch, {})), "a key reached both ranks in one epoch"
                 epochs.setdefault(epoch, {}).update(dict(seen))
                 assert len(keys) == len(set(keys))
-    return epochs
+    return epochs, done.stderr
 
 
 def test_lightning_ddp_with_set_epoch_sees_every_key_once_and_new_augmentations(tmp_path):
-    epochs = _run(tmp_path)
+    epochs, stderr = _run(tmp_path)
+    assert "again" not in stderr
     assert sorted(epochs) == ["0", "1"] and len(epochs["0"]) == len(epochs["1"]) == 24  # the demo's 24 samples
     assert sorted(epochs["0"]) == sorted(epochs["1"])
     assert all(epochs["0"][key] != epochs["1"][key] for key in epochs["0"])  # a new gain for every key
 
 
 def test_without_the_callback_lightning_repeats_epoch_0(tmp_path):
-    epochs = _run(tmp_path, "--no-callback")
+    epochs, stderr = _run(tmp_path, "--no-callback")
     assert all(epochs["0"][key] == epochs["1"][key] for key in epochs["0"])  # what SetEpoch is for
+    assert "RepeatedEpochWarning: this pipe is streaming epoch 0 again" in stderr  # and the pipe says so

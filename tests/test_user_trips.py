@@ -150,3 +150,27 @@ def test_tar_padding_is_not_a_zero_tail(tmp_path):
         padded.write_bytes(f.read() + bytes(1 << 16))
     assert len(list(Pipe.from_shards(str(padded), shuffle_shards=False))) == len(
         list(Pipe.from_shards(source, shuffle_shards=False)))
+
+
+def test_a_second_pass_at_one_epoch_with_augmentation_warns(tmp_path):
+    import warnings
+
+    from torch.utils.data import DataLoader
+
+    from streams import Pipe
+    from streams.pipe import RepeatedEpochWarning
+
+    pipe = Pipe.from_shards(DEMO, seed=0).gain(probability=1.0)
+    list(pipe)
+    with pytest.warns(RepeatedEpochWarning, match=r"streaming epoch 0 again .*pipe.set_epoch"):
+        list(pipe)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RepeatedEpochWarning)
+        pipe.set_epoch(1)
+        list(pipe)
+        list(Pipe.from_shards(DEMO, seed=0))  # no augmentation: nothing repeats that matters
+        list(Pipe.from_shards(DEMO, seed=0))
+    fresh = Pipe.from_shards(DEMO, seed=0).gain(probability=1.0)
+    fresh.set_epoch(3)
+    list(DataLoader(fresh, batch_size=None, num_workers=1))  # a fresh worker records its pass in shared memory
+    assert int(fresh._pass_epochs[0]) == 3

@@ -65,6 +65,8 @@ class SettingsStage(Stage):
     optional per-epoch factor on ``probability`` (:meth:`probability_at`)."""
 
     settings_class: ClassVar[type[StageSettings]] = StageSettings
+    keyed_augmentation: ClassVar[bool] = True
+    """Draws per sample from (seed, epoch, stage, key): a second pass at one epoch repeats them."""
 
     def __init__(self, *, schedule: ProbabilitySchedule | None = None, **fields: Any):
         if "enabled" in fields:
