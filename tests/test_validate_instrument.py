@@ -65,6 +65,16 @@ def test_plateau_stops_exactly_patience_steps_after_the_best(values, patience, e
         assert rule.stopped(k * every) == (k - best_k >= patience)
 
 
+@settings(max_examples=60, deadline=None)
+@given(scores=st.lists(st.tuples(st.sampled_from([0.5, 0.6]), st.floats(-5, 0)), min_size=1, max_size=20))
+def test_plateau_breaks_ties_by_the_tiebreak(scores):
+    rule = Plateau(patience=100)
+    for k, (value, tiebreak) in enumerate(scores, start=1):
+        rule.update(k, value, tiebreak)
+    best_k = max(range(len(scores)), key=lambda j: (scores[j], -j)) + 1  # best score, then best tie-break, first
+    assert rule.best_step == best_k and rule.best == scores[best_k - 1][0]
+
+
 def test_plateau_needs_more_than_min_delta_and_increasing_steps():
     rule = Plateau(patience=2, min_delta=0.05)
     assert [rule.update(s, v) for s, v in [(1, 0.5), (2, 0.54), (3, 0.56)]] == [True, False, True]

@@ -6,11 +6,19 @@ score and its step; a run stops once ``patience`` steps have passed without an i
 more than ``min_delta``, or at the step cap, whichever comes first, and keeps its best checkpoint
 (the standard early-stopping rule). Every arm gets the same cap, interval, patience and metric.
 
+A score may carry a tie-break (higher is better; ``validate`` passes minus the held-out loss): at
+an equal score, a better tie-break is an improvement too. Decoded exact on a few held-out
+recordings moves in steps (a decoded segment is right or wrong as a whole), so two checkpoints
+often tie on it while one is plainly the better model by its held-out loss.
+
 >>> rule = Plateau(patience=100)
 >>> [rule.update(step, value) for step, value in [(50, 0.5), (100, 0.6), (150, 0.6), (200, 0.59)]]
 [True, True, False, False]
 >>> rule.best_step, rule.stopped(199), rule.stopped(200)
 (100, False, True)
+>>> rule = Plateau(patience=100)
+>>> [rule.update(step, 0.5, tiebreak) for step, tiebreak in [(0, -4.0), (50, -3.5), (100, -3.6)]]
+[True, True, False]
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ class Plateau:
     patience: int
     min_delta: float = 0.0
     best: float = -math.inf
+    best_tiebreak: float = -math.inf
     best_step: int = 0
     history: list[tuple[int, float]] = dataclasses.field(default_factory=list)
 
@@ -37,13 +46,15 @@ class Plateau:
         if not self.min_delta >= 0:
             raise ValueError(f"min_delta must be >= 0 ({self.min_delta!r} given)")
 
-    def update(self, step: int, value: float) -> bool:
-        """Record the score at ``step``; True when it is a new best (keep this checkpoint)."""
+    def update(self, step: int, value: float, tiebreak: float = -math.inf) -> bool:
+        """Record the score at ``step`` (and its tie-break); True when it is a new best (keep this
+        checkpoint): a score above the best by more than ``min_delta``, or equal to it with a
+        higher tie-break."""
         if self.history and step <= self.history[-1][0]:
             raise ValueError(f"steps must increase ({step} after {self.history[-1][0]})")
         self.history.append((step, value))
-        if value > self.best + self.min_delta:
-            self.best, self.best_step = value, step
+        if value > self.best + self.min_delta or (value == self.best and tiebreak > self.best_tiebreak):
+            self.best, self.best_tiebreak, self.best_step = value, tiebreak, step
             return True
         return False
 

@@ -17,8 +17,9 @@ Every arm of a comparison trains the same way but for its augmentation block (se
 Every arm trains to its plateau (:mod:`.plateau`): at step 0 (the untrained model, which scores as
 the nearest neighbour does) and every ``eval_every`` steps the model is scored on training
 recordings held out from its training (``RunSpec.holdout``): the decoded exact accuracy at the
-best penalty of ``settings.penalties``. The run stops when that score has not improved for
-``patience`` steps or at the ``steps`` cap, and the best checkpoint is kept, with the penalty
+best penalty of ``settings.penalties``, ties broken by the held-out loss. The run stops when
+that score has not improved for ``patience`` steps or at the ``steps`` cap, and the best
+checkpoint is kept, with the penalty
 chosen there; only then is the validation set scored, once, on whole recordings (``eval_frames``
 rows per recording, when set, instead). Nothing is tuned on the validation set.
 
@@ -300,7 +301,7 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
         recent = losses[-settings.eval_every:]
         curve.append({"step": at, "train_loss": sum(recent) / len(recent) if recent else None,
                       "penalty": penalty, "holdout": by_penalty[penalty]})
-        if rule.update(at, by_penalty[penalty]["decoded_exact"]):
+        if rule.update(at, by_penalty[penalty]["decoded_exact"], -by_penalty[penalty]["loss"]):
             best_state = copy.deepcopy(model.state_dict())
         return time.perf_counter() - tick
 
