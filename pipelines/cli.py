@@ -411,27 +411,28 @@ def make_parser() -> argparse.ArgumentParser:
     validate.add_argument("--val", required=True, help="validation shards (recordings not in --train)")
     validate.add_argument("--protocol", choices=("quick", "ablation", "multiplier"), default="quick")
     validate.add_argument("--seeds", type=int, default=3)
-    validate.add_argument("--steps", type=int, default=600, help="step cap per run, the same in every arm "
-                                                                 "(default 600)")
+    validate.add_argument("--steps", type=int, default=100, help="step cap per run, the same in every arm "
+                                                                 "(default 100)")
     validate.add_argument("--eval-every", type=int, default=50,
                           help="score the held-out training recordings every N steps (default 50)")
-    validate.add_argument("--patience", type=int, default=150,
-                          help="stop when the held-out score has not improved for N steps (default 150)")
+    validate.add_argument("--patience", type=int, default=100,
+                          help="stop when the held-out score has not improved for N steps (default 100)")
     validate.add_argument("--holdout", type=float, default=0.125,
                           help="fraction of training recordings held out for the plateau rule and the jump "
                                "penalty (default 0.125)")
     validate.add_argument("--holdout-frames", type=int, default=1000,
                           help="edit rows scored per held-out recording, centred (0: whole; default 1000)")
-    validate.add_argument("--penalties", default="1,2,4,8,16,32,64",
-                          help="jump penalties (nats) tried on the held-out recordings (default 1,2,4,8,16,32,64)")
+    validate.add_argument("--penalties", default="4,16,64,256",
+                          help="jump penalties (nats) tried on the held-out recordings (default 4,16,64,256)")
     validate.add_argument("--conditions", default="stored",
                           help="validation conditions scored: stored[,like_training][,unlike_training] "
                                "(default stored; each one costs as much as stored)")
     validate.add_argument("--window", type=int, default=200, help="training window in edit frames (default 200)")
-    validate.add_argument("--context", type=int, default=100,
-                          help="raw frames kept either side of what a training window points at (default 100)")
-    validate.add_argument("--batch-size", type=int, default=8)
-    validate.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate after warm-up (default 3e-3)")
+    validate.add_argument("--context", type=int, default=100000,
+                          help="raw frames kept either side of what a training window points at (default 100000: "
+                               "the whole recording, every raw frame a distractor, as in the search scored)")
+    validate.add_argument("--batch-size", type=int, default=4)
+    validate.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate after warm-up (default 1e-3)")
     validate.add_argument("--eval-frames", type=int, default=0,
                           help="edit rows scored per validation recording, a centred excerpt of the whole-recording "
                                "encoding (default 0: whole recordings)")

@@ -33,7 +33,7 @@ Scorer = Callable[[Sample], RowScorer]
 
 DEFAULT_JUMP_PENALTY = 4.0
 """Nats of log-probability charged per jump, when no penalty was chosen."""
-PENALTY_GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+PENALTY_GRID = (4.0, 16.0, 64.0, 256.0)
 """The jump penalties tried on the training recordings held out from training."""
 
 
