@@ -174,7 +174,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from .validation.report import render_markdown
-    from .validation.run import default_device, load_validation_config, run_validation, summary_line
+    from .validation.run import default_device, load_audio_block, load_validation_config, run_validation, summary_line
     from .validation.train import TrainSettings
 
     config = load_validation_config(args.config, args.train)
@@ -191,7 +191,8 @@ def _validate(args: argparse.Namespace) -> int:
                              chunk_frames=args.chunk_frames, eval_frames=args.eval_frames or None)
     results, paths = run_validation(config, args.val, protocol=args.protocol, seeds=args.seeds, settings=settings,
                                     out_dir=args.out, jobs=args.jobs, progress=not args.no_progress,
-                                    cache_dir=args.cache)
+                                    cache_dir=args.cache, train_audio=args.train_audio,
+                                    audio=load_audio_block(args.config) if args.protocol == "audio" else None)
     print(render_markdown(results))
     print(summary_line(results, paths))
     return 0
@@ -409,7 +410,10 @@ def make_parser() -> argparse.ArgumentParser:
                                                                    "(default: pipelines/configs/full.json)")
     validate.add_argument("--train", required=True, help="training shards (pattern); replaces the config's source.urls")
     validate.add_argument("--val", required=True, help="validation shards (recordings not in --train)")
-    validate.add_argument("--protocol", choices=("quick", "ablation", "multiplier"), default="quick")
+    validate.add_argument("--protocol", choices=("quick", "ablation", "multiplier", "audio"), default="quick")
+    validate.add_argument("--train-audio", default=None,
+                          help="audio shards (pack-audio --store audio) of the --train recordings; --protocol audio "
+                               "only, which trains arms none, mel, audio and both")
     validate.add_argument("--seeds", type=int, default=3)
     validate.add_argument("--steps", type=int, default=100, help="step cap per run, the same in every arm "
                                                                  "(default 100)")

@@ -9,7 +9,10 @@ Arms differ only in their augmentation block (``dataclasses.replace`` on the con
 - ``none@<k>`` / ``all@<k>``: the same on a subset of ``k`` training recordings (the multiplier).
 
 Protocols: ``quick`` (none, all), ``ablation`` (none, all, every without_<stage>), ``multiplier``
-(none on nested subsets of about n/4, n/2 and n recordings, all on the smaller ones). The
+(none on nested subsets of about n/4, n/2 and n recordings, all on the smaller ones), ``audio``
+(none; ``mel``, the config's augmentations on mel shards, which is ``all``; ``audio``, the audio
+stages of the config's ``audio_augmentation`` block on audio shards of the same recordings and no
+mel-domain augmentation; ``both``; each against none). The
 multiplier (Geiping et al., 2022, "How Much Data Are Augmentations Worth?") of ``all@k`` is
 ``N_eq / k``, where ``N_eq`` is the subset size at which ``none`` reaches the augmented score,
 interpolated linearly in ``log n`` between the measured sizes, never extrapolated: past the
@@ -26,12 +29,12 @@ import numpy as np
 
 from streams.seeding import derive_seed
 
-from ..config import Config
+from ..config import AudioAugmentationConfig, Config
 
-__all__ = ["AUGMENTATION_BLOCKS", "PROTOCOLS", "Arm", "enabled_blocks", "holdout_split", "multiplier",
-           "protocol_arms", "subset_sizes"]
+__all__ = ["AUGMENTATION_BLOCKS", "Arm", "PROTOCOLS", "audio_arm_config", "enabled_audio_stages", "enabled_blocks",
+           "holdout_split", "multiplier", "protocol_arms", "subset_sizes"]
 
-PROTOCOLS = ("quick", "ablation", "multiplier")
+PROTOCOLS = ("quick", "ablation", "multiplier", "audio")
 AUGMENTATION_BLOCKS = ("noise", "gain", "channel_dropout", "spec_augment", "crop", "chunk_shuffle", "concatenation")
 
 
@@ -56,8 +59,27 @@ def enabled_blocks(config: Config) -> list[str]:
 def _with_augmentation(config: Config, on: bool, disabled: Sequence[str] = ()) -> Config:
     aug = config.augmentation
     blocks = {name: dataclasses.replace(getattr(aug, name), enabled=False) for name in disabled}
-    return dataclasses.replace(config, augmentation_enabled=on,
+    return dataclasses.replace(config, augmentation_enabled=on, audio_augmentation=AudioAugmentationConfig(),
                                augmentation=dataclasses.replace(aug, enabled=on, **blocks))
+
+
+def audio_arm_config(config: Config, audio_urls: str | list[str], audio: AudioAugmentationConfig,
+                     mel_augmentation: bool) -> Config:
+    """``config`` trained from the audio shards ``audio_urls`` (the same recordings as its mel shards)
+    with the audio stages of ``audio``, and its mel-domain augmentations when ``mel_augmentation``.
+
+    Mels are made by the ``librosa`` backend, ``pack-audio``'s own: with no audio stage on, the pipe
+    gives the numbers of the mel shards (rounded to their float16 in training), so an audio arm
+    differs from its mel twin by its audio stages only.
+    """
+    return dataclasses.replace(
+        _with_augmentation(config, mel_augmentation), audio_augmentation=audio,
+        source=dataclasses.replace(config.source, urls=audio_urls, store="audio", mel_backend="librosa"))
+
+
+def enabled_audio_stages(audio: AudioAugmentationConfig) -> list[str]:
+    """The audio stages the block ``audio`` runs, in pipe order."""
+    return [name for name, block in audio.stages if audio.enabled and block.enabled]
 
 
 def subset_sizes(recordings: int) -> list[int]:
@@ -90,16 +112,29 @@ def holdout_split(recordings: Sequence[str], fraction: float, seed: int) -> tupl
     return tuple(n for n in names if n not in held), tuple(sorted(held))
 
 
-def protocol_arms(protocol: str, config: Config, recordings: Sequence[str] = ()) -> list[Arm]:
+def protocol_arms(protocol: str, config: Config, recordings: Sequence[str] = (),
+                  audio_urls: str | list[str] | None = None, audio: AudioAugmentationConfig | None = None) -> list[Arm]:
     """The arms of ``protocol`` for ``config``; ``recordings`` (the training set's, any order) only
-    for ``multiplier``, which draws nested subsets from them with the config's seed."""
+    for ``multiplier``, which draws nested subsets from them with the config's seed; ``audio_urls``
+    (audio shards of the training recordings) and ``audio`` (the audio stages) only, and always,
+    for ``audio``."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)} ({protocol!r} given)")
+    if (audio_urls is not None) != (protocol == "audio"):
+        raise ValueError("--train-audio (audio shards of the training recordings) is needed by --protocol audio "
+                         "and only by it" + ("" if audio_urls is None else ": drop it or pass --protocol audio"))
     blocks = enabled_blocks(config)
     if not blocks:
         raise ValueError("the config enables no augmentation (augmentation.enabled and at least one block's "
                          "enabled must be true): there is nothing to compare")
     none, everything = _with_augmentation(config, False), _with_augmentation(config, True)
+    if protocol == "audio":
+        if audio is None or not enabled_audio_stages(audio):
+            raise ValueError("the audio protocol needs audio stages: audio_augmentation.enabled and at least one "
+                             "stage's enabled must be true (see pipelines/configs/audio.json)")
+        return [Arm("none", none), Arm("mel", everything, against="none"),
+                Arm("audio", audio_arm_config(config, audio_urls, audio, False), against="none"),
+                Arm("both", audio_arm_config(config, audio_urls, audio, True), against="none")]
     if protocol == "quick":
         return [Arm("none", none), Arm("all", everything, against="none")]
     if protocol == "ablation":

@@ -7,6 +7,7 @@ one of :data:`METRICS`: the argmax's ``exact``, ``within_2``, ``median_abs_err``
 
     {"protocol": "quick", "settings": {...}, "seconds": s, "train": URLS, "val": URLS,
      "holdout_recordings": [...], "load_average": [1, 5, 15 min], ...,
+     "train_audio": URLS|null, "audio_augmentation": {the audio stages' block}|null,  # protocol audio
      "arms": {NAME: {"recordings": k or null, "against": NAME or null,
                      "per_seed": [{"seed": S, METRIC: x, ..., "conditions": {COND: {METRIC: x}},
                                    "steps": n, "best_step": n, "stopped_by": "plateau"|"cap",

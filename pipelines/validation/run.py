@@ -15,7 +15,7 @@ import torch
 from streams import Pipe
 
 from ..build import load_config
-from ..config import Config, ConfigError
+from ..config import AudioAugmentationConfig, Config, ConfigError
 from .baseline import nearest_neighbour_scorer
 from .evaluate import score_samples, select_penalty
 from .perturb import make_conditions
@@ -24,10 +24,12 @@ from .report import build_results, write_outputs
 from .runner import run_specs
 from .train import RunSpec, TrainSettings, load_samples, recording_of
 
-__all__ = ["DEFAULT_CONFIG", "default_device", "load_validation_config", "run_baseline", "run_key", "run_validation",
-           "summary_line", "training_recordings"]
+__all__ = ["AUDIO_CONFIG", "DEFAULT_CONFIG", "audio_recordings", "default_device", "load_audio_block",
+           "load_validation_config", "run_baseline", "run_key", "run_validation", "summary_line", "training_recordings"]
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "full.json")
+AUDIO_CONFIG = os.path.join(os.path.dirname(DEFAULT_CONFIG), "audio.json")
+"""Where the audio protocol takes its ``audio_augmentation`` block when the config has none enabled."""
 
 
 def default_device() -> str:
@@ -35,9 +37,7 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_validation_config(path: str | None, train_urls: str | list[str]) -> Config:
-    """The config at ``path`` (default: ``pipelines/configs/full.json``) reading ``train_urls``."""
-    path = path or DEFAULT_CONFIG
+def _read_json(path: str) -> dict:
     try:
         with open(path) as f:
             data = json.load(f)
@@ -45,8 +45,34 @@ def load_validation_config(path: str | None, train_urls: str | list[str]) -> Con
         raise ValueError(f"config {path} cannot be read as JSON: {err}") from err
     if not isinstance(data, dict):
         raise ConfigError("", f"config {path} must hold a JSON object")
-    data = {**data, "source": {**data.get("source", {}), "urls": train_urls}}
-    return load_config(data)
+    return data
+
+
+def load_validation_config(path: str | None, train_urls: str | list[str]) -> Config:
+    """The config at ``path`` (default: ``pipelines/configs/full.json``) reading ``train_urls`` (mel
+    shards: its ``source.store`` and ``audio_augmentation`` are dropped; :func:`load_audio_block`
+    reads the latter)."""
+    data = _read_json(path or DEFAULT_CONFIG)
+    source = {key: value for key, value in data.get("source", {}).items() if key not in ("store", "mel_backend")}
+    data = {key: value for key, value in data.items() if key != "audio_augmentation"}
+    return load_config({**data, "source": {**source, "urls": train_urls}})
+
+
+def load_audio_block(path: str | None) -> AudioAugmentationConfig:
+    """The ``audio_augmentation`` block of the config at ``path`` when it enables one, else
+    :data:`AUDIO_CONFIG`'s: the audio stages of the ``audio`` protocol."""
+    for where in ([path] if path else []) + [AUDIO_CONFIG]:
+        data = _read_json(where).get("audio_augmentation")
+        if data is not None:
+            block = AudioAugmentationConfig.from_json(data, "audio_augmentation")
+            if block.enabled:
+                return block
+    raise ValueError(f"{AUDIO_CONFIG} enables no audio stage")
+
+
+def audio_recordings(urls: str | list[str]) -> list[str]:
+    """The distinct ``meta["recording"]`` values of audio shards (each recording is decoded)."""
+    return sorted({str(recording_of(sample)) for sample in Pipe.from_audio_shards(urls, seed=0, shuffle_shards=False)})
 
 
 def training_recordings(urls: str | list[str]) -> list[str]:
@@ -75,8 +101,15 @@ def run_baseline(config: Config, holdout: tuple[str, ...], val_urls: str | list[
 
 def run_validation(config: Config, val_urls: str | list[str], *, protocol: str = "quick", seeds: int = 3,
                    settings: TrainSettings | None = None, out_dir: str = "validate-out", jobs: int = 1,
-                   progress: bool = True, cache_dir: str | None = None) -> tuple[dict, dict[str, str]]:
+                   progress: bool = True, cache_dir: str | None = None,
+                   train_audio: str | list[str] | None = None,
+                   audio: AudioAugmentationConfig | None = None) -> tuple[dict, dict[str, str]]:
     """Run ``protocol`` (see :mod:`.protocols`); return the results and the written files' paths.
+
+    ``train_audio``: audio shards of the training recordings (``pack-audio --store audio`` of the
+    folder ``--train`` was packed from), for the ``audio`` protocol only; they must hold the same
+    recordings (by ``meta["recording"]``). ``audio``: its audio stages (default:
+    :data:`AUDIO_CONFIG`'s, see :func:`load_audio_block`).
 
     The training recordings are split once (:func:`.protocols.holdout_split`, the config's seed):
     the held-out ones choose every run's checkpoint and jump penalty and the baseline's penalty;
@@ -92,8 +125,12 @@ def run_validation(config: Config, val_urls: str | list[str], *, protocol: str =
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1 ({seeds!r} given)")
     started = time.perf_counter()
-    recordings, holdout = holdout_split(training_recordings(config.source.urls), settings.holdout, config.seed)
-    arms = protocol_arms(protocol, config, recordings)
+    names = training_recordings(config.source.urls)
+    if protocol == "audio" and train_audio is not None:
+        audio = audio or load_audio_block(None)
+        _check_same_recordings(names, audio_recordings(train_audio), config.source.urls, train_audio)
+    recordings, holdout = holdout_split(names, settings.holdout, config.seed)
+    arms = protocol_arms(protocol, config, recordings, audio_urls=train_audio, audio=audio)
     seed_list = [config.seed + i for i in range(seeds)]
     specs = [RunSpec(arm.name, seed, arm.config, settings, val_urls, config,
                      tuple(sorted(arm.recordings)) if arm.recordings else recordings, holdout)
@@ -112,10 +149,19 @@ def run_validation(config: Config, val_urls: str | list[str], *, protocol: str =
                "val_raw_frames": sum(s.raw_frames for s in val), "train_recordings": len(recordings),
                "holdout_recordings": list(holdout), "jobs": jobs,
                "runs_trained": len(missing), "runs_from_cache": len(specs) - len(missing),
-               "cpus": os.cpu_count(), "load_average": list(os.getloadavg()),
+               "cpus": os.cpu_count(), "load_average": list(os.getloadavg()), "train_audio": train_audio,
+               "audio_augmentation": dataclasses.asdict(audio) if train_audio else None,
                "seconds": time.perf_counter() - started}
     results = build_results(protocol, arms, runs, baseline, **context)
     return results, write_outputs(results, out_dir)
+
+
+def _check_same_recordings(mel: list[str], audio: list[str], mel_urls, audio_urls) -> None:
+    if mel != audio:
+        only_mel, only_audio = sorted(set(mel) - set(audio)), sorted(set(audio) - set(mel))
+        raise ValueError(f"--train-audio {audio_urls!r} must hold the recordings of --train {mel_urls!r} (pack-audio "
+                         f"--store audio of the same folder); only in --train: {only_mel[:5]}, only in --train-audio: "
+                         f"{only_audio[:5]}")
 
 
 def run_key(spec: RunSpec) -> str:

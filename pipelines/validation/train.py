@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader
 from streams import Pipe, Sample
 from streams.pipe import FilterStage, MapStage
 from streams.stages.crop import crop_bounds, cut_sample
+from streams.stages.mels import MelStage
 
 from ..build import build_stages
 from ..config import BatchingConfig, Config
@@ -50,7 +51,7 @@ from .evaluate import PENALTY_GRID, model_scorer, score_samples, select_penalty
 from .perturb import CONDITIONS, make_conditions
 from .plateau import Plateau
 
-__all__ = ["FixedWindow", "InRecordings", "InstabilityWatch", "RunSpec", "TrainSettings", "load_samples",
+__all__ = ["FixedWindow", "InRecordings", "InstabilityWatch", "RunSpec", "TrainSettings", "as_float32", "load_samples",
            "recording_of", "train_run", "training_config", "training_pipe"]
 
 
@@ -122,8 +123,8 @@ class RunSpec:
     """One run: ``arm`` name, ``seed``, the arm's ``config`` (its source is the training set),
     ``recordings`` (the training recordings it trains on, by ``meta["recording"]``), ``holdout``
     (the training recordings held out for the plateau rule and the penalty), the ``reference``
-    config whose spectral augmentations make the ``like_training`` condition, and the validation
-    shards."""
+    config (mel shards: the held-out recordings are read from them, for audio arms too; its spectral
+    augmentations make the ``like_training`` condition), and the validation shards."""
 
     arm: str
     seed: int
@@ -168,31 +169,42 @@ class InRecordings:
 
 
 def training_config(config: Config, settings: TrainSettings, seed: int) -> Config:
-    """The arm's config as trained: the run's seed, float32 mels, fixed batches of
-    ``batch_size`` (last partial batch dropped), crop at ``window`` frames with probability 1 and
-    chunk shuffle in chunks of ``window // 4``."""
+    """The arm's config as trained: the run's seed, float32 mels (audio shards: float16, the mel
+    shards' precision, see :func:`as_float32`), fixed batches of ``batch_size`` (last partial batch
+    dropped), crop at ``window`` frames with probability 1 and chunk shuffle in chunks of
+    ``window // 4``."""
     aug = config.augmentation
     crop = dataclasses.replace(aug.crop, probability=1.0, min_len=settings.window, max_len=settings.window,
                                context=settings.context)
     chunks = dataclasses.replace(aug.chunk_shuffle, chunk_size=max(1, settings.window // 4))
+    mel_dtype = "float16" if config.source.store == "audio" else "float32"
     return dataclasses.replace(
-        config, seed=seed, source=dataclasses.replace(config.source, mel_dtype="float32"),
+        config, seed=seed, source=dataclasses.replace(config.source, mel_dtype=mel_dtype),
         batching=BatchingConfig(batch_size=settings.batch_size, drop_last=True),
         augmentation=dataclasses.replace(aug, crop=crop, chunk_shuffle=chunks))
+
+
+def as_float32(sample: Sample) -> Sample:
+    """``sample`` with float32 mels. Audio arms make float16 mels, then this: the numbers a mel
+    arm reads from its float16 shards, so the two differ by their augmentations only."""
+    return sample.replace(raw_mel=sample.raw_mel.float(), edit_mel=sample.edit_mel.float())
 
 
 def training_pipe(config: Config, settings: TrainSettings, seed: int,
                   recordings: Sequence[str] | None = None) -> Pipe:
     """The pipe one run trains on: the stages of :func:`training_config`, with the recording
-    subset filter and, when crop is off, the :class:`FixedWindow` right after the source."""
+    subset filter right after the source and, when crop is off, the :class:`FixedWindow` where
+    the mels are first there (after the source; after the mel stage on audio shards, which is
+    followed by :func:`as_float32`)."""
     trained = training_config(config, settings, seed)
     stages = build_stages(trained)
-    early = []
-    if recordings is not None:
-        early.append(FilterStage(InRecordings(recordings), name="subset"))
+    subset = [FilterStage(InRecordings(recordings), name="subset")] if recordings is not None else []
+    mels_at = next(i for i, stage in enumerate(stages) if isinstance(stage, MelStage)) if trained.source.store == \
+        "audio" else 0
+    after_mels = [MapStage(as_float32, name="float32")] if mels_at else []
     if not (trained.augment and trained.augmentation.crop.enabled):
-        early.append(MapStage(FixedWindow(settings.window, trained.augmentation.crop.context), name="window"))
-    return Pipe([stages[0], *early, *stages[1:]], seed=trained.seed)
+        after_mels.append(MapStage(FixedWindow(settings.window, trained.augmentation.crop.context), name="window"))
+    return Pipe([stages[0], *subset, *stages[1:mels_at + 1], *after_mels, *stages[mels_at + 1:]], seed=trained.seed)
 
 
 def load_samples(urls: str | list[str], recordings: Sequence[str] | None = None) -> list[Sample]:
@@ -280,7 +292,7 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
         raise ValueError(f"arm {spec.arm!r}: no held-out training recordings for the plateau rule")
     torch.set_num_threads(settings.threads)
     device = torch.device(settings.device)
-    holdout = load_samples(spec.config.source.urls, spec.holdout)
+    holdout = load_samples(spec.reference.source.urls, spec.holdout)  # mel shards, for audio arms too
     model = _init_model(holdout[0].n_mels, settings, spec.seed, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
