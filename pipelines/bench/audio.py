@@ -132,7 +132,7 @@ def bench_audio(settings: BenchSettings) -> AudioResult:
     with tempfile.TemporaryDirectory(prefix="pipelines-bench-audio-") as temporary:
         directory = os.path.join(settings.shard_dir, "audio") if settings.shard_dir else temporary
         if settings.audio_src is None:
-            src, source = write_audio_source(directory, settings), "synthetic"
+            src = write_audio_source(directory, settings)
         else:
-            src, source = link_audio_source(settings.audio_src, directory, settings.audio_recordings), settings.audio_src
-        return _measure(_pack(src, directory, settings), source, settings)
+            src = link_audio_source(settings.audio_src, directory, settings.audio_recordings)
+        return _measure(_pack(src, directory, settings), settings.audio_src or "synthetic", settings)

@@ -15,10 +15,10 @@ import torch
 from tqdm import tqdm
 
 from streams import Pipe, Sample, Stage
+from streams.audio.audio_io import write_audio
 from streams.reading.shardlist import expand_shard_urls
 from streams.seeding import derive_seed
 from streams.stages.registry import REGISTRY, settings_values
-from streams.audio.audio_io import write_audio
 from streams.tools.shard_writer import write_shards
 from streams.tools.simulate_folder import simulate_edits
 from streams.tools.synthetic import synthetic_sample

@@ -7,8 +7,8 @@ from typing import Any
 
 from .timing import Spread, TimeSpread
 
-__all__ = ["AudioResult", "AudioRow", "BenchResult", "E2EFigures", "E2EResult", "E2ERow", "FirstBatchResult", "FirstBatchRow", "MemoryResult",
-           "PeerRatio", "PeerRow", "PeersResult", "ReferenceRow", "StageRow", "Target"]
+__all__ = ["AudioResult", "AudioRow", "BenchResult", "E2EFigures", "E2EResult", "E2ERow", "FirstBatchResult",
+           "FirstBatchRow", "MemoryResult", "PeerRatio", "PeerRow", "PeersResult", "ReferenceRow", "StageRow", "Target"]
 
 
 @dataclasses.dataclass(frozen=True)
