@@ -375,7 +375,7 @@ def make_parser() -> argparse.ArgumentParser:
     bench = _command(commands, "bench",
                      "throughput and memory as ratios against floors and peers measured in the same run", _bench)
     bench.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: checks that every part runs")
-    bench.add_argument("--parts", help="comma-separated, from stage,reference,peers,e2e,memory,first-batch "
+    bench.add_argument("--parts", help="comma-separated, from stage,reference,peers,e2e,memory,first-batch,audio "
                                        "(default: all)")
     bench.add_argument("--repeats", type=int, help="repetitions of the stage, reference, peers and first-batch parts")
     bench.add_argument("--e2e-repeats", type=int, help="timed epochs per end-to-end configuration")
@@ -401,6 +401,11 @@ def make_parser() -> argparse.ArgumentParser:
                                         "simulated ones, e.g. real music")
     bench.add_argument("--mel-dtype", choices=("float32", "float16"), help="what those parts decode mels to "
                                                                            "(default float32)")
+    bench.add_argument("--audio-src", help="a simulate-edits folder (recordings + EDLs) whose first recordings the "
+                                           "audio part packs (default: recordings synthesised for the run)")
+    bench.add_argument("--audio-recordings", type=int, help="recordings of the audio part (default 4)")
+    bench.add_argument("--audio-seconds", type=float, help="length of each synthesised recording (default 180)")
+    bench.add_argument("--audio-epochs", type=int, help="timed epochs per audio path (default 3)")
     bench.add_argument("--json", default="bench-results.json", help="write the figures here ('' for none)")
     bench.add_argument("--no-progress", action="store_true")
 

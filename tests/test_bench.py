@@ -4,14 +4,18 @@ reject bad values, and its baseline does the plan's work (pointers still point a
 from __future__ import annotations
 
 import json
+import math
+import os
 import random
 
 import pytest
 import torch
 
-from pipelines.bench import E2E_KINDS, PARTS, STAGE_ROWS, BenchSettings, StageShape, bench_sample
+from pipelines.bench import AUDIO_PATHS, E2E_KINDS, PARTS, STAGE_ROWS, BenchSettings, StageShape, bench_sample
+from pipelines.bench.data import write_audio_source
 from pipelines.bench.peers import LOOPS
 from pipelines.bench.reference import REFERENCE_AUGMENTATIONS, concatenate_samples, reference_augment
+from pipelines.bench.run import run_benchmarks
 from pipelines.cli import main
 from streams.tools.invariants import make_tagged_sample
 
@@ -21,7 +25,7 @@ def test_quick_bench_runs_every_part_and_writes_the_figures(tmp_path, capsys):
     assert main(["bench", "--quick", "--no-progress", "--json", str(path)]) == 0
     out = capsys.readouterr().out
     for heading in ("Per stage", "Against the plan's reference code", "Against what a user would write instead",
-                    "End to end", "Memory", "Time to first batch", "Targets"):
+                    "End to end", "Memory", "Time to first batch", "Audio shards", "Targets"):
         assert heading in out
     assert f"figures written to {path}" in out
 
@@ -48,13 +52,14 @@ def test_quick_bench_runs_every_part_and_writes_the_figures(tmp_path, capsys):
     assert memory["peak_mb"] >= memory["baseline_mb"] > 0
     assert memory["buffered_items"] >= 1 and memory["buffered_mb"] > 0
     assert [row["workers"] for row in result["first_batch"]["rows"]] == list(settings.first_batch_workers)
+    assert [row["path"] for row in result["audio"]["rows"]] == list(AUDIO_PATHS)
     assert {target["part"] for target in result["targets"]} == {"stage", "reference", "peers", "e2e", "memory"}
     assert all(target["met"] in (True, False, None) for target in result["targets"])
 
 
 @pytest.mark.parametrize("options, message", [
     ({"parts": "stage,speed"}, "parts must be a non-empty selection of stage, reference, peers, e2e, memory, "
-                               "first-batch (stage, speed given)"),
+                               "first-batch, audio (stage, speed given)"),
     ({"mel_dtype": "int8"}, "mel_dtype must be one of 'float32', 'float16' ('int8' given)"),
     ({"repeats": 0}, "repeats must be an int >= 1 (0 given)"),
     ({"pair_buffer": 1}, "pair_buffer must be an int >= 2 (1 given)"),
@@ -62,11 +67,52 @@ def test_quick_bench_runs_every_part_and_writes_the_figures(tmp_path, capsys):
     ({"stage_shapes": "128x"}, "stage shape must look like 128x30000x20000"),
     ({"stage_shapes": "128x0x10"}, "stage shape raw_frames must be an int >= 1 (0 given)"),
     ({"e2e_min_frames": 500, "e2e_max_frames": 100}, "e2e_max_frames must be >= e2e_min_frames (100 < 500)"),
+    ({"audio_recordings": 0}, "audio_recordings must be an int >= 1 (0 given)"),
+    ({"audio_epochs": 0}, "audio_epochs must be an int >= 1 (0 given)"),
+    ({"audio_seconds": 0.5}, "audio_seconds must be a number >= 1.0 (0.5 given)"),
+    ({"audio_seconds": float("nan")}, "audio_seconds must be a number >= 1.0 (nan given)"),
+    ({"audio_src": "/no/such/folder"}, "audio_src must be a simulate-edits folder (recordings + EDLs) "
+                                       "('/no/such/folder' given: no such folder)"),
 ])
 def test_bad_settings_are_refused_naming_the_field(options, message):
     with pytest.raises(ValueError) as caught:
         BenchSettings.from_options(**options)
     assert message in str(caught.value)
+
+
+def _check_audio_rows(audio: dict, recordings: int) -> None:
+    assert audio["recordings"] == recordings == len(audio["recording_seconds"]) and audio["epochs"] == 1
+    assert [row["path"] for row in audio["rows"]] == list(AUDIO_PATHS)
+    assert audio["rows"][0]["ratio"]["median"] == 1.0  # the mel-shard floor against itself
+    for row in audio["rows"]:
+        for figure in (row["samples_per_s"], row["realtime"], row["ratio"]["median"], row["ratio"]["min"]):
+            assert math.isfinite(figure) and figure > 0
+        assert row["realtime"] == pytest.approx(row["samples_per_s"] * sum(audio["recording_seconds"]) / recordings)
+
+
+def test_audio_part_on_synthesised_recordings_reports_every_path(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--parts", "audio", "--audio-recordings", "2", "--audio-seconds", "3", "--audio-epochs",
+                 "1", "--no-progress", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Audio shards: 2 recordings (synthesised) of 3, 3 s" in out
+    assert all(name in out for name in AUDIO_PATHS)
+    result = json.loads(path.read_text())
+    assert set(result) >= {"audio", "settings"} and "e2e" not in result
+    assert result["audio"]["synthetic"] and result["audio"]["recording_seconds"] == [3.0, 3.0]
+    _check_audio_rows(result["audio"], 2)
+
+
+def test_audio_part_reads_the_first_recordings_of_audio_src(tmp_path):
+    src = write_audio_source(str(tmp_path / "made"), BenchSettings(audio_recordings=2, audio_seconds=2.0,
+                                                                   progress=False))
+    settings = BenchSettings(parts=("audio",), audio_src=src, audio_recordings=1, audio_epochs=1, progress=False,
+                             shard_dir=str(tmp_path / "bench"))
+    audio = run_benchmarks(settings).to_json()["audio"]
+    assert audio["source"] == src and not audio["synthetic"]
+    _check_audio_rows(audio, 1)
+    assert sorted(os.listdir(tmp_path / "bench" / "audio" / "src")) == sorted(
+        name for name in os.listdir(src) if name.startswith("bench-000."))
 
 
 def test_bench_cli_reports_a_bad_part_and_exits_2(capsys):

@@ -20,12 +20,17 @@ One module per part (``BenchSettings.parts``), each saying how its figures are m
     Peak and epoch-end resident memory of the full config against the buffered bytes.
 ``first-batch`` (:mod:`~pipelines.bench.first_batch`, child :mod:`~pipelines.bench.first_batch_child`)
     Seconds from loading a config to its first batch.
+``audio`` (:mod:`~pipelines.bench.audio`)
+    Samples/s and real-time factor of the audio-shard paths (mels made when read, re-edit, export)
+    against mel shards of the same recordings, in one process: synthesised recordings, or the
+    first of a ``simulate-edits`` folder (``bench --audio-src DIR``).
 
 The peers, end-to-end and memory parts read simulated shards written for the run, or any shard
 set given as ``BenchSettings(shards=PATTERN)`` (``bench --shards PATTERN``). Targets
 (:class:`~pipelines.bench.settings.Targets`) are reported, never asserted.
 """
 
+from .audio import AUDIO_PATHS
 from .data import ShardSet, augmentation_stage, bench_sample, e2e_config, measure_shards, write_bench_shards
 from .report import render_report
 from .rows import BenchResult
@@ -42,6 +47,7 @@ from .settings import (
 )
 
 __all__ = [
+    "AUDIO_PATHS",
     "AUGMENTATION_BLOCKS",
     "E2E_KINDS",
     "PARTS",

@@ -1,8 +1,10 @@
-"""What the benchmark runs on: simulated-editor samples, shard sets on disk, and the configs built for them."""
+"""What the benchmark runs on: simulated-editor samples, shard sets on disk, the configs built for them,
+and the recordings (with edit lists) of the audio part."""
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 from collections.abc import Iterable
@@ -13,18 +15,24 @@ import torch
 from tqdm import tqdm
 
 from streams import Pipe, Sample, Stage
+from streams.audio.audio_io import write_audio
 from streams.reading.shardlist import expand_shard_urls
 from streams.seeding import derive_seed
 from streams.stages.registry import REGISTRY, settings_values
 from streams.tools.shard_writer import write_shards
+from streams.tools.simulate_folder import simulate_edits
 from streams.tools.synthetic import synthetic_sample
 
 from ..build import load_config
 from ..config import Config, parse_config
 from .settings import AUGMENTATION_BLOCKS, DEMO_CONFIG, BenchSettings, StageShape
 
-__all__ = ["ShardSet", "augmentation_stage", "bench_sample", "decoded_bytes", "e2e_config", "measure_shards",
-           "plan_config", "write_bench_shards"]
+__all__ = ["AUDIO_SAMPLE_RATE", "ShardSet", "augmentation_stage", "bench_sample", "decoded_bytes", "e2e_config",
+           "link_audio_source", "measure_shards", "piece_seconds", "plan_config", "synthetic_recording",
+           "write_audio_source", "write_bench_shards"]
+
+AUDIO_SAMPLE_RATE = 22050
+"""Sample rate of the synthesised recordings (the mel settings' rate: no resampling when packed)."""
 
 
 def decoded_bytes(raw_frames: int, edit_frames: int, n_mels: int, mel_bytes: int = 4) -> int:
@@ -149,3 +157,77 @@ def measure_shards(pattern: str, settings: BenchSettings) -> ShardSet:
     disk = sum(os.path.getsize(url) for url in urls if os.path.isfile(url))
     return ShardSet(pattern=pattern, urls=tuple(urls), samples=samples, raw_frames=raw, edit_frames=edit,
                     n_mels=n_mels, disk_bytes=disk, synthetic=False)
+
+
+def synthetic_recording(seconds: float, seed: int, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
+    """A mono float32 recording ``(round(seconds * sample_rate),)``: notes of 0.3-0.6 s, each a bright
+    harmonic tone (harmonics to 0.4 of the sample rate) with a 40 ms attack, a decay and a 100 ms release
+    under the next note, plus a little noise (the notes of ``scripts/make_demo_audio.py``, made from one
+    wavetable per pitch so that three minutes take a fraction of a second). Same seed, same recording.
+
+    >>> audio = synthetic_recording(2.0, seed=0)
+    >>> audio.shape, audio.dtype, bool(abs(audio).max() < 1)
+    ((44100,), dtype('float32'), True)
+    """
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(round(seconds * sample_rate)), dtype=np.float64)
+    phase = np.arange(2048) / 2048
+    tables: dict[int, np.ndarray] = {}
+    position = 0
+    while position < len(out):
+        length = int(rng.uniform(0.3, 0.6) * sample_rate)
+        sounding = length + int(0.2 * sample_rate)  # rings on under the next note, then fades out in 100 ms
+        t = np.arange(min(sounding, len(out) - position)) / sample_rate
+        pitch = int(rng.integers(0, 36))
+        f0 = 110 * 2 ** (pitch / 12)
+        if pitch not in tables:  # one period of the tone, harmonics up to 0.4 of the sample rate
+            tables[pitch] = sum(np.sin(2 * np.pi * h * phase) / h for h in range(1, int(sample_rate / 2.5 / f0)))
+        note = np.interp((f0 * t) % 1.0, phase, tables[pitch], period=1.0)
+        envelope = np.exp(-3 * t) * np.minimum(1, t * 25) * np.clip((sounding / sample_rate - t) * 10, 0, 1)
+        out[position: position + len(t)] += 0.2 * note * envelope
+        position += length
+    return (out + 0.001 * rng.standard_normal(len(out))).astype(np.float32)
+
+
+def piece_seconds(shortest_seconds: float) -> tuple[float, float]:
+    """The ``[min, max]`` piece lengths for edits of recordings at least ``shortest_seconds`` long: the
+    simulator's and re-edit's defaults (2-8 s) from 16 s on, a quarter to a half of the recording below.
+
+    >>> piece_seconds(180.0), piece_seconds(3.0)
+    ((2.0, 8.0), (0.75, 1.5))
+    """
+    return min(2.0, shortest_seconds / 4), min(8.0, shortest_seconds / 2)
+
+
+def write_audio_source(directory: str, settings: BenchSettings) -> str:
+    """A ``simulate-edits`` folder in ``directory``/src: ``settings.audio_recordings`` synthetic
+    recordings of ``settings.audio_seconds`` s (``directory``/music, 16-bit WAV), each with one edit
+    list (pieces of :func:`piece_seconds`), half of them with a perturbed export. Returns the folder."""
+    music, src = os.path.join(directory, "music"), os.path.join(directory, "src")
+    os.makedirs(music, exist_ok=True)
+    for index in tqdm(range(settings.audio_recordings), desc="bench: synthesising recordings", unit="recording",
+                      disable=not settings.progress, leave=False):
+        audio = synthetic_recording(settings.audio_seconds, seed=derive_seed("bench-audio", settings.seed, index))
+        write_audio(os.path.join(music, f"bench-{index:03d}.wav"), audio, AUDIO_SAMPLE_RATE, subtype="PCM_16")
+    low, high = piece_seconds(settings.audio_seconds)
+    simulate_edits(music, src, seed=settings.seed, export_fraction=0.5, min_piece=low, max_piece=high,
+                   progress=False)
+    return src
+
+
+def link_audio_source(audio_src: str, directory: str, recordings: int) -> str:
+    """A folder in ``directory``/src linking every file of the first ``recordings`` keys (sorted) of the
+    ``simulate-edits`` folder ``audio_src`` (``KEY.edl.json`` with its recording, export and meta).
+    Returns the folder; ``ValueError`` naming ``audio_src`` when it holds no edit list."""
+    keys = sorted({os.path.basename(path)[: -len(".edl.json")]
+                   for path in glob.glob(os.path.join(glob.escape(audio_src), "*.edl.json"))})[:recordings]
+    if not keys:
+        raise ValueError(f"audio_src {audio_src}: no KEY.edl.json; give a simulate-edits folder (recordings + EDLs)")
+    src = os.path.join(directory, "src")
+    os.makedirs(src, exist_ok=True)
+    for key in keys:
+        for path in glob.glob(os.path.join(glob.escape(audio_src), glob.escape(key) + ".*")):
+            target = os.path.join(src, os.path.basename(path))
+            if not os.path.lexists(target):
+                os.symlink(os.path.abspath(path), target)
+    return src

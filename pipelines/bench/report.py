@@ -107,6 +107,18 @@ def _first_batch_lines(result: BenchResult) -> list[str]:
                           _ms(row.fresh_after_start_s)] for row in fb.rows])
 
 
+def _audio_lines(result: BenchResult) -> list[str]:
+    audio = result.audio
+    source = "synthesised" if audio.synthetic else f"the first of {audio.source}"
+    lengths = ", ".join(f"{s:.0f}" for s in audio.recording_seconds)
+    out = ["", f"Audio shards: {audio.recordings} recordings ({source}) of {lengths} s, one per shard, against mel "
+               f"shards of the same recordings; 1 torch thread in one process (what one DataLoader worker "
+               f"delivers), median of {audio.epochs} epoch(s), wall clock"]
+    return out + _table(["path", "samples/s", "s of recording / s", "CPU ms/sample", "time / mel shards"],
+                        [[row.path, f"{row.samples_per_s:.2f}", f"{row.realtime:.1f}",
+                          f"{row.cpu_ms_per_sample.median:.0f}", _x(row.ratio)] for row in audio.rows])
+
+
 def render_report(result: BenchResult) -> str:
     """The figures of :func:`~pipelines.bench.run.run_benchmarks` as plain-text tables, then the targets."""
     env = result.environment
@@ -114,7 +126,8 @@ def render_report(result: BenchResult) -> str:
            f"Python {env['python']}; load average {env['load_average_start']} at the start, "
            f"{env.get('load_average_end')} at the end; median [min-max] over repeats"]
     sections = ((result.stage, _stage_lines), (result.reference, _reference_lines), (result.peers, _peer_lines),
-                (result.e2e, _e2e_lines), (result.memory, _memory_lines), (result.first_batch, _first_batch_lines))
+                (result.e2e, _e2e_lines), (result.memory, _memory_lines), (result.first_batch, _first_batch_lines),
+                (result.audio, _audio_lines))
     for part, lines in sections:
         if part is not None:
             out += lines(result)

@@ -7,8 +7,8 @@ from typing import Any
 
 from .timing import Spread, TimeSpread
 
-__all__ = ["BenchResult", "E2EFigures", "E2EResult", "E2ERow", "FirstBatchResult", "FirstBatchRow", "MemoryResult",
-           "PeerRatio", "PeerRow", "PeersResult", "ReferenceRow", "StageRow", "Target"]
+__all__ = ["AudioResult", "AudioRow", "BenchResult", "E2EFigures", "E2EResult", "E2ERow", "FirstBatchResult",
+           "FirstBatchRow", "MemoryResult", "PeerRatio", "PeerRow", "PeersResult", "ReferenceRow", "StageRow", "Target"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +153,34 @@ class FirstBatchResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class AudioRow:
+    """One pipe of the audio part, in one process on one torch thread (what one DataLoader worker
+    delivers), over the timed epochs: ``ratio`` is its epoch time / the mel-shard floor's (how many
+    times slower; per-epoch spread), ``realtime`` seconds of recording read per wall second."""
+
+    path: str
+    samples_per_s: float
+    realtime: float
+    seconds: Spread
+    """Wall seconds per epoch."""
+    cpu_ms_per_sample: Spread
+    ratio: Spread
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioResult:
+    source: str
+    """The ``simulate-edits`` folder read, or ``"synthetic"``."""
+    synthetic: bool
+    recordings: int
+    recording_seconds: list[float]
+    """Each raw recording's length, in key order."""
+    epochs: int
+    rows: list[AudioRow]
+    """The mel-shard floor first, then each audio path."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Target:
     """One figure against its target; ``met`` is ``None`` when it could not be measured."""
 
@@ -175,6 +203,7 @@ class BenchResult:
     e2e: E2EResult | None = None
     memory: MemoryResult | None = None
     first_batch: FirstBatchResult | None = None
+    audio: AudioResult | None = None
     targets: list[Target] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
 

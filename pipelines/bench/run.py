@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from .audio import bench_audio
 from .data import measure_shards, write_bench_shards
 from .e2e import bench_e2e
 from .first_batch import bench_first_batch
@@ -80,7 +81,8 @@ def run_benchmarks(settings: BenchSettings | None = None) -> BenchResult:
     (``.to_json()`` for a JSON-friendly dict).
 
     The peers, end-to-end and memory parts read ``settings.shards`` when given, else simulated
-    shards written to a temporary folder (or ``settings.shard_dir``).
+    shards written to a temporary folder (or ``settings.shard_dir``); the audio part reads
+    ``settings.audio_src`` when given, else recordings synthesised for the run.
     """
     settings = settings or BenchSettings()
     started = time.perf_counter()
@@ -109,6 +111,8 @@ def run_benchmarks(settings: BenchSettings | None = None) -> BenchResult:
                 result.memory = bench_memory(shards, settings)
     if "first-batch" in parts:
         result.first_batch = bench_first_batch(settings)
+    if "audio" in parts:
+        result.audio = bench_audio(settings)
     result.environment["load_average_end"] = _load_average()
     result.targets = judge_targets(result)
     result.seconds = time.perf_counter() - started

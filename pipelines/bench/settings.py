@@ -6,12 +6,12 @@ import dataclasses
 import os
 from typing import Any
 
-from streams.checks import check_choice, check_int
+from streams.checks import check_choice, check_float, check_int
 
 __all__ = ["AUGMENTATION_BLOCKS", "CONFIG_DIR", "DEMO_CONFIG", "E2E_KINDS", "MEL_DTYPES", "PARTS", "REPO_ROOT",
            "STAGE_ROWS", "STAGE_VARIANTS", "TARGETS", "BenchSettings", "StageShape", "Targets"]
 
-PARTS = ("stage", "reference", "peers", "e2e", "memory", "first-batch")
+PARTS = ("stage", "reference", "peers", "e2e", "memory", "first-batch", "audio")
 AUGMENTATION_BLOCKS = ("crop", "chunk_shuffle", "gain", "channel_dropout", "spec_augment", "noise", "concatenation")
 """The plan's augmentation blocks, in pipeline order (concatenation is the pairing stage)."""
 STAGE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -123,6 +123,11 @@ class BenchSettings:
     workers compare like with like, and torch's spinning thread pool cannot turn a busy
     machine's load into a threefold slowdown (measured: two threads spent 2.5x the CPU time of
     one for the same epoch while other jobs ran).
+
+    The audio part packs ``audio_recordings`` recordings both as audio shards and as mel shards
+    and times ``audio_epochs`` epochs of each pipe: the first recordings (by key) of the
+    ``simulate-edits`` folder ``audio_src``, or, without it, recordings of ``audio_seconds``
+    seconds synthesised for the run.
     """
 
     parts: tuple[str, ...] = PARTS
@@ -148,6 +153,10 @@ class BenchSettings:
     progress: bool = True
     shard_dir: str | None = None
     shards: str | None = None
+    audio_recordings: int = 4
+    audio_seconds: float = 180.0
+    audio_epochs: int = 3
+    audio_src: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [part for part in self.parts if part not in PARTS]
@@ -156,7 +165,8 @@ class BenchSettings:
                              f"({', '.join(self.parts) or 'none'} given)")
         minimums = {"repeats": 1, "stage_calls": 1, "e2e_repeats": 1, "e2e_samples": 2, "e2e_n_mels": 1,
                     "e2e_min_frames": 10, "samples_per_shard": 1, "e2e_threads": 1, "batch_size": 1,
-                    "shuffle_buffer": 0, "pair_buffer": 2, "memory_epochs": 2}
+                    "shuffle_buffer": 0, "pair_buffer": 2, "memory_epochs": 2,
+                    "audio_recordings": 1, "audio_epochs": 1}
         for name, minimum in minimums.items():
             check_int(getattr(self, name), name, minimum=minimum)
         if self.e2e_max_frames < self.e2e_min_frames:
@@ -169,6 +179,10 @@ class BenchSettings:
             if not values or any(not isinstance(w, int) or w < 0 for w in values):
                 raise ValueError(f"{name} must be one or more worker counts >= 0 ({values!r} given)")
         check_choice(self.mel_dtype, "mel_dtype", MEL_DTYPES)
+        check_float(self.audio_seconds, "audio_seconds", minimum=1.0)
+        if self.audio_src is not None and not os.path.isdir(self.audio_src):
+            raise ValueError(f"audio_src must be a simulate-edits folder (recordings + EDLs) ({self.audio_src!r} "
+                             "given: no such folder)")
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchSettings:
@@ -176,7 +190,8 @@ class BenchSettings:
         settings = dict(repeats=1, stage_shapes=(StageShape(16, 2400, 1600), StageShape(8, 300, 200)),
                         stage_calls=1, e2e_repeats=1, e2e_samples=8, e2e_n_mels=16, e2e_min_frames=200,
                         e2e_max_frames=600, samples_per_shard=2, workers=(0, 1), batch_size=2, shuffle_buffer=2,
-                        pair_buffer=2, memory_epochs=2, first_batch_workers=(0,))
+                        pair_buffer=2, memory_epochs=2, first_batch_workers=(0,),
+                        audio_recordings=2, audio_seconds=3.0, audio_epochs=1)
         settings.update(overrides)
         return cls(**settings)
 
