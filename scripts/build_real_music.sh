@@ -10,6 +10,7 @@
 # OUT_DIR/src/{train,val,val-other-sf}/   simulate-edits output (KEY.raw.flac links, KEY.edl.json, KEY.meta.json,
 #                                     KEY.edit.wav for about half of the edits)
 # OUT_DIR/shards/{train,val,val-other-sf}/*-%06d.tar + index.json
+# OUT_DIR/shards/train-audio/*-%06d.tar   the training recordings as audio shards (pack-audio --store audio)
 # OUT_DIR/run-train.json              a run config over the training shards (run for 2 epochs at the end)
 #
 # Licences: music21 (BSD-3-Clause); its corpus: compositions out of copyright in the US or licensed for use, some
@@ -48,6 +49,11 @@ for split in train val val-other-sf; do
         --max-samples 8
     python -m pipelines check "$OUT/shards/$split/"*.tar --no-progress
 done
+# the training recordings as audio shards too, for validate --protocol audio (--train-audio)
+rm -rf "$OUT/shards/train-audio"
+python -m pipelines pack-audio "$OUT/src/train" "$OUT/shards/train-audio/train-%06d.tar" --store audio \
+    --workers "$WORKERS" --max-samples 8
+python -m pipelines check "$OUT/shards/train-audio/"*.tar --no-progress
 packed=$(date +%s)
 
 # a run over the training shards (paths in a config are relative to it)
