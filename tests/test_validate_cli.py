@@ -85,7 +85,7 @@ def test_quick_writes_results_plot_and_table(tiny, tmp_path, capsys):
 def test_cache_reuses_finished_runs(tiny, tmp_path):
     cache = tmp_path / "cache"
     assert _validate(tiny, tmp_path / "a", "--seeds", "1", "--cache", str(cache)) == 0
-    assert _validate(tiny, tmp_path / "b", "--seeds", "1", "--cache", str(cache)) == 0
+    assert _validate(tiny, tmp_path / "b", "--seeds", "1", "--cache", str(cache), "--jobs", "2") == 0  # none to spawn
     first, second = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
     assert (first["runs_trained"], second["runs_trained"], second["runs_from_cache"]) == (2, 0, 2)
     assert second["arms"]["all"]["per_seed"] == first["arms"]["all"]["per_seed"]

@@ -30,7 +30,7 @@ def run_specs(specs: Sequence[RunSpec], *, jobs: int = 1, progress: bool = True,
     total = sum(spec.settings.steps for spec in specs)
     bar = tqdm(total=total, unit="step", desc="validate", disable=not progress, smoothing=0.05)
     try:
-        if jobs == 1 or len(specs) == 1:
+        if jobs == 1 or len(specs) <= 1:  # nothing to run side by side (every run may come from the cache)
             results = []
             for spec in specs:
                 bar.set_postfix_str(f"{spec.arm} seed {spec.seed}")
