@@ -105,6 +105,47 @@ def unit_frames(mel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return F.normalize(standardise(mel, mask).transpose(1, 2), dim=-1)
 
 
+def _shifted_add(out: torch.Tensor, scores: torch.Tensor, taps: list[float]) -> torch.Tensor:
+    """``out += sum_k taps[K + k] * scores[:, i + k, p + k]`` in place, ``k = -K..K``, ``k != 0``."""
+    half = (len(taps) - 1) // 2
+    for k in range(1, half + 1):
+        out[:, :-k, :-k].add_(scores[:, k:, k:], alpha=taps[half + k])
+        out[:, k:, k:].add_(scores[:, :-k, :-k], alpha=taps[half - k])
+    return out
+
+
+class _DiagonalSmooth(torch.autograd.Function):
+    """:func:`diagonal_smooth` with its gradient written out: the smoothing is linear, so the
+    gradient of the map is the map of the gradient smoothed by the reversed taps, and that of tap
+    ``k`` the sum of the gradient times the map shifted by ``k``. Autograd through the shifted
+    slices instead allocated and filled a full-size map per slice: 2.2 s of a 4.5 s training step
+    on one core (4 x 200 edit x 18,000 raw frames)."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        taps = weights.tolist()
+        ctx.save_for_backward(scores, weights)
+        return _shifted_add(scores * taps[len(taps) // 2], scores, taps)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        scores, weights = ctx.saved_tensors
+        taps = weights.tolist()
+        half = len(taps) // 2
+        grad_scores = grad_weights = None
+        if ctx.needs_input_grad[0]:
+            flipped = taps[::-1]
+            grad_scores = _shifted_add(grad * flipped[half], grad, flipped)
+        if ctx.needs_input_grad[1]:
+            sums = [0.0] * len(taps)
+            sums[half] = torch.sum(grad * scores)
+            for k in range(1, half + 1):
+                sums[half + k] = torch.sum(grad[:, :-k, :-k] * scores[:, k:, k:])
+                sums[half - k] = torch.sum(grad[:, k:, k:] * scores[:, :-k, :-k])
+            grad_weights = torch.stack(sums).to(weights.dtype)
+        return grad_scores, grad_weights
+
+
 def diagonal_smooth(scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """``out[b, i, p] = sum_k weights[K + k] * scores[b, i + k, p + k]`` for ``k = -K..K``, where
     ``weights`` has ``2K + 1`` taps; terms that fall off the map count 0. ``scores``: ``(B, T_edit,
@@ -114,12 +155,9 @@ def diagonal_smooth(scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
     >>> diagonal_smooth(s, torch.tensor([1.0, 1.0, 1.0]))[0, 1].tolist()
     [0.0, 3.0, 0.0, 0.0]
     """
-    half = (weights.shape[0] - 1) // 2
-    out = scores * weights[half]
-    for k in range(1, half + 1):
-        out[:, :-k, :-k] += weights[half + k] * scores[:, k:, k:]
-        out[:, k:, k:] += weights[half - k] * scores[:, :-k, :-k]
-    return out
+    if weights.dim() != 1 or weights.shape[0] % 2 == 0:
+        raise ValueError(f"weights must be 2K + 1 taps, an odd 1-D tensor (got shape {tuple(weights.shape)})")
+    return _DiagonalSmooth.apply(scores, weights)
 
 
 class _ConvBlock(nn.Module):
@@ -177,7 +215,8 @@ class PointerNet(nn.Module):
         x = self.project(standardise(mel, mask).transpose(1, 2))
         for block in self.blocks:
             x = block(x, mask)
-        return torch.cat([unit, self.out_norm(x)], dim=-1) * mask.unsqueeze(-1)
+        features = torch.cat([unit, self.out_norm(x)], dim=-1)
+        return features if mask.all() else features * mask.unsqueeze(-1)
 
     def _weighted(self, edit: torch.Tensor) -> torch.Tensor:
         """Edit features with the two scales applied, so that one matmul gives ``s``."""
@@ -189,7 +228,9 @@ class PointerNet(nn.Module):
         """Smoothed scores from features: ``(B, T_edit, F)`` edit x ``(B, T_raw, F)`` raw →
         ``(B, T_edit, T_raw)``, ``-inf`` on padded raw frames."""
         logits = diagonal_smooth(torch.bmm(self._weighted(edit), raw.transpose(1, 2)).float(), self.diagonal)
-        return logits.masked_fill(~raw_mask.unsqueeze(1), float("-inf"))
+        if raw_mask.all():
+            return logits
+        return logits.masked_fill_(~raw_mask.unsqueeze(1), float("-inf"))  # a map of our own: no copy
 
     def score_rows(self, raw: torch.Tensor, edit: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Rows ``start:stop`` of the smoothed scores of one whole recording, from features
@@ -211,4 +252,6 @@ class PointerNet(nn.Module):
 def pointer_loss(scores: torch.Tensor, pointers: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over real edit frames: ``scores (B, T_edit, T_raw)``, ``pointers (B, T_edit)``
     with :data:`~streams.stages.collate.IGNORE_INDEX` (-100) on padding."""
-    return F.cross_entropy(scores.float().transpose(1, 2), pointers, ignore_index=IGNORE_INDEX)
+    # raw frames as the last axis of a (B * T_edit, T_raw) view: no transposed copy of the map
+    return F.cross_entropy(scores.float().reshape(-1, scores.shape[-1]), pointers.reshape(-1),
+                           ignore_index=IGNORE_INDEX)

@@ -1,8 +1,9 @@
 """The validation model: shapes, masking, invariance to gain, and a batch it can overfit."""
 
+import pytest
 import torch
 
-from pipelines.model import ModelSize, PointerNet, pointer_loss, standardise
+from pipelines.model import ModelSize, PointerNet, diagonal_smooth, pointer_loss, standardise
 
 
 def _masks(lengths, frames):
@@ -68,3 +69,33 @@ def test_overfits_one_batch():
     real = pointers != -100
     assert loss.item() < 0.1 * first
     assert (scores.argmax(-1)[real] == pointers[real]).float().mean() > 0.95
+
+
+def _smooth_by_autograd(scores, weights):
+    """The smoothing as plain shifted adds, differentiated by autograd: what the written-out
+    gradient of ``diagonal_smooth`` must equal."""
+    half = (weights.shape[0] - 1) // 2
+    out = scores * weights[half]
+    for k in range(1, half + 1):
+        out[:, :-k, :-k] += weights[half + k] * scores[:, k:, k:]
+        out[:, k:, k:] += weights[half - k] * scores[:, :-k, :-k]
+    return out
+
+
+@pytest.mark.parametrize("half", [0, 1, 2, 4])
+def test_diagonal_smooth_gradient_is_that_of_the_shifted_adds(half):
+    generator = torch.Generator().manual_seed(half)
+    scores = torch.randn(2, 7, 9, dtype=torch.double, generator=generator, requires_grad=True)
+    weights = torch.randn(2 * half + 1, dtype=torch.double, generator=generator, requires_grad=True)
+    assert torch.autograd.gradcheck(diagonal_smooth, (scores, weights))
+    upstream = torch.randn(2, 7, 9, dtype=torch.double, generator=generator)
+    ours = torch.autograd.grad((diagonal_smooth(scores, weights) * upstream).sum(), (scores, weights))
+    reference = torch.autograd.grad((_smooth_by_autograd(scores, weights) * upstream).sum(), (scores, weights))
+    torch.testing.assert_close(diagonal_smooth(scores, weights), _smooth_by_autograd(scores, weights))
+    for got, want in zip(ours, reference):
+        torch.testing.assert_close(got, want)
+
+
+def test_diagonal_smooth_rejects_an_even_number_of_taps():
+    with pytest.raises(ValueError, match="2K \\+ 1 taps"):
+        diagonal_smooth(torch.zeros(1, 3, 3), torch.ones(2))
