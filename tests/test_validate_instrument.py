@@ -104,8 +104,8 @@ def test_every_arm_stops_by_the_same_rule_or_the_cap(shards, steps, patience):
         scored = [e["step"] for e in run["curve"]]
         assert scored == [s for s in range(run["steps"] + 1) if s % 2 == 0 or s == steps]  # step 0: untrained
         assert len(run["loss"]) == run["steps"] <= steps
-        best = max(run["curve"], key=lambda e: (e["holdout"]["decoded_exact"], -e["holdout"]["loss"], -e["step"]))
-        best = best["step"]  # the best score, ties broken by the held-out loss, the first of equals
+        best = max(run["curve"], key=lambda e: (-e["holdout"]["loss"], e["holdout"]["decoded_exact"], -e["step"]))
+        best = best["step"]  # the lowest held-out loss, ties broken by decoded exact, the first of equals
         assert run["best_step"] == best
         if run["stopped_by"] == "plateau":
             assert run["steps"] < steps and run["steps"] - run["best_step"] >= patience

@@ -6,10 +6,12 @@ score and its step; a run stops once ``patience`` steps have passed without an i
 more than ``min_delta``, or at the step cap, whichever comes first, and keeps its best checkpoint
 (the standard early-stopping rule). Every arm gets the same cap, interval, patience and metric.
 
-A score may carry a tie-break (higher is better; ``validate`` passes minus the held-out loss): at
-an equal score, a better tie-break is an improvement too. Decoded exact on a few held-out
-recordings moves in steps (a decoded segment is right or wrong as a whole), so two checkpoints
-often tie on it while one is plainly the better model by its held-out loss.
+A score may carry a tie-break (higher is better): at an equal score, a better tie-break is an
+improvement too. ``validate`` scores minus the held-out loss, with the held-out decoded exact as
+the tie-break. Decoded exact on a few held-out recordings moves in steps (a decoded segment is
+right or wrong as a whole) and is mostly the decoder's: on the real-music set it stayed at the
+untrained model's 0.892 while the held-out loss fell from 5.08 to 3.5 in 100 steps, and its dips
+(to 0.832) made runs keep their untrained checkpoint, the nearest neighbour.
 
 >>> rule = Plateau(patience=100)
 >>> [rule.update(step, value) for step, value in [(50, 0.5), (100, 0.6), (150, 0.6), (200, 0.59)]]

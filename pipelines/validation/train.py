@@ -60,8 +60,9 @@ class TrainSettings:
     """What every arm shares.
 
     ``steps`` is the cap; ``eval_every`` and ``patience`` (in steps) the plateau rule, scored as the
-    decoded exact accuracy at the best of ``penalties`` on ``holdout_frames`` edit rows (centred)
-    of each held-out training recording, searched against its whole raw recording. ``holdout``:
+    cross-entropy on ``holdout_frames`` edit rows (centred) of each held-out training recording,
+    searched against its whole raw recording (ties broken by the decoded exact accuracy at the
+    best of ``penalties``). ``holdout``:
     the fraction of training recordings held out for it. ``penalties``: the grid the jump penalty
     is chosen from, on those held-out rows. ``context``: raw frames kept either side of what a
     training window points at (the crop's context; more context, more distractors per step). The
@@ -317,7 +318,7 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
         recent = losses[-settings.eval_every:]
         curve.append({"step": at, "train_loss": sum(recent) / len(recent) if recent else None,
                       "penalty": penalty, "holdout": by_penalty[penalty]})
-        if rule.update(at, by_penalty[penalty]["decoded_exact"], -by_penalty[penalty]["loss"]):
+        if rule.update(at, -by_penalty[penalty]["loss"], by_penalty[penalty]["decoded_exact"]):
             best_state = copy.deepcopy(model.state_dict())
         return time.perf_counter() - tick
 
