@@ -14,10 +14,10 @@ Every arm of a comparison trains the same way but for its augmentation block (se
   edit is cut instead (:class:`FixedWindow`), so arms see the same amount of audio per step.
   ``chunk_size`` is scaled to ``window // 4`` so chunk shuffle has chunks to trade inside a window.
 
-Every arm trains to its plateau (:mod:`.plateau`): at step 0 (the untrained model, which scores as
-the nearest neighbour does) and every ``eval_every`` steps the model is scored on training
-recordings held out from its training (``RunSpec.holdout``): the decoded exact accuracy at the
-best penalty of ``settings.penalties``, ties broken by the held-out loss. The run stops when
+Every arm trains to its plateau or the cap (:mod:`.plateau`): at step 0 (the untrained model,
+which scores as the nearest neighbour does) and every ``eval_every`` steps the model is scored on
+training recordings held out from its training (``RunSpec.holdout``): the held-out loss, ties
+broken by the decoded exact accuracy at the best penalty of ``settings.penalties``. The run stops when
 that score has not improved for ``patience`` steps or at the ``steps`` cap, and the best
 checkpoint is kept, with the penalty
 chosen there; only then is the validation set scored, once, on whole recordings (``eval_frames``
