@@ -455,7 +455,8 @@ def make_parser() -> argparse.ArgumentParser:
     validate.add_argument("--threads", type=int, default=1, help="torch threads per run")
     validate.add_argument("--out", default="validate-out", help="folder for results.json, curves.png, summary.md")
     validate.add_argument("--cache", default=None, help="folder keeping each run's result for reuse by later "
-                                                        "protocols with the same settings (default: none)")
+                                                        "protocols with the same settings and instrument "
+                                                        "revision (default: none)")
     validate.add_argument("--no-progress", action="store_true")
     _show_defaults(parser)
     return parser

@@ -7,6 +7,7 @@ import torch
 
 from pipelines.build import load_config
 from pipelines.cli import main
+from pipelines.validation import run as validation_run
 from pipelines.validation.protocols import protocol_arms
 from pipelines.validation.train import TrainSettings, training_pipe
 from streams.tools.shard_writer import write_shards
@@ -89,6 +90,15 @@ def test_cache_reuses_finished_runs(tiny, tmp_path):
     first, second = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
     assert (first["runs_trained"], second["runs_trained"], second["runs_from_cache"]) == (2, 0, 2)
     assert second["arms"]["all"]["per_seed"] == first["arms"]["all"]["per_seed"]
+
+
+def test_cache_is_not_read_across_instrument_revisions(tiny, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    assert _validate(tiny, tmp_path / "a", "--seeds", "1", "--cache", str(cache)) == 0
+    monkeypatch.setattr(validation_run, "INSTRUMENT_REVISION", validation_run.INSTRUMENT_REVISION + 1)
+    assert _validate(tiny, tmp_path / "b", "--seeds", "1", "--cache", str(cache)) == 0
+    second = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert (second["runs_trained"], second["runs_from_cache"]) == (2, 0)
 
 
 def test_ablation_and_multiplier_arms(tiny, tmp_path):

@@ -24,8 +24,9 @@ from .report import build_results, write_outputs
 from .runner import run_specs
 from .train import RunSpec, TrainSettings, load_samples, recording_of
 
-__all__ = ["AUDIO_CONFIG", "DEFAULT_CONFIG", "audio_recordings", "default_device", "load_audio_block",
-           "load_validation_config", "run_baseline", "run_key", "run_validation", "summary_line", "training_recordings"]
+__all__ = ["AUDIO_CONFIG", "DEFAULT_CONFIG", "INSTRUMENT_REVISION", "audio_recordings", "default_device",
+           "load_audio_block", "load_validation_config", "run_baseline", "run_key", "run_validation", "summary_line",
+           "training_recordings"]
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "full.json")
 AUDIO_CONFIG = os.path.join(os.path.dirname(DEFAULT_CONFIG), "audio.json")
@@ -164,10 +165,17 @@ def _check_same_recordings(mel: list[str], audio: list[str], mel_urls, audio_url
                          f"{only_audio[:5]}")
 
 
+INSTRUMENT_REVISION = 2
+"""Part of every cache key: raised whenever a change to training or scoring changes what a run
+gives (2: checkpoints by held-out loss, 7 December 2026), so a cache made by an earlier instrument
+is never read as if it were this one's."""
+
+
 def run_key(spec: RunSpec) -> str:
-    """The cache key of a run: a hash of everything but the arm's name."""
-    described = repr((spec.config, spec.seed, spec.settings, spec.val_urls, spec.reference, spec.recordings,
-                      spec.holdout))
+    """The cache key of a run: a hash of everything but the arm's name, with the
+    :data:`INSTRUMENT_REVISION`."""
+    described = repr((INSTRUMENT_REVISION, spec.config, spec.seed, spec.settings, spec.val_urls, spec.reference,
+                      spec.recordings, spec.holdout))
     return hashlib.sha256(described.encode()).hexdigest()[:24]
 
 
