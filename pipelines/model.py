@@ -28,8 +28,8 @@ of K rows, so chunked and unchunked scores agree).
 
 Sizes: ``ModelSize.small()`` (d=64, 6 blocks, about 0.11M parameters) is the CPU size, some 2.3 s
 a training step on one core (4 windows of 200 edit frames against 18,000-frame raw recordings; its
-held-out loss is still falling at the quick protocol's 100-step cap); ``ModelSize.large()`` (d=192, 12 blocks, diagonal
-K=4, about 1.9M parameters) is for ``--device cuda`` runs.
+held-out loss is still falling at the quick protocol's 100-step cap); ``ModelSize.large()``
+(d=192, 12 blocks, diagonal K=4, about 1.9M parameters) is for ``--device cuda`` runs.
 """
 
 from __future__ import annotations
@@ -124,14 +124,15 @@ class _DiagonalSmooth(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        taps = weights.tolist()
+        taps = weights.tolist()  # once: a device sync on a GPU
         ctx.save_for_backward(scores, weights)
+        ctx.taps = taps
         return _shifted_add(scores * taps[len(taps) // 2], scores, taps)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         scores, weights = ctx.saved_tensors
-        taps = weights.tolist()
+        taps = ctx.taps
         half = len(taps) // 2
         grad_scores = grad_weights = None
         if ctx.needs_input_grad[0]:

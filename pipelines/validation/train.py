@@ -17,11 +17,11 @@ Every arm of a comparison trains the same way but for its augmentation block (se
 Every arm trains to its plateau or the cap (:mod:`.plateau`): at step 0 (the untrained model,
 which scores as the nearest neighbour does) and every ``eval_every`` steps the model is scored on
 training recordings held out from its training (``RunSpec.holdout``): the held-out loss, ties
-broken by the decoded exact accuracy at the best penalty of ``settings.penalties``. The run stops when
-that score has not improved for ``patience`` steps or at the ``steps`` cap, and the best
-checkpoint is kept, with the penalty
-chosen there; only then is the validation set scored, once, on whole recordings (``eval_frames``
-rows per recording, when set, instead). Nothing is tuned on the validation set.
+broken by the decoded exact accuracy at the best penalty of ``settings.penalties``. The run
+stops when that score has not improved for ``patience`` steps or at the ``steps`` cap, and the
+best checkpoint is kept, with the penalty chosen there; only then is the validation set scored,
+once, on whole recordings (``eval_frames`` rows per recording, when set, instead). Nothing is
+tuned on the validation set.
 
 Instability is watched on every step (:class:`InstabilityWatch`) and the fraction of the training
 loop spent waiting for the next batch is measured (the pipe must not be the bottleneck).
@@ -61,19 +61,18 @@ class TrainSettings:
 
     ``steps`` is the cap; ``eval_every`` and ``patience`` (in steps) the plateau rule, scored as the
     cross-entropy on ``holdout_frames`` edit rows (centred) of each held-out training recording,
-    searched against its whole raw recording (ties broken by the decoded exact accuracy at the
-    best of ``penalties``). ``holdout``:
-    the fraction of training recordings held out for it. ``penalties``: the grid the jump penalty
-    is chosen from, on those held-out rows. ``context``: raw frames kept either side of what a
-    training window points at (the crop's context; more context, more distractors per step). The
-    default keeps whole recordings: validation searches a whole recording, and a model trained
-    against a few hundred nearby raw frames learned what does not carry over to that search (on
-    held-out training recordings, decoded exact fell from 0.892 to 0.80-0.83 with context 100,
-    while with whole recordings the held-out loss fell from 4.8 to 3.4 in 100 steps).
-    ``conditions``: the validation conditions scored (:data:`.perturb.CONDITIONS`); each costs
-    as much as ``stored``. ``eval_frames``: edit rows scored per validation recording (None: the
-    whole edit, the default). Whole 15,000-frame edits of 18,000-frame recordings take some 3 s
-    each on one core (scoring and decoding), per condition."""
+    searched against its whole raw recording (ties broken by the decoded exact accuracy at the best of
+    ``penalties``). ``holdout``: the fraction of training recordings held out for it. ``penalties``: the
+    grid the jump penalty is chosen from, on those held-out rows. ``context``: raw frames kept either
+    side of what a training window points at (the crop's context; more context, more distractors per
+    step). The default keeps whole recordings: validation searches a whole recording, and a model
+    trained against a few hundred nearby raw frames learned what does not carry over to that search (on
+    held-out training recordings, decoded exact fell from 0.892 to 0.80-0.83 with context 100, while
+    with whole recordings the held-out loss fell from 4.8 to 3.4 in 100 steps). ``conditions``: the
+    validation conditions scored (:data:`.perturb.CONDITIONS`); each costs as much as ``stored``.
+    ``eval_frames``: edit rows scored per validation recording (None: the whole edit, the default).
+    Whole 15,000-frame edits of 18,000-frame recordings take some 3 s each on one core (scoring and
+    decoding), per condition."""
 
     steps: int = 100
     eval_every: int = 50
