@@ -22,14 +22,15 @@ from streams.stages.registry import REGISTRY, settings_values
 from streams.tools.shard_writer import write_shards
 from streams.tools.simulate_folder import simulate_edits
 from streams.tools.synthetic import synthetic_sample
+from streams.tools.synthetic_audio import synthetic_music
 
 from ..build import load_config
 from ..config import Config, parse_config
 from .settings import AUGMENTATION_BLOCKS, DEMO_CONFIG, BenchSettings, StageShape
 
 __all__ = ["AUDIO_SAMPLE_RATE", "ShardSet", "augmentation_stage", "bench_sample", "decoded_bytes", "e2e_config",
-           "link_audio_source", "measure_shards", "piece_seconds", "plan_config", "synthetic_recording",
-           "write_audio_source", "write_bench_shards"]
+           "link_audio_source", "measure_shards", "piece_seconds", "plan_config", "write_audio_source",
+           "write_bench_shards"]
 
 AUDIO_SAMPLE_RATE = 22050
 """Sample rate of the synthesised recordings (the mel settings' rate: no resampling when packed)."""
@@ -159,36 +160,6 @@ def measure_shards(pattern: str, settings: BenchSettings) -> ShardSet:
                     n_mels=n_mels, disk_bytes=disk, synthetic=False)
 
 
-def synthetic_recording(seconds: float, seed: int, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
-    """A mono float32 recording ``(round(seconds * sample_rate),)``: notes of 0.3-0.6 s, each a bright
-    harmonic tone (harmonics to 0.4 of the sample rate) with a 40 ms attack, a decay and a 100 ms release
-    under the next note, plus a little noise (the notes of ``scripts/make_demo_audio.py``, made from one
-    wavetable per pitch so that three minutes take a fraction of a second). Same seed, same recording.
-
-    >>> audio = synthetic_recording(2.0, seed=0)
-    >>> audio.shape, audio.dtype, bool(abs(audio).max() < 1)
-    ((44100,), dtype('float32'), True)
-    """
-    rng = np.random.default_rng(seed)
-    out = np.zeros(int(round(seconds * sample_rate)), dtype=np.float64)
-    phase = np.arange(2048) / 2048
-    tables: dict[int, np.ndarray] = {}
-    position = 0
-    while position < len(out):
-        length = int(rng.uniform(0.3, 0.6) * sample_rate)
-        sounding = length + int(0.2 * sample_rate)  # rings on under the next note, then fades out in 100 ms
-        t = np.arange(min(sounding, len(out) - position)) / sample_rate
-        pitch = int(rng.integers(0, 36))
-        f0 = 110 * 2 ** (pitch / 12)
-        if pitch not in tables:  # one period of the tone, harmonics up to 0.4 of the sample rate
-            tables[pitch] = sum(np.sin(2 * np.pi * h * phase) / h for h in range(1, int(sample_rate / 2.5 / f0)))
-        note = np.interp((f0 * t) % 1.0, phase, tables[pitch], period=1.0)
-        envelope = np.exp(-3 * t) * np.minimum(1, t * 25) * np.clip((sounding / sample_rate - t) * 10, 0, 1)
-        out[position: position + len(t)] += 0.2 * note * envelope
-        position += length
-    return (out + 0.001 * rng.standard_normal(len(out))).astype(np.float32)
-
-
 def piece_seconds(shortest_seconds: float) -> tuple[float, float]:
     """The ``[min, max]`` piece lengths for edits of recordings at least ``shortest_seconds`` long: the
     simulator's and re-edit's defaults (2-8 s) from 16 s on, a quarter to a half of the recording below.
@@ -207,7 +178,7 @@ def write_audio_source(directory: str, settings: BenchSettings) -> str:
     os.makedirs(music, exist_ok=True)
     for index in tqdm(range(settings.audio_recordings), desc="bench: synthesising recordings", unit="recording",
                       disable=not settings.progress, leave=False):
-        audio = synthetic_recording(settings.audio_seconds, seed=derive_seed("bench-audio", settings.seed, index))
+        audio = synthetic_music(settings.audio_seconds, seed=derive_seed("bench-audio", settings.seed, index))
         write_audio(os.path.join(music, f"bench-{index:03d}.wav"), audio, AUDIO_SAMPLE_RATE, subtype="PCM_16")
     low, high = piece_seconds(settings.audio_seconds)
     simulate_edits(music, src, seed=settings.seed, export_fraction=0.5, min_piece=low, max_piece=high,
