@@ -1,10 +1,11 @@
 """Synthetic music to point into: the one note generator of the demo audio, the tests and the benchmarks.
 
 A recording is a run of notes of 0.3-0.6 s, each a bright harmonic tone (harmonics up to 0.4 of the
-sample rate, sawtooth-like; at least the fundamental) with a 40 ms attack, a decay and a 100 ms release that rings on under the
-next note, plus a little noise: enough structure for a frame to have one right place in the raw.
-The 40 ms attack matters: a frame shifted by part of a hop against an onset sharper than the mel
-window changes more than the pack tests' > 0.99 similarity allows; bowed or blown onsets stay within it.
+sample rate, sawtooth-like; at least the fundamental) with a 40 ms attack, a decay and a 100 ms
+release that rings on under the next note, plus a little noise: enough structure for a frame to
+have one right place in the raw. The 40 ms attack matters: a frame shifted by part of a hop against
+an onset sharper than the mel window changes more than the pack tests' > 0.99 similarity allows;
+bowed or blown onsets stay within it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def synthetic_music(seconds: float, seed: int, sample_rate: int = 22050) -> np.n
         pitch = int(rng.integers(0, 36))
         f0 = 110 * 2 ** (pitch / 12)
         if pitch not in tables:
-            tables[pitch] = sum(np.sin(2 * np.pi * h * phase) / h for h in range(1, max(2, int(sample_rate / 2.5 / f0))))
+            harmonics = range(1, max(2, int(sample_rate / 2.5 / f0)))
+            tables[pitch] = sum(np.sin(2 * np.pi * h * phase) / h for h in harmonics)
         note = np.interp((f0 * t) % 1.0, phase, tables[pitch], period=1.0)
         envelope = np.exp(-3 * t) * np.minimum(1, t * 25) * np.clip((sounding / sample_rate - t) * 10, 0, 1)
         out[position: position + len(t)] += 0.2 * note * envelope
