@@ -1,5 +1,6 @@
 """``python -m pipelines validate`` end to end on tiny shards made here, and the training pipe."""
 
+import dataclasses
 import json
 
 import pytest
@@ -9,7 +10,7 @@ from pipelines.build import load_config
 from pipelines.cli import main
 from pipelines.validation import run as validation_run
 from pipelines.validation.protocols import protocol_arms
-from pipelines.validation.train import TrainSettings, training_pipe
+from pipelines.validation.train import RunSpec, TrainSettings, training_pipe
 from streams.tools.shard_writer import write_shards
 from streams.tools.synthetic import synthetic_sample
 
@@ -99,6 +100,32 @@ def test_cache_is_not_read_across_instrument_revisions(tiny, tmp_path, monkeypat
     assert _validate(tiny, tmp_path / "b", "--seeds", "1", "--cache", str(cache)) == 0
     second = json.loads((tmp_path / "b" / "results.json").read_text())
     assert (second["runs_trained"], second["runs_from_cache"]) == (2, 0)
+
+
+def _spec(arm, config, conditions=("stored",)):
+    settings = TrainSettings(steps=6, eval_every=2, conditions=conditions)
+    return RunSpec(arm.name, 0, arm.config, settings, "val.tar", config, ("a", "b"), ("c",))
+
+
+def test_cache_key_ignores_what_an_arm_does_not_run(tiny):
+    config = load_config({**CONFIG, "source": {"urls": tiny["train"]}})
+    variant = load_config({**CONFIG, "source": {"urls": tiny["train"]}, "augmentation": {
+        **CONFIG["augmentation"], "noise": {**CONFIG["augmentation"]["noise"], "level_max": 0.1}}})
+    (none, every), (variant_none, variant_all) = protocol_arms("quick", config), protocol_arms("quick", variant)
+    key = validation_run.run_key
+    assert key(_spec(none, config)) == key(_spec(variant_none, variant))  # none of a variant is trained once
+    assert key(_spec(every, config)) != key(_spec(variant_all, variant))
+    assert key(_spec(none, config)) != key(_spec(every, config))
+    # like_training perturbs validation with the reference's augmentations: then the reference counts
+    like = ("stored", "like_training")
+    assert key(_spec(none, config, like)) != key(_spec(variant_none, variant, like))
+    # a block switched off keeps no say; the flat switch and augmentation.enabled are one thing
+    quiet = dataclasses.replace(config, augmentation=dataclasses.replace(
+        config.augmentation, noise=dataclasses.replace(config.augmentation.noise, enabled=False, level_max=0.9)))
+    assert validation_run.as_run(quiet) == validation_run.as_run(protocol_arms("ablation", config)[2].config)
+    flat = dataclasses.replace(config, augmentation_enabled=True,
+                               augmentation=dataclasses.replace(config.augmentation, enabled=False))
+    assert validation_run.as_run(flat) == validation_run.as_run(config)
 
 
 def test_ablation_and_multiplier_arms(tiny, tmp_path):

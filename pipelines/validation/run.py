@@ -15,7 +15,7 @@ import torch
 from streams import Pipe
 
 from ..build import load_config
-from ..config import AudioAugmentationConfig, Config, ConfigError
+from ..config import AUGMENTATION_ORDER, AudioAugmentationConfig, Config, ConfigError
 from .baseline import nearest_neighbour_scorer
 from .evaluate import score_samples, select_penalty
 from .perturb import make_conditions
@@ -24,7 +24,7 @@ from .report import build_results, write_outputs
 from .runner import run_specs
 from .train import RunSpec, TrainSettings, load_samples, recording_of
 
-__all__ = ["AUDIO_CONFIG", "DEFAULT_CONFIG", "INSTRUMENT_REVISION", "audio_recordings", "default_device",
+__all__ = ["AUDIO_CONFIG", "DEFAULT_CONFIG", "INSTRUMENT_REVISION", "as_run", "audio_recordings", "default_device",
            "load_audio_block", "load_validation_config", "run_baseline", "run_key", "run_validation", "summary_line",
            "training_recordings"]
 
@@ -117,10 +117,10 @@ def run_validation(config: Config, val_urls: str | list[str], *, protocol: str =
     the arms train on the rest (the multiplier's subsets are drawn from the rest). The baseline
     is scored in a thread while the runs train.
 
-    ``cache_dir``: keep each run's result there under a hash of everything that determines it
-    (arm config, seed, settings, validation set, reference config, recordings; not the arm's
-    name), and reuse it: protocols that share arms (``none`` and ``all`` in quick and ablation,
-    ``none`` on every recording in multiplier) train them once.
+    ``cache_dir``: keep each run's result there under a hash of what determines it (:func:`run_key`),
+    and reuse it: protocols that share arms (``none`` and ``all`` in quick and ablation, ``none`` on
+    every recording in multiplier) train them once, and so do configs that differ only in stages an
+    arm does not run (``none`` of every variant).
     """
     settings = settings or TrainSettings()
     if seeds < 1:
@@ -172,11 +172,31 @@ is never read as if it were this one's."""
 
 
 def run_key(spec: RunSpec) -> str:
-    """The cache key of a run: a hash of everything but the arm's name, with the
-    :data:`INSTRUMENT_REVISION`."""
-    described = repr((INSTRUMENT_REVISION, spec.config, spec.seed, spec.settings, spec.val_urls, spec.reference,
+    """The cache key of a run: a hash of what decides its result (the arm's config as it runs, see
+    :func:`as_run`, seed, settings, validation set, recordings, the :data:`INSTRUMENT_REVISION`) and
+    of nothing else: not the arm's name, nor the settings of stages it does not run, nor the
+    reference config beyond its shards (and its augmentations when ``like_training`` is scored). So
+    ``none`` of a variant config (``spec_augment.fill: "mean"``) is the ``none`` already trained."""
+    reference = (spec.reference.source.urls,
+                 as_run(spec.reference) if "like_training" in spec.settings.conditions else None)
+    described = repr((INSTRUMENT_REVISION, as_run(spec.config), spec.seed, spec.settings, spec.val_urls, reference,
                       spec.recordings, spec.holdout))
     return hashlib.sha256(described.encode()).hexdigest()[:24]
+
+
+def as_run(config: Config) -> Config:
+    """``config`` with the blocks of the augmentations it does not run reset to their defaults (and
+    the flat switch folded into ``augmentation.enabled``): two configs that train alike compare equal."""
+    aug, audio = config.augmentation, config.audio_augmentation
+    if config.augment:
+        aug = dataclasses.replace(aug, enabled=True, **{
+            name: dataclasses.replace(type(getattr(aug, name))(), enabled=False)
+            for name in AUGMENTATION_ORDER if not getattr(aug, name).enabled})
+    else:
+        aug = type(aug)()
+    audio = (dataclasses.replace(audio, stages=tuple((name, block) for name, block in audio.stages if block.enabled))
+             if audio.enabled else AudioAugmentationConfig())
+    return dataclasses.replace(config, augmentation_enabled=None, augmentation=aug, audio_augmentation=audio)
 
 
 def _cached(cache_dir: str, spec: RunSpec) -> dict | None:
