@@ -10,6 +10,7 @@ from pipelines.build import load_config
 from pipelines.cli import main
 from pipelines.validation import run as validation_run
 from pipelines.validation.protocols import protocol_arms
+from pipelines.validation.report import at_grid_top
 from pipelines.validation.train import RunSpec, TrainSettings, training_pipe
 from streams.tools.shard_writer import write_shards
 from streams.tools.synthetic import synthetic_sample
@@ -72,6 +73,7 @@ def test_quick_writes_results_plot_and_table(tiny, tmp_path, capsys):
         assert set(block["conditions"]) == {"stored", "like_training", "unlike_training"}
         assert len(block["curves"]["loss"][0]) == block["per_seed"][0]["steps"]
         assert [step for step, _ in block["curves"]["holdout"][0]][:2] == [0, 2]  # untrained, then every 2 steps
+    assert isinstance(results["penalty_at_grid_top"], list)
     baseline = results["baselines"]["nearest_neighbour"]
     assert set(DECODED) <= set(baseline) and baseline["penalty"] in (4, 16, 64, 256)
     assert [p for p, _ in baseline["penalty_grid"]] == [4, 16, 64, 256]
@@ -82,6 +84,16 @@ def test_quick_writes_results_plot_and_table(tiny, tmp_path, capsys):
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert "| all | none | exact | stored |" in printed and (tmp_path / "summary.md").read_text() in printed
+
+
+def test_penalties_at_the_grid_top_are_named():
+    def results(grid, arm_penalties, nn_penalty):
+        return {"settings": {"penalties": grid}, "baselines": {"nearest_neighbour": {"penalty": nn_penalty}},
+                "arms": {"all": {"per_seed": [{"seed": i, "penalty": p} for i, p in enumerate(arm_penalties)]}}}
+
+    assert at_grid_top(results([4, 16, 256], [256, 16], 256)) == ["all seed 0", "nearest neighbour"]
+    assert at_grid_top(results([4, 16, 256], [16, 4], 16)) == []
+    assert at_grid_top(results([64], [64], 64)) == []  # one penalty: nothing was chosen
 
 
 def test_cache_reuses_finished_runs(tiny, tmp_path):

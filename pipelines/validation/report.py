@@ -25,7 +25,8 @@ one of :data:`METRICS`: the argmax's ``exact``, ``within_2``, ``median_abs_err``
                       "agree": n, "seeds": n, "deltas": [...]}, ...],
      "against_baseline": [{"arm": NAME, "metric": "decoded_exact", ... as a comparison}, ...],
      "multiplier": [{"arm": "all@k", "metric": "decoded_exact", "size": k, "n_eq": x, "multiplier": x,
-                     "bound": null|"more than"|"less than"}, ...]}
+                     "bound": null|"more than"|"less than"}, ...],
+     "penalty_at_grid_top": ["all seed 1", "nearest neighbour", ...]}   (see :func:`at_grid_top`)
 
 A seed's scores are those of its best checkpoint (by the held-out training recordings), scored
 once on the validation set at its chosen penalty. Top-level arm metrics are the ``stored``
@@ -42,7 +43,7 @@ from statistics import fmean
 from .protocols import Arm, multiplier
 from .stats import paired_comparison, summarise
 
-__all__ = ["COMPARED", "METRICS", "build_results", "render_markdown", "write_outputs", "write_plot"]
+__all__ = ["COMPARED", "METRICS", "at_grid_top", "build_results", "render_markdown", "write_outputs", "write_plot"]
 
 METRICS = ("exact", "within_2", "median_abs_err", "argmax_cut_f1", "argmax_cut_f1_5",
            "decoded_exact", "decoded_within_2", "cut_f1", "cut_f1_5")
@@ -101,7 +102,22 @@ def build_results(protocol: str, arms: Sequence[Arm], runs: Sequence[dict], base
                "comparisons": comparisons, "against_baseline": against_baseline}
     if protocol == "multiplier":
         results["multiplier"] = _multipliers(arms, blocks)
+    results["penalty_at_grid_top"] = at_grid_top(results)
     return results
+
+
+def at_grid_top(results: dict) -> list[str]:
+    """The runs (``"all seed 1"``) and baseline whose jump penalty is the largest of a grid of several:
+    their best penalty may lie beyond it, so their decoded scores may be low. A model trained longer
+    grows sharper log-probabilities and wants a larger penalty (at a 400-step cap every ``all`` run
+    chose 256, the default grid's top)."""
+    grid = (results.get("settings") or {}).get("penalties") or ()
+    if len(grid) < 2:
+        return []
+    top = max(grid)
+    found = [f"{name} seed {s['seed']}" for name, block in results["arms"].items() for s in block["per_seed"]
+             if s["penalty"] == top]
+    return found + (["nearest neighbour"] if results["baselines"]["nearest_neighbour"]["penalty"] == top else [])
 
 
 def _multipliers(arms: Sequence[Arm], blocks: dict[str, dict]) -> list[dict]:
@@ -151,6 +167,10 @@ def render_markdown(results: dict) -> str:
                  f"{nn['within_2']:.3f} | {nn['argmax_cut_f1']:.3f} | {nn['decoded_exact']:.3f} | "
                  f"{nn['decoded_within_2']:.3f} | {nn['cut_f1']:.3f} | {nn['cut_f1_5']:.3f} |"
                  + "".join(f" {nn['conditions'][c]['decoded_exact']:.3f} |" for c in others))
+    if results.get("penalty_at_grid_top"):
+        lines += ["", f"Penalty at the top of the grid ({max(results['settings']['penalties']):g}) for "
+                  f"{', '.join(results['penalty_at_grid_top'])}: the best one may lie beyond it; run again "
+                  f"with `--penalties` reaching higher before reading their decoded scores."]
     lines += ["", "| arm | against | metric | condition | delta (mean) | 95% CI | verdict | seeds agreeing |",
               "| --- | --- | --- | --- | ---: | --- | --- | ---: |"]
     shown = [c for c in results["comparisons"]
