@@ -108,9 +108,9 @@ def build_results(protocol: str, arms: Sequence[Arm], runs: Sequence[dict], base
 
 def at_grid_top(results: dict) -> list[str]:
     """The runs (``"all seed 1"``) and baseline whose jump penalty is the largest of a grid of several:
-    their best penalty may lie beyond it, so their decoded scores may be low. A model trained longer
-    grows sharper log-probabilities and wants a larger penalty (at a 400-step cap every ``all`` run
-    chose 256, the default grid's top)."""
+    their best penalty may lie beyond it. A model trained longer grows sharper log-probabilities and
+    may want a larger one (at a 400-step cap every ``all`` run chose 256, the default grid's top; a
+    grid up to 4096 chose 256 again for seed 0): a prompt to look, not a verdict."""
     grid = (results.get("settings") or {}).get("penalties") or ()
     if len(grid) < 2:
         return []
