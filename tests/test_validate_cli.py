@@ -73,6 +73,7 @@ def test_quick_writes_results_plot_and_table(tiny, tmp_path, capsys):
         assert set(block["conditions"]) == {"stored", "like_training", "unlike_training"}
         assert len(block["curves"]["loss"][0]) == block["per_seed"][0]["steps"]
         assert [step for step, _ in block["curves"]["holdout"][0]][:2] == [0, 2]  # untrained, then every 2 steps
+        assert [step for step, _ in block["curves"]["holdout_loss"][0]] == [s for s, _ in block["curves"]["holdout"][0]]
     assert isinstance(results["penalty_at_grid_top"], list)
     baseline = results["baselines"]["nearest_neighbour"]
     assert set(DECODED) <= set(baseline) and baseline["penalty"] in (4, 16, 64, 256)

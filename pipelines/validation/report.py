@@ -17,6 +17,7 @@ one of :data:`METRICS`: the argmax's ``exact``, ``within_2``, ``median_abs_err``
                      METRIC: {"mean": x, "std": x}, ..., "best_step": {"mean", "std"},
                      "conditions": {COND: {METRIC: {"mean": x, "std": x}}},
                      "curves": {"loss": [[per step] per seed], "holdout": [[[step, decoded_exact], ...] per seed],
+                                "holdout_loss": [[[step, loss], ...] per seed] (what the plateau rule scores),
                                 "best_step": [per seed], "steps": [per seed]}}},
      "baselines": {"nearest_neighbour": {METRIC: x, ..., "penalty": p, "penalty_grid": [[p, x], ...],
                                          "holdout": {METRIC: x}, "conditions": {COND: {METRIC: x}}}},
@@ -69,6 +70,7 @@ def _arm_block(arm: Arm, runs: Sequence[dict]) -> dict:
                            for c in names},
             "curves": {"loss": [run["loss"] for run in runs],
                        "holdout": [[[e["step"], e["holdout"]["decoded_exact"]] for e in run["curve"]] for run in runs],
+                       "holdout_loss": [[[e["step"], e["holdout"]["loss"]] for e in run["curve"]] for run in runs],
                        "best_step": [run["best_step"] for run in runs], "steps": [run["steps"] for run in runs]}}
 
 
@@ -208,9 +210,10 @@ def render_markdown(results: dict) -> str:
 
 
 def write_plot(results: dict, path: str) -> None:
-    """Training loss (moving average of 10 steps) and held-out decoded exact accuracy against step,
-    one colour per arm, one line per seed; a star marks each seed's best checkpoint, the line's end
-    where the plateau rule (or the cap) stopped it."""
+    """Training loss (moving average of 10 steps) with the held-out loss the plateau rule scores
+    (dashed), and held-out decoded exact accuracy, against step; one colour per arm, one line per
+    seed; a star marks each seed's kept checkpoint, the line's end where the rule (or the cap)
+    stopped it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,18 +224,25 @@ def write_plot(results: dict, path: str) -> None:
     for index, (name, block) in enumerate(results["arms"].items()):
         colour = f"C{index % 10}"
         curves = block["curves"]
-        for seed, (loss, holdout, best) in enumerate(zip(curves["loss"], curves["holdout"], curves["best_step"])):
+        held_losses = curves.get("holdout_loss") or [None] * len(curves["loss"])
+        for seed, (loss, holdout, held_loss, best) in enumerate(zip(curves["loss"], curves["holdout"], held_losses,
+                                                                    curves["best_step"])):
             label = name if seed == 0 else None
             loss = np.asarray(loss, dtype=float)
             width = min(10, len(loss))
             smooth = np.convolve(loss, np.ones(width) / width, mode="valid")
             left.plot(np.arange(width, len(loss) + 1), smooth, color=colour, alpha=0.7, label=label)
+            if held_loss:
+                held_steps, held_values = zip(*held_loss)
+                left.plot(held_steps, held_values, color=colour, linestyle="--", marker=".", alpha=0.7)
+                if best in dict(held_loss):
+                    left.plot([best], [dict(held_loss)[best]], color=colour, marker="*", markersize=12)
             steps, values = zip(*holdout)
             right.plot(steps, values, color=colour, marker=".", alpha=0.7, label=label)
             right.plot([best], [dict(holdout)[best]] if best in dict(holdout) else [values[-1]], color=colour,
                        marker="*", markersize=12)
-    left.set(xlabel="step", ylabel="training loss (10-step mean)", title="training loss")
-    right.set(xlabel="step", ylabel="decoded exact (penalty 4)",
+    left.set(xlabel="step", ylabel="loss (nats)", title="training loss (10-step mean); held-out loss (dashed)")
+    right.set(xlabel="step", ylabel="decoded exact (its best penalty)",
               title="held-out training recordings (star: kept checkpoint)")
     right.axhline(results["baselines"]["nearest_neighbour"]["holdout"]["decoded_exact"], color="grey",
                   linestyle="--", label="nearest neighbour (its penalty)")
