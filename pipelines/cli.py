@@ -29,7 +29,9 @@ from streams.tools.synthetic import EditStyle, synthetic_sample
 
 from .build import load_config
 from .config import ConfigError
+from .model import SIZES
 from .run import StallError
+from .validation.evaluate import PENALTY_GRID
 
 __all__ = ["main"]
 
@@ -420,19 +422,20 @@ def make_parser() -> argparse.ArgumentParser:
                           help="audio shards (pack-audio --store audio) of the --train recordings; --protocol audio "
                                "only, which trains arms none, mel, audio and both")
     validate.add_argument("--seeds", type=int, default=3)
-    validate.add_argument("--steps", type=int, default=100, help="step cap per run, the same in every arm "
-                                                                 "(default 100)")
-    validate.add_argument("--eval-every", type=int, default=50,
-                          help="score the held-out training recordings every N steps (default 50)")
-    validate.add_argument("--patience", type=int, default=100,
-                          help="stop when the held-out score has not improved for N steps (default 100)")
+    validate.add_argument("--steps", type=int, default=250, help="step cap per run, the same in every arm "
+                                                                 "(default 250)")
+    validate.add_argument("--eval-every", type=int, default=25,
+                          help="score the held-out training recordings every N steps (default 25)")
+    validate.add_argument("--patience", type=int, default=50,
+                          help="stop when the held-out score has not improved for N steps (default 50)")
     validate.add_argument("--holdout", type=float, default=0.125,
                           help="fraction of training recordings held out for the plateau rule and the jump "
                                "penalty (default 0.125)")
     validate.add_argument("--holdout-frames", type=int, default=1000,
                           help="edit rows scored per held-out recording, centred (0: whole; default 1000)")
-    validate.add_argument("--penalties", default="4,16,64,256",
-                          help="jump penalties (nats) tried on the held-out recordings (default 4,16,64,256)")
+    validate.add_argument("--penalties", default=",".join(f"{p:g}" for p in PENALTY_GRID),
+                          help="jump penalties (nats) tried on the held-out recordings, scored whole (default "
+                               "%(default)s)")
     validate.add_argument("--conditions", default="stored",
                           help="validation conditions scored: stored[,like_training][,unlike_training] "
                                "(default stored; each one costs as much as stored)")
@@ -441,14 +444,15 @@ def make_parser() -> argparse.ArgumentParser:
                           help="raw frames kept either side of what a training window points at (default 100000: "
                                "the whole recording, every raw frame a distractor, as in the search scored)")
     validate.add_argument("--batch-size", type=int, default=4)
-    validate.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate after warm-up (default 1e-3)")
+    validate.add_argument("--lr", type=float, default=5e-3, help="AdamW learning rate after warm-up (default 5e-3)")
     validate.add_argument("--eval-frames", type=int, default=0,
                           help="edit rows scored per validation recording, a centred excerpt of the whole-recording "
                                "encoding (default 0: whole recordings)")
     validate.add_argument("--chunk-frames", type=int, default=256,
                           help="edit rows scored at once (memory: rows x raw frames x 4 bytes; default 256)")
-    validate.add_argument("--model", choices=("small", "large"), default="small",
-                          help="small: ~0.11M parameters (CPU); large: ~1.8M (GPU)")
+    validate.add_argument("--model", choices=SIZES, default="small",
+                          help="small: ~31k parameters (the CPU size); medium: ~0.11M (the CPU size until 7 December "
+                               "2026); large: ~1.9M (GPU)")
     validate.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     validate.add_argument("--jobs", type=int, default=2, help="runs trained side by side, one process each")
     validate.add_argument("--workers", type=int, default=1, help="DataLoader workers per run")

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from pipelines.build import load_config
-from pipelines.cli import main
+from pipelines.cli import main, make_parser
 from pipelines.validation import run as validation_run
+from pipelines.validation.evaluate import PENALTY_GRID
 from pipelines.validation.protocols import protocol_arms
 from pipelines.validation.report import at_grid_top
 from pipelines.validation.train import RunSpec, TrainSettings, training_pipe
@@ -67,7 +68,7 @@ def test_quick_writes_results_plot_and_table(tiny, tmp_path, capsys):
         assert [s["seed"] for s in block["per_seed"]] == [0, 1]
         for row in block["per_seed"]:
             assert set(DECODED) <= set(row) and 0 <= row["exact"] <= 1 and 0 <= row["decoded_exact"] <= 1
-            assert row["penalty"] in (4, 16, 64, 256) and row["stopped_by"] in ("plateau", "cap")
+            assert row["penalty"] in PENALTY_GRID and row["stopped_by"] in ("plateau", "cap")
             assert 0 <= row["best_step"] <= row["steps"] <= 6
         assert set(block["exact"]) == {"mean", "std"} and set(block["cut_f1"]) == {"mean", "std"}
         assert set(block["conditions"]) == {"stored", "like_training", "unlike_training"}
@@ -76,8 +77,8 @@ def test_quick_writes_results_plot_and_table(tiny, tmp_path, capsys):
         assert [step for step, _ in block["curves"]["holdout_loss"][0]] == [s for s, _ in block["curves"]["holdout"][0]]
     assert isinstance(results["penalty_at_grid_top"], list)
     baseline = results["baselines"]["nearest_neighbour"]
-    assert set(DECODED) <= set(baseline) and baseline["penalty"] in (4, 16, 64, 256)
-    assert [p for p, _ in baseline["penalty_grid"]] == [4, 16, 64, 256]
+    assert set(DECODED) <= set(baseline) and baseline["penalty"] in PENALTY_GRID
+    assert [p for p, _ in baseline["penalty_grid"]] == list(PENALTY_GRID)
     assert results["val_edit_frames"] == sum(90 + 7 * i for i in range(2))  # whole recordings scored
     first = results["comparisons"][0]
     assert (first["arm"], first["against"], first["metric"]) == ("all", "none", "decoded_exact")
@@ -139,6 +140,27 @@ def test_cache_key_ignores_what_an_arm_does_not_run(tiny):
     flat = dataclasses.replace(config, augmentation_enabled=True,
                                augmentation=dataclasses.replace(config.augmentation, enabled=False))
     assert validation_run.as_run(flat) == validation_run.as_run(config)
+
+
+def test_cache_key_names_the_model_size(tiny, monkeypatch):
+    """``small`` was d=64 until revision 3: a size redefined under its name must not read old runs."""
+    config = load_config({**CONFIG, "source": {"urls": tiny["train"]}})
+    spec = _spec(protocol_arms("quick", config)[0], config)
+    before = validation_run.run_key(spec)
+    monkeypatch.setattr(validation_run.ModelSize, "small", classmethod(lambda cls: cls(d=64)))
+    assert validation_run.run_key(spec) != before
+
+
+def test_command_line_defaults_are_the_settings_defaults():
+    """One set of defaults: ``validate`` without flags trains as ``TrainSettings()`` does."""
+    args = make_parser().parse_args(["validate", "--train", "t.tar", "--val", "v.tar"])
+    defaults = TrainSettings()
+    flags = {"steps": "steps", "eval_every": "eval_every", "patience": "patience", "window": "window",
+             "context": "context", "batch_size": "batch_size", "learning_rate": "lr", "model": "model",
+             "holdout": "holdout", "holdout_frames": "holdout_frames", "chunk_frames": "chunk_frames"}
+    assert {field: getattr(args, flag) for field, flag in flags.items()} == {
+        field: getattr(defaults, field) for field in flags}
+    assert tuple(float(p) for p in args.penalties.split(",")) == defaults.penalties
 
 
 def test_ablation_and_multiplier_arms(tiny, tmp_path):

@@ -107,10 +107,10 @@ def test_every_arm_stops_by_the_same_rule_or_the_cap(shards, steps, patience):
         best = max(run["curve"], key=lambda e: (-e["holdout"]["loss"], e["holdout"]["decoded_exact"], -e["step"]))
         best = best["step"]  # the lowest held-out loss, ties broken by decoded exact, the first of equals
         assert run["best_step"] == best
-        if run["stopped_by"] == "plateau":
-            assert run["steps"] < steps and run["steps"] - run["best_step"] >= patience
-        else:
-            assert run["steps"] == steps
+        # "plateau" when the rule is met, at the cap too (a run whose best is patience steps before it)
+        plateaued = run["steps"] - run["best_step"] >= patience
+        assert run["stopped_by"] == ("plateau" if plateaued else "cap")
+        assert run["steps"] == steps or plateaued
 
 
 # penalties are chosen on held-out training recordings only -----------------------------------------
@@ -143,6 +143,22 @@ def test_model_penalty_is_chosen_on_training_recordings_only(shards, monkeypatch
     run = train_run(_spec(shards, "all", None, steps=2, patience=2))
     assert chosen_on and all(key.startswith("train-") for key in chosen_on)
     assert run["penalty"] in (1.0, 8.0) and set(run["final"]) == {"stored"}
+
+
+def test_the_kept_checkpoints_penalty_is_chosen_on_whole_held_out_recordings(shards, monkeypatch):
+    """Checkpoints score excerpts of ``holdout_frames`` rows; the penalty of the kept one is chosen
+    on the held-out recordings whole (excerpts could not tell 256 from 4096 on real music)."""
+    grids: list[tuple[tuple[str, ...], int | None]] = []
+    real = train_module.score_samples
+
+    def spy(scorer, samples, penalties=(4.0,), **kwargs):
+        if len(penalties) > 1:
+            grids.append((tuple(s.key for s in samples), kwargs.get("rows")))
+        return real(scorer, samples, penalties, **kwargs)
+    monkeypatch.setattr(train_module, "score_samples", spy)
+    run = train_run(_spec(shards, "all", None, steps=4, patience=4, holdout_frames=12))
+    assert [rows for _, rows in grids] == [12] * len(run["curve"]) + [None]
+    assert all(keys == grids[0][0] and all(k.startswith("train-") for k in keys) for keys, _ in grids)
 
 
 def test_the_chosen_penalty_ignores_what_validation_would_prefer():

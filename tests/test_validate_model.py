@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pipelines.model import ModelSize, PointerNet, diagonal_smooth, pointer_loss, standardise
+from pipelines.model import SIZES, ModelSize, PointerNet, diagonal_smooth, pointer_loss, standardise
 
 
 def _masks(lengths, frames):
@@ -15,8 +15,28 @@ def test_scores_shape_and_default_size():
     raw, edit = torch.randn(3, 128, 50), torch.randn(3, 128, 20)
     scores = net(raw, _masks([50, 40, 10], 50), edit, _masks([20, 20, 5], 20))
     assert scores.shape == (3, 20, 50) and scores.dtype == torch.float32
-    assert 100_000 < net.parameter_count() < 300_000  # the ~0.2M instrument that trains on 2 CPU cores
-    assert PointerNet(128, ModelSize.large()).parameter_count() > 4 * net.parameter_count()
+    assert net.size == ModelSize.small()
+    assert 25_000 < net.parameter_count() < 50_000  # the ~31k CPU size: 1.4 s a step on one core
+    sizes = [PointerNet(128, ModelSize.named(name)).parameter_count() for name in SIZES]
+    assert sizes == sorted(sizes) and sizes[-1] > 40 * sizes[0]
+    with pytest.raises(ValueError, match="--model must be one of small, medium, large"):
+        ModelSize.named("tiny")
+
+
+@pytest.mark.parametrize("dilation", [1, 8, 16])
+def test_conv_block_is_its_conv1d(dilation):
+    """The channels-last 2-D path of the block computes the ``Conv1d`` it holds, gradients too."""
+    from pipelines.model import _ConvBlock
+
+    block = _ConvBlock(d=8, kernel=7, dilation=dilation)
+    x = torch.randn(2, 300, 8, requires_grad=True)
+    mask = _masks([300, 250], 300)
+    expected = x + block.mlp(block.norm(block.conv((x * mask.unsqueeze(-1)).transpose(1, 2)).transpose(1, 2)))
+    (grad_expected,) = torch.autograd.grad(expected.square().sum(), block.conv.weight)
+    got = block(x, mask)
+    (grad_got,) = torch.autograd.grad(got.square().sum(), block.conv.weight)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad_got, grad_expected, rtol=1e-4, atol=1e-4)
 
 
 def test_padded_raw_frames_are_never_chosen():

@@ -16,6 +16,7 @@ from streams import Pipe
 
 from ..build import load_config
 from ..config import AUGMENTATION_ORDER, AudioAugmentationConfig, Config, ConfigError
+from ..model import ModelSize
 from .baseline import nearest_neighbour_scorer
 from .evaluate import score_samples, select_penalty
 from .perturb import make_conditions
@@ -85,10 +86,10 @@ def training_recordings(urls: str | list[str]) -> list[str]:
 def run_baseline(config: Config, holdout: tuple[str, ...], val_urls: str | list[str],
                  settings: TrainSettings) -> dict:
     """The nearest neighbour, decoded: its jump penalty chosen from ``settings.penalties`` on the
-    held-out training recordings (the rows the plateau rule scores), then every validation
-    condition scored at that penalty, as the trained arms are."""
+    held-out training recordings scored whole, then every validation condition scored at that
+    penalty, as the trained arms are."""
     held = load_samples(config.source.urls, holdout)
-    by_penalty = score_samples(nearest_neighbour_scorer, held, settings.penalties, rows=settings.holdout_frames,
+    by_penalty = score_samples(nearest_neighbour_scorer, held, settings.penalties, rows=None,
                                chunk_frames=settings.chunk_frames)
     penalty = select_penalty(by_penalty)
     conditions = make_conditions(load_samples(val_urls), config, settings.conditions)
@@ -165,22 +166,24 @@ def _check_same_recordings(mel: list[str], audio: list[str], mel_urls, audio_url
                          f"{only_audio[:5]}")
 
 
-INSTRUMENT_REVISION = 2
+INSTRUMENT_REVISION = 3
 """Part of every cache key: raised whenever a change to training or scoring changes what a run
-gives (2: checkpoints by held-out loss, 7 December 2026), so a cache made by an earlier instrument
-is never read as if it were this one's."""
+gives (2: checkpoints by held-out loss, 7 December 2026; 3: ``small`` became d=32, the learning
+rate and step cap their new defaults, later that day), so a cache made by an earlier instrument is
+never read as if it were this one's."""
 
 
 def run_key(spec: RunSpec) -> str:
     """The cache key of a run: a hash of what decides its result (the arm's config as it runs, see
-    :func:`as_run`, seed, settings, validation set, recordings, the :data:`INSTRUMENT_REVISION`) and
-    of nothing else: not the arm's name, nor the settings of stages it does not run, nor the
-    reference config beyond its shards (and its augmentations when ``like_training`` is scored). So
-    ``none`` of a variant config (``spec_augment.fill: "mean"``) is the ``none`` already trained."""
+    :func:`as_run`, seed, settings and the model size they name, validation set, recordings, the
+    :data:`INSTRUMENT_REVISION`) and of nothing else: not the arm's name, nor the settings of stages
+    it does not run, nor the reference config beyond its shards (and its augmentations when
+    ``like_training`` is scored). So ``none`` of a variant config (``spec_augment.fill: "mean"``) is
+    the ``none`` already trained."""
     reference = (spec.reference.source.urls,
                  as_run(spec.reference) if "like_training" in spec.settings.conditions else None)
-    described = repr((INSTRUMENT_REVISION, as_run(spec.config), spec.seed, spec.settings, spec.val_urls, reference,
-                      spec.recordings, spec.holdout))
+    described = repr((INSTRUMENT_REVISION, as_run(spec.config), spec.seed, spec.settings,
+                      ModelSize.named(spec.settings.model), spec.val_urls, reference, spec.recordings, spec.holdout))
     return hashlib.sha256(described.encode()).hexdigest()[:24]
 
 
