@@ -31,9 +31,12 @@ from .build import load_config
 from .config import ConfigError
 from .model import SIZES
 from .run import StallError
-from .validation.evaluate import PENALTY_GRID
+from .validation.train import TrainSettings
 
 __all__ = ["main"]
+
+_TRAIN = TrainSettings()
+"""``validate``'s defaults for what every arm shares: the settings' own, stated once."""
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -177,7 +180,6 @@ def _bench(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from .validation.report import render_markdown
     from .validation.run import default_device, load_audio_block, load_validation_config, run_validation, summary_line
-    from .validation.train import TrainSettings
 
     config = load_validation_config(args.config, args.train)
     try:
@@ -422,18 +424,18 @@ def make_parser() -> argparse.ArgumentParser:
                           help="audio shards (pack-audio --store audio) of the --train recordings; --protocol audio "
                                "only, which trains arms none, mel, audio and both")
     validate.add_argument("--seeds", type=int, default=3)
-    validate.add_argument("--steps", type=int, default=250, help="step cap per run, the same in every arm "
-                                                                 "(default 250)")
-    validate.add_argument("--eval-every", type=int, default=25,
-                          help="score the held-out training recordings every N steps (default 25)")
-    validate.add_argument("--patience", type=int, default=50,
-                          help="stop when the held-out score has not improved for N steps (default 50)")
+    validate.add_argument("--steps", type=int, default=_TRAIN.steps,
+                          help="step cap per run, the same in every arm (default %(default)s)")
+    validate.add_argument("--eval-every", type=int, default=_TRAIN.eval_every,
+                          help="score the held-out training recordings every N steps (default %(default)s)")
+    validate.add_argument("--patience", type=int, default=_TRAIN.patience,
+                          help="stop when the held-out score has not improved for N steps (default %(default)s)")
     validate.add_argument("--holdout", type=float, default=0.125,
                           help="fraction of training recordings held out for the plateau rule and the jump "
                                "penalty (default 0.125)")
     validate.add_argument("--holdout-frames", type=int, default=1000,
                           help="edit rows scored per held-out recording, centred (0: whole; default 1000)")
-    validate.add_argument("--penalties", default=",".join(f"{p:g}" for p in PENALTY_GRID),
+    validate.add_argument("--penalties", default=",".join(f"{p:g}" for p in _TRAIN.penalties),
                           help="jump penalties (nats) tried on the held-out recordings, scored whole (default "
                                "%(default)s)")
     validate.add_argument("--conditions", default="stored",
@@ -444,13 +446,14 @@ def make_parser() -> argparse.ArgumentParser:
                           help="raw frames kept either side of what a training window points at (default 100000: "
                                "the whole recording, every raw frame a distractor, as in the search scored)")
     validate.add_argument("--batch-size", type=int, default=4)
-    validate.add_argument("--lr", type=float, default=5e-3, help="AdamW learning rate after warm-up (default 5e-3)")
+    validate.add_argument("--lr", type=float, default=_TRAIN.learning_rate,
+                          help="AdamW learning rate after warm-up (default %(default)s)")
     validate.add_argument("--eval-frames", type=int, default=0,
                           help="edit rows scored per validation recording, a centred excerpt of the whole-recording "
                                "encoding (default 0: whole recordings)")
     validate.add_argument("--chunk-frames", type=int, default=256,
                           help="edit rows scored at once (memory: rows x raw frames x 4 bytes; default 256)")
-    validate.add_argument("--model", choices=SIZES, default="small",
+    validate.add_argument("--model", choices=SIZES, default=_TRAIN.model,
                           help="small: ~31k parameters (the CPU size); medium: ~0.11M (the CPU size until 7 December "
                                "2026); large: ~1.9M (GPU)")
     validate.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")

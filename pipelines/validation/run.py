@@ -169,7 +169,8 @@ def _check_same_recordings(mel: list[str], audio: list[str], mel_urls, audio_url
 INSTRUMENT_REVISION = 3
 """Part of every cache key: raised whenever a change to training or scoring changes what a run
 gives (2: checkpoints by held-out loss, 7 December 2026; 3: ``small`` became d=32, the learning
-rate and step cap their new defaults, later that day), so a cache made by an earlier instrument is
+rate and step cap their new defaults, the kept checkpoint's penalty chosen on whole held-out
+recordings from a wider grid, later that day), so a cache made by an earlier instrument is
 never read as if it were this one's."""
 
 
