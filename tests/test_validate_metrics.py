@@ -82,3 +82,18 @@ def test_decoding_smooths_a_flicker_that_argmax_keeps():
     assert decode_path(scores, 1.0).tolist() == [2, 3, 4, 5, 6, 7]
     with pytest.raises(ValueError, match="jump_penalty"):
         JumpDecoder(-1.0)
+
+
+def test_decoding_resolves_small_differences_after_long_recordings():
+    # 20,000 rows of -20: absolute float32 totals (-4e5, spaced 0.03 apart) would lose the last
+    # row's 0.01; totals kept relative to the best do not
+    scores = np.full((20_000, 16), -20.0, dtype=np.float32)
+    scores[-1, 3] = -19.99
+    assert decode_path(scores, 0.0)[-1] == 3
+
+
+def test_decoding_a_row_with_nowhere_to_point_is_an_error():
+    scores = np.zeros((3, 4))
+    scores[1] = -np.inf
+    with pytest.raises(ValueError, match="no finite entry"):
+        decode_path(scores, 1.0)
