@@ -177,20 +177,27 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numbers(text: str, flag: str) -> tuple[float, ...]:
+    """``"1,4.5"`` -> ``(1.0, 4.5)``; anything else a ``ValueError`` naming ``flag``."""
+    try:
+        return tuple(float(p) for p in text.split(","))
+    except ValueError as err:
+        raise ValueError(f"{flag} must be numbers separated by commas ({text!r} given)") from err
+
+
 def _validate(args: argparse.Namespace) -> int:
     from .validation.report import render_markdown
     from .validation.run import default_device, load_audio_block, load_validation_config, run_validation, summary_line
 
     config = load_validation_config(args.config, args.train)
-    try:
-        penalties = tuple(float(p) for p in args.penalties.split(","))
-    except ValueError as err:
-        raise ValueError(f"--penalties must be numbers separated by commas ({args.penalties!r} given)") from err
+    penalties = _numbers(args.penalties, "--penalties")
+    baseline_weights = _numbers(args.baseline_weights, "--baseline-weights")
     settings = TrainSettings(steps=args.steps, eval_every=args.eval_every, patience=args.patience,
                              window=args.window, context=args.context, batch_size=args.batch_size,
                              learning_rate=args.lr, model=args.model,
                              device=args.device or default_device(), workers=args.workers, threads=args.threads,
                              holdout=args.holdout, holdout_frames=args.holdout_frames or None, penalties=penalties,
+                             baseline_weights=baseline_weights,
                              conditions=tuple(c for c in args.conditions.split(",") if c),
                              chunk_frames=args.chunk_frames, eval_frames=args.eval_frames or None)
     results, paths = run_validation(config, args.val, protocol=args.protocol, seeds=args.seeds, settings=settings,
@@ -438,6 +445,9 @@ def make_parser() -> argparse.ArgumentParser:
     validate.add_argument("--penalties", default=",".join(f"{p:g}" for p in _TRAIN.penalties),
                           help="jump penalties (nats) tried on the held-out recordings, scored whole (default "
                                "%(default)s)")
+    validate.add_argument("--baseline-weights", default=",".join(f"{w:g}" for w in _TRAIN.baseline_weights),
+                          help="weights of the nearest neighbour's scores added to the model's for decoding, tried "
+                               "with every penalty on the held-out recordings (default %(default)s)")
     validate.add_argument("--conditions", default="stored",
                           help="validation conditions scored: stored[,like_training][,unlike_training] "
                                "(default stored; each one costs as much as stored)")

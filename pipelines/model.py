@@ -239,9 +239,11 @@ class PointerNet(nn.Module):
         features = torch.cat([unit, self.out_norm(x)], dim=-1)
         return features if mask.all() else features * mask.unsqueeze(-1)
 
-    def _weighted(self, edit: torch.Tensor) -> torch.Tensor:
-        """Edit features with the two scales applied, so that one matmul gives ``s``."""
-        scale = torch.cat([self.cosine_scale.expand(self.n_mels),
+    def _weighted(self, edit: torch.Tensor, baseline_weight: float = 0.0) -> torch.Tensor:
+        """Edit features with the two scales applied, so that one matmul gives ``s`` (plus
+        ``baseline_weight`` times the baseline's scores, see :meth:`score_rows`)."""
+        cosine = self.cosine_scale + baseline_weight / COSINE_TEMPERATURE if baseline_weight else self.cosine_scale
+        scale = torch.cat([cosine.expand(self.n_mels),
                            (self.learned_scale / math.sqrt(self.size.d)).expand(self.size.d)])
         return edit * scale
 
@@ -253,13 +255,21 @@ class PointerNet(nn.Module):
             return logits
         return logits.masked_fill_(~raw_mask.unsqueeze(1), float("-inf"))  # a map of our own: no copy
 
-    def score_rows(self, raw: torch.Tensor, edit: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    def score_rows(self, raw: torch.Tensor, edit: torch.Tensor, start: int, stop: int,
+                   baseline_weight: float = 0.0) -> torch.Tensor:
         """Rows ``start:stop`` of the smoothed scores of one whole recording, from features
         ``raw (T_raw, F)`` and ``edit (T_edit, F)`` (no padding): ``(stop - start, T_raw)``.
-        Computes ``K`` extra rows either side, so the rows equal those of :meth:`scores`."""
+        Computes ``K`` extra rows either side, so the rows equal those of :meth:`scores`.
+
+        ``baseline_weight`` ``w`` adds ``w`` times the baseline's scores (``cos / COSINE_TEMPERATURE``,
+        smoothed as the model's are): a product of the model's and the baseline's distributions, for
+        decoding. The two err differently along a segment (the embedding's errors, made from
+        overlapping context, are alike from one frame to the next and do not average out over a
+        segment; the cosine's do), so the weight that decodes best need not be the one the per-frame
+        loss trained (0); it is chosen on held-out training recordings, never on validation."""
         half = self.size.diagonal
         low, high = max(0, start - half), min(edit.shape[0], stop + half)
-        logits = (self._weighted(edit[low:high]) @ raw.T).float().unsqueeze(0)
+        logits = (self._weighted(edit[low:high], baseline_weight) @ raw.T).float().unsqueeze(0)
         return diagonal_smooth(logits, self.diagonal)[0, start - low:stop - low]
 
     def forward(self, raw_mel: torch.Tensor, raw_mask: torch.Tensor, edit_mel: torch.Tensor,

@@ -161,6 +161,7 @@ def test_command_line_defaults_are_the_settings_defaults():
     assert {field: getattr(args, flag) for field, flag in flags.items()} == {
         field: getattr(defaults, field) for field in flags}
     assert tuple(float(p) for p in args.penalties.split(",")) == defaults.penalties
+    assert tuple(float(w) for w in args.baseline_weights.split(",")) == defaults.baseline_weights
 
 
 def test_ablation_and_multiplier_arms(tiny, tmp_path):

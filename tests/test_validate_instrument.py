@@ -13,10 +13,11 @@ from pipelines.model import ModelSize, PointerNet
 from pipelines.validation import run as run_module
 from pipelines.validation import train as train_module
 from pipelines.validation.baseline import nearest_neighbour_scorer
-from pipelines.validation.evaluate import model_scorer, score_samples, select_penalty
+from pipelines.validation.evaluate import model_scorer, score_samples, select_decoding, select_penalty
 from pipelines.validation.plateau import Plateau
 from pipelines.validation.protocols import holdout_split, protocol_arms
 from pipelines.validation.train import RunSpec, TrainSettings, load_samples, train_run
+from streams import Sample
 from streams.tools.shard_writer import write_shards
 from streams.tools.synthetic import synthetic_sample
 
@@ -145,9 +146,10 @@ def test_model_penalty_is_chosen_on_training_recordings_only(shards, monkeypatch
     assert run["penalty"] in (1.0, 8.0) and set(run["final"]) == {"stored"}
 
 
-def test_the_kept_checkpoints_penalty_is_chosen_on_whole_held_out_recordings(shards, monkeypatch):
-    """Checkpoints score excerpts of ``holdout_frames`` rows; the penalty of the kept one is chosen
-    on the held-out recordings whole (excerpts could not tell 256 from 4096 on real music)."""
+def test_the_kept_checkpoints_decoding_is_chosen_on_whole_held_out_recordings(shards, monkeypatch):
+    """Checkpoints score excerpts of ``holdout_frames`` rows; the penalty and baseline weight of the
+    kept one are chosen on the held-out recordings whole (excerpts could not tell 256 from 4096 on
+    real music), one whole scoring per weight."""
     grids: list[tuple[tuple[str, ...], int | None]] = []
     real = train_module.score_samples
 
@@ -156,8 +158,11 @@ def test_the_kept_checkpoints_penalty_is_chosen_on_whole_held_out_recordings(sha
             grids.append((tuple(s.key for s in samples), kwargs.get("rows")))
         return real(scorer, samples, penalties, **kwargs)
     monkeypatch.setattr(train_module, "score_samples", spy)
-    run = train_run(_spec(shards, "all", None, steps=4, patience=4, holdout_frames=12))
-    assert [rows for _, rows in grids] == [12] * len(run["curve"]) + [None]
+    run = train_run(_spec(shards, "all", None, steps=4, patience=4, holdout_frames=12, baseline_weights=(0.0, 2.0)))
+    assert [rows for _, rows in grids] == [12] * len(run["curve"]) + [None, None]
+    assert [w for w, _, _ in run["decoding_grid"]] == [0.0, 0.0, 2.0, 2.0] and run["baseline_weight"] in (0.0, 2.0)
+    chosen = max(run["decoding_grid"], key=lambda row: (row[2], -row[0], -row[1]))
+    assert (run["baseline_weight"], run["penalty"]) == tuple(chosen[:2])
     assert all(keys == grids[0][0] and all(k.startswith("train-") for k in keys) for keys, _ in grids)
 
 
@@ -233,3 +238,31 @@ def test_model_rows_of_a_whole_recording_equal_its_batched_scores():
         rows = torch.cat([net.score_rows(raw_f, edit_f, a, min(25, a + 4)) for a in range(0, 25, 4)])
     torch.testing.assert_close(rows, full, atol=1e-4, rtol=1e-4)
     assert math.isfinite(float(full.sum()))
+
+
+def test_a_baseline_weight_adds_the_nearest_neighbours_scores():
+    """With no diagonal smoothing, the model's rows at weight w are its rows at 0 plus w times the
+    nearest neighbour's (``cos / COSINE_TEMPERATURE``)."""
+    generator = torch.Generator().manual_seed(2)
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        net = PointerNet(n_mels=8, size=ModelSize(d=16, blocks=2, diagonal=0)).eval()
+    raw, edit = torch.randn(8, 40, generator=generator), torch.randn(8, 25, generator=generator)
+    sample = Sample("a", raw, edit, torch.arange(25))
+    with torch.no_grad():
+        net.learned_scale.fill_(1.0)
+        at = {w: model_scorer(net, torch.device("cpu"), w)(sample)(0, 25) for w in (0.0, 3.0)}
+    torch.testing.assert_close(at[3.0], at[0.0] + 3.0 * nearest_neighbour_scorer(sample)(0, 25), atol=1e-4, rtol=1e-4)
+
+
+def test_decoding_choice_prefers_the_smaller_weight_and_penalty_on_ties():
+    grid = {3.0: {1.0: {"decoded_exact": 0.8}}, 0.0: {8.0: {"decoded_exact": 0.8}, 1.0: {"decoded_exact": 0.8}}}
+    assert select_decoding(grid) == (0.0, 1.0)
+    grid[3.0][1.0]["decoded_exact"] = 0.81
+    assert select_decoding(grid) == (3.0, 1.0)
+
+
+@pytest.mark.parametrize("weights", [(), (-1.0,), (float("nan"),)])
+def test_baseline_weights_are_checked(weights):
+    with pytest.raises(ValueError, match="--baseline-weights"):
+        TrainSettings(baseline_weights=weights)

@@ -24,8 +24,8 @@ from streams import Sample
 from ..model import PointerNet
 from .metrics import JumpDecoder, PointerCounts
 
-__all__ = ["DEFAULT_JUMP_PENALTY", "PENALTY_GRID", "RowScorer", "Scorer", "excerpt_rows", "model_scorer",
-           "score_samples", "select_penalty"]
+__all__ = ["BASELINE_WEIGHTS", "DEFAULT_JUMP_PENALTY", "PENALTY_GRID", "RowScorer", "Scorer", "excerpt_rows",
+           "model_scorer", "score_samples", "select_decoding", "select_penalty"]
 
 RowScorer = Callable[[int, int], torch.Tensor]
 """``(start, stop) -> scores (stop - start, T_raw)``, float32."""
@@ -36,6 +36,10 @@ DEFAULT_JUMP_PENALTY = 4.0
 PENALTY_GRID = (4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0)
 """The jump penalties tried on the training recordings held out from training: the nearest
 neighbour's best is 16-64, a trained model's 256-4096 and more (its scores are sharper)."""
+
+BASELINE_WEIGHTS = (0.0, 1.0, 3.0)
+"""The weights of the baseline's scores added to a trained model's for decoding, tried with every
+penalty on the held-out training recordings (:meth:`~pipelines.model.PointerNet.score_rows`)."""
 
 
 def excerpt_rows(edit_frames: int, rows: int | None) -> tuple[int, int]:
@@ -50,9 +54,10 @@ def excerpt_rows(edit_frames: int, rows: int | None) -> tuple[int, int]:
     return start, start + rows
 
 
-def model_scorer(model: PointerNet, device: torch.device) -> Scorer:
+def model_scorer(model: PointerNet, device: torch.device, baseline_weight: float = 0.0) -> Scorer:
     """Scores of a :class:`~pipelines.model.PointerNet` (without gradients), each recording
-    encoded whole once.
+    encoded whole once; ``baseline_weight`` times the baseline's scores added (see
+    :meth:`~pipelines.model.PointerNet.score_rows`).
 
     Encoding a raw recording is shared by conditions that perturb only the edit: the scorer
     keeps the features of every raw tensor it has seen (by identity). Make a new scorer after the
@@ -69,7 +74,7 @@ def model_scorer(model: PointerNet, device: torch.device) -> Scorer:
         if held is None or held[0] is not sample.raw_mel:
             held = raw_cache[id(sample.raw_mel)] = (sample.raw_mel, encode(sample.raw_mel))
         raw, edit = held[1], encode(sample.edit_mel)
-        return lambda start, stop: model.score_rows(raw, edit, start, stop)
+        return lambda start, stop: model.score_rows(raw, edit, start, stop, baseline_weight)
     return scorer
 
 
@@ -107,6 +112,19 @@ def score_samples(scorer: Scorer, samples: Sequence[Sample], penalties: Sequence
                 counts[key].add(predicted_all, pointers.numpy(), path)
     loss = loss_sum / max(frames, 1)
     return {key: {**counts[key].summary(), "loss": loss} for key in keys}
+
+
+def select_decoding(by_weight: dict[float, dict[float, dict[str, float]]],
+                    metric: str = "decoded_exact") -> tuple[float, float]:
+    """The ``(baseline weight, penalty)`` with the highest ``metric`` (ties: the smallest weight,
+    then the smallest penalty).
+
+    >>> grid = {0.0: {4.0: {"decoded_exact": 0.7}}, 3.0: {4.0: {"decoded_exact": 0.7}, 16.0: {"decoded_exact": 0.6}}}
+    >>> select_decoding(grid)
+    (0.0, 4.0)
+    """
+    return max(((w, p) for w in sorted(by_weight) for p in sorted(by_weight[w])),
+               key=lambda wp: (by_weight[wp[0]][wp[1]][metric], -wp[0], -wp[1]))
 
 
 def select_penalty(by_penalty: dict[float, dict[str, float]], metric: str = "decoded_exact") -> float:

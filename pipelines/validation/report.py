@@ -11,7 +11,7 @@ one of :data:`METRICS`: the argmax's ``exact``, ``within_2``, ``median_abs_err``
      "arms": {NAME: {"recordings": k or null, "against": NAME or null,
                      "per_seed": [{"seed": S, METRIC: x, ..., "conditions": {COND: {METRIC: x}},
                                    "steps": n, "best_step": n, "stopped_by": "plateau"|"cap",
-                                   "penalty": p, "holdout_decoded_exact": x, "learned": {...},
+                                   "penalty": p, "baseline_weight": w, "holdout_decoded_exact": x, "learned": {...},
                                    "instability": {...}, "data_wait_fraction": x,
                                    "seconds_train": s, "seconds_holdout": s, "seconds_final": s}, ...],
                      METRIC: {"mean": x, "std": x}, ..., "best_step": {"mean", "std"},
@@ -57,7 +57,8 @@ def _arm_block(arm: Arm, runs: Sequence[dict]) -> dict:
         conditions = {c: {m: scored[m] for m in METRICS} for c, scored in run["final"].items()}
         per_seed.append({"seed": run["seed"], **conditions["stored"], "conditions": conditions,
                          "steps": run["steps"], "best_step": run["best_step"], "stopped_by": run["stopped_by"],
-                         "penalty": run["penalty"], "holdout_decoded_exact": run["holdout_best"]["decoded_exact"],
+                         "penalty": run["penalty"], "baseline_weight": run["baseline_weight"],
+                         "holdout_decoded_exact": run["holdout_best"]["decoded_exact"],
                          "learned": run["learned"], "instability": run["instability"],
                          "data_wait_fraction": run["data_wait_fraction"], "seconds_train": run["seconds_train"],
                          "seconds_holdout": run["seconds_holdout"], "seconds_final": run["seconds_final"],
@@ -153,14 +154,15 @@ def render_markdown(results: dict) -> str:
     others = [c for c in nn["conditions"] if c != "stored"]
     lines = [f"### Protocol `{results['protocol']}`", "",
              "Whole validation recordings unless `eval_frames` is set; a seed's scores are its best checkpoint "
-             "(held-out training recordings) at its penalty chosen there.", "",
-             "| arm | best step / stopped | penalty | exact | within 2 | argmax cut F1 | decoded exact | "
+             "(held-out training recordings) at the penalty and baseline weight (the nearest neighbour's scores added "
+             "for decoding, times w) chosen there.", "",
+             "| arm | best step / stopped | penalty / w | exact | within 2 | argmax cut F1 | decoded exact | "
              "decoded within 2 | cut F1 (2) | cut F1 (5) |" + "".join(f" decoded exact, {c} |" for c in others),
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(others)]
     for name, block in results["arms"].items():
         seeds = block["per_seed"]
         steps = ", ".join(f"{s['best_step']}/{s['steps']}" for s in seeds)
-        penalties = ", ".join(f"{s['penalty']:g}" for s in seeds)
+        penalties = ", ".join(f"{s['penalty']:g}/{s['baseline_weight']:g}" for s in seeds)
         lines.append(f"| {name} | {steps} | {penalties} | {_pm(block['exact'])} | {_pm(block['within_2'])} | "
                      f"{_pm(block['argmax_cut_f1'])} | {_pm(block['decoded_exact'])} | "
                      f"{_pm(block['decoded_within_2'])} | {_pm(block['cut_f1'])} | {_pm(block['cut_f1_5'])} |"

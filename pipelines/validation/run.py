@@ -166,12 +166,13 @@ def _check_same_recordings(mel: list[str], audio: list[str], mel_urls, audio_url
                          f"{only_audio[:5]}")
 
 
-INSTRUMENT_REVISION = 3
+INSTRUMENT_REVISION = 4
 """Part of every cache key: raised whenever a change to training or scoring changes what a run
 gives (2: checkpoints by held-out loss, 7 December 2026; 3: ``small`` became d=32, the learning
 rate and step cap their new defaults, the kept checkpoint's penalty chosen on whole held-out
-recordings from a wider grid, later that day), so a cache made by an earlier instrument is
-never read as if it were this one's."""
+recordings from a wider grid, later that day; 4: the decoder in float32, and the weight of the
+baseline's scores added for decoding chosen with the penalty, 7 December 2026, evening), so a
+cache made by an earlier instrument is never read as if it were this one's."""
 
 
 def run_key(spec: RunSpec) -> str:

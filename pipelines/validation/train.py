@@ -19,12 +19,13 @@ which scores as the nearest neighbour does) and every ``eval_every`` steps the m
 training recordings held out from its training (``RunSpec.holdout``): the held-out loss, ties
 broken by the decoded exact accuracy at the best penalty of ``settings.penalties``. The run
 stops when that score has not improved for ``patience`` steps or at the ``steps`` cap, and the
-best checkpoint is kept; its jump penalty is then chosen on the held-out recordings scored whole
-(the checkpoints' ``holdout_frames`` excerpts cannot tell a penalty of 256 from 4096: their decoded
-exact stayed at 0.892 where the whole recordings went from 0.910 to 0.945 on the real-music set,
-and the best penalty grows as a model trains and its scores sharpen); only then is the validation set scored,
-once, on whole recordings (``eval_frames`` rows per recording, when set, instead). Nothing is
-tuned on the validation set.
+best checkpoint is kept; its decoding (the jump penalty, and the weight of the baseline's scores
+added to the model's, ``settings.baseline_weights``) is then chosen on the held-out recordings
+scored whole (the checkpoints' ``holdout_frames`` excerpts cannot tell a penalty of 256 from 4096:
+their decoded exact stayed at 0.892 where the whole recordings went from 0.910 to 0.945 on the
+real-music set, and the best penalty grows as a model trains and its scores sharpen); only then
+is the validation set scored, once, on whole recordings (``eval_frames`` rows per recording, when
+set, instead). Nothing is tuned on the validation set.
 
 Instability is watched on every step (:class:`InstabilityWatch`) and the fraction of the training
 loop spent waiting for the next batch is measured (the pipe must not be the bottleneck).
@@ -50,7 +51,7 @@ from streams.stages.mels import MelStage
 from ..build import build_stages
 from ..config import BatchingConfig, Config
 from ..model import ModelSize, PointerNet, pointer_loss
-from .evaluate import PENALTY_GRID, model_scorer, score_samples, select_penalty
+from .evaluate import BASELINE_WEIGHTS, PENALTY_GRID, model_scorer, score_samples, select_decoding, select_penalty
 from .perturb import CONDITIONS, make_conditions
 from .plateau import Plateau
 
@@ -66,7 +67,8 @@ class TrainSettings:
     cross-entropy on ``holdout_frames`` edit rows (centred) of each held-out training recording,
     searched against its whole raw recording (ties broken by the decoded exact accuracy at the best of
     ``penalties``). ``holdout``: the fraction of training recordings held out for it. ``penalties``: the
-    grid the jump penalty is chosen from, on the held-out recordings scored whole. ``context``: raw frames kept either
+    grid the jump penalty is chosen from, on the held-out recordings scored whole, jointly with the weight of
+    the baseline's scores added for decoding, from ``baseline_weights``. ``context``: raw frames kept either
     side of what a training window points at (the crop's context; more context, more distractors per
     step). The default keeps whole recordings: validation searches a whole recording, and a model
     trained against a few hundred nearby raw frames learned what does not carry over to that search (on
@@ -92,6 +94,7 @@ class TrainSettings:
     holdout: float = 0.125
     holdout_frames: int | None = 1000
     penalties: tuple[float, ...] = PENALTY_GRID
+    baseline_weights: tuple[float, ...] = BASELINE_WEIGHTS
     conditions: tuple[str, ...] = ("stored",)
     chunk_frames: int = 256
     eval_frames: int | None = None
@@ -112,6 +115,8 @@ class TrainSettings:
             raise ValueError(f"--eval-every ({self.eval_every}) cannot exceed --steps ({self.steps})")
         if not self.penalties or any(not p >= 0 for p in self.penalties):
             raise ValueError(f"--penalties must be one or more numbers >= 0 ({self.penalties!r} given)")
+        if not self.baseline_weights or any(not w >= 0 for w in self.baseline_weights):
+            raise ValueError(f"--baseline-weights must be one or more numbers >= 0 ({self.baseline_weights!r} given)")
         unknown = [c for c in self.conditions if c not in CONDITIONS]
         if unknown or not self.conditions or "stored" not in self.conditions:
             raise ValueError(f"--conditions must include 'stored' and name only {', '.join(CONDITIONS)} "
@@ -275,10 +280,11 @@ def _learning_rate(step: int, settings: TrainSettings) -> float:
 
 
 def _holdout_metrics(model: PointerNet, device: torch.device, samples: Sequence[Sample], settings: TrainSettings,
-                     penalties: Sequence[float], rows: int | None) -> dict[float, dict[str, float]]:
+                     penalties: Sequence[float], rows: int | None,
+                     baseline_weight: float = 0.0) -> dict[float, dict[str, float]]:
     model.eval()
     try:
-        return score_samples(model_scorer(model, device), samples, penalties, rows=rows,
+        return score_samples(model_scorer(model, device, baseline_weight), samples, penalties, rows=rows,
                              chunk_frames=settings.chunk_frames)
     finally:
         model.train()
@@ -366,10 +372,12 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
     train_time = time.perf_counter() - started - eval_time  # training, data waits included
     tick = time.perf_counter()
     model.load_state_dict(best_state)
-    by_penalty = _holdout_metrics(model, device, holdout, settings, settings.penalties, rows=None)  # whole
-    penalty = select_penalty(by_penalty)
+    by_weight = {weight: _holdout_metrics(model, device, holdout, settings, settings.penalties, rows=None,  # whole
+                                          baseline_weight=weight) for weight in settings.baseline_weights}
+    weight, penalty = select_decoding(by_weight)
+    by_penalty = by_weight[weight]
     model.eval()
-    scorer = model_scorer(model, device)
+    scorer = model_scorer(model, device, weight)
     conditions = make_conditions(load_samples(spec.val_urls), spec.reference, settings.conditions)
     final = {name: score_samples(scorer, samples, (penalty,), rows=settings.eval_frames,
                                  chunk_frames=settings.chunk_frames)[penalty]
@@ -382,6 +390,9 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
             "steps": step, "best_step": rule.best_step, "stopped_by": "plateau" if rule.stopped(step) else "cap",
             "epochs": epoch, "parameters": model.parameter_count(), "loss": losses, "curve": curve,
             "penalty": penalty, "penalty_grid": [[p, by_penalty[p]["decoded_exact"]] for p in settings.penalties],
+            "baseline_weight": weight,
+            "decoding_grid": [[w, p, by_weight[w][p]["decoded_exact"]] for w in settings.baseline_weights
+                              for p in settings.penalties],
             "holdout_best": by_penalty[penalty], "final": final, "instability": instability,
             "learned": {"cosine_scale": model.cosine_scale.item(), "learned_scale": model.learned_scale.item(),
                         "diagonal": model.diagonal.tolist()},
