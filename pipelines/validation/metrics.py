@@ -61,8 +61,8 @@ class JumpDecoder:
     Maximises ``sum_i scores[i, p_i] - jump_penalty * #{i : p_i != p_{i-1} + 1}``. State: the best
     total per raw position (vectorised over raw frames; float32, relative to the best); per edit
     frame only one bit per raw position is kept (came by a jump or along the diagonal), packed 8 to
-    a byte, so a recording
-    of ``T_edit x T_raw`` keeps ``T_edit * T_raw / 8`` bytes. Ties prefer the diagonal.
+    a byte, so a recording of ``T_edit x T_raw`` keeps ``T_edit * T_raw / 8`` bytes. Ties prefer
+    the diagonal.
 
     >>> scores = np.log(np.array([[.8, .1, .1], [.1, .3, .6], [.1, .2, .7]]))
     >>> dec = JumpDecoder(jump_penalty=1.0)
@@ -84,8 +84,8 @@ class JumpDecoder:
     def feed(self, scores: np.ndarray | torch.Tensor) -> None:
         """Add rows ``(n, T_raw)`` of scores (log-probabilities; ``-inf`` allowed), in edit order."""
         # float32 throughout, half the time of float64 totals: the totals are kept relative to the
-        # previous row's best (every total within a jump penalty plus a row's range of 0), so float32
-        # resolves them as finely as the scores themselves
+        # previous row's best, so they stay within a jump penalty plus one row's spread of 0 however
+        # long the recording, and float32 resolves them as finely as the scores themselves
         scores = np.asarray(scores.float().cpu() if isinstance(scores, torch.Tensor) else scores, dtype=np.float32)
         if scores.ndim != 2:
             raise ValueError(f"scores must be (n, T_raw); got shape {scores.shape}")
