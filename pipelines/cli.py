@@ -437,32 +437,33 @@ def make_parser() -> argparse.ArgumentParser:
                           help="score the held-out training recordings every N steps (default %(default)s)")
     validate.add_argument("--patience", type=int, default=_TRAIN.patience,
                           help="stop when the held-out score has not improved for N steps (default %(default)s)")
-    validate.add_argument("--holdout", type=float, default=0.125,
+    validate.add_argument("--holdout", type=float, default=_TRAIN.holdout,
                           help="fraction of training recordings held out for the plateau rule and the jump "
-                               "penalty (default 0.125)")
-    validate.add_argument("--holdout-frames", type=int, default=1000,
-                          help="edit rows scored per held-out recording, centred (0: whole; default 1000)")
+                               "penalty (default %(default)s)")
+    validate.add_argument("--holdout-frames", type=int, default=_TRAIN.holdout_frames or 0,
+                          help="edit rows scored per held-out recording, centred (0: whole; default %(default)s)")
     validate.add_argument("--penalties", default=",".join(f"{p:g}" for p in _TRAIN.penalties),
                           help="jump penalties (nats) tried on the held-out recordings, scored whole (default "
                                "%(default)s)")
     validate.add_argument("--baseline-weights", default=",".join(f"{w:g}" for w in _TRAIN.baseline_weights),
                           help="weights of the nearest neighbour's scores added to the model's for decoding, tried "
                                "with every penalty on the held-out recordings (default %(default)s)")
-    validate.add_argument("--conditions", default="stored",
+    validate.add_argument("--conditions", default=",".join(_TRAIN.conditions),
                           help="validation conditions scored: stored[,like_training][,unlike_training] "
                                "(default stored; each one costs as much as stored)")
-    validate.add_argument("--window", type=int, default=200, help="training window in edit frames (default 200)")
-    validate.add_argument("--context", type=int, default=100000,
+    validate.add_argument("--window", type=int, default=_TRAIN.window,
+                          help="training window in edit frames (default %(default)s)")
+    validate.add_argument("--context", type=int, default=_TRAIN.context,
                           help="raw frames kept either side of what a training window points at (default 100000: "
                                "the whole recording, every raw frame a distractor, as in the search scored)")
-    validate.add_argument("--batch-size", type=int, default=4)
+    validate.add_argument("--batch-size", type=int, default=_TRAIN.batch_size)
     validate.add_argument("--lr", type=float, default=_TRAIN.learning_rate,
                           help="AdamW learning rate after warm-up (default %(default)s)")
     validate.add_argument("--eval-frames", type=int, default=0,
                           help="edit rows scored per validation recording, a centred excerpt of the whole-recording "
                                "encoding (default 0: whole recordings)")
-    validate.add_argument("--chunk-frames", type=int, default=256,
-                          help="edit rows scored at once (memory: rows x raw frames x 4 bytes; default 256)")
+    validate.add_argument("--chunk-frames", type=int, default=_TRAIN.chunk_frames,
+                          help="edit rows scored at once (memory: rows x raw frames x 4 bytes; default %(default)s)")
     validate.add_argument("--model", choices=SIZES, default=_TRAIN.model,
                           help="small: ~31k parameters (the CPU size); medium: ~0.11M (the CPU size until 7 December "
                                "2026); large: ~1.9M (GPU)")

@@ -158,6 +158,7 @@ def test_command_line_defaults_are_the_settings_defaults():
     flags = {"steps": "steps", "eval_every": "eval_every", "patience": "patience", "window": "window",
              "context": "context", "batch_size": "batch_size", "learning_rate": "lr", "model": "model",
              "holdout": "holdout", "holdout_frames": "holdout_frames", "chunk_frames": "chunk_frames"}
+    assert tuple(args.conditions.split(",")) == defaults.conditions
     assert {field: getattr(args, flag) for field, flag in flags.items()} == {
         field: getattr(defaults, field) for field in flags}
     assert tuple(float(p) for p in args.penalties.split(",")) == defaults.penalties

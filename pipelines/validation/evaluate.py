@@ -133,4 +133,4 @@ def select_penalty(by_penalty: dict[float, dict[str, float]], metric: str = "dec
     >>> select_penalty({1.0: {"decoded_exact": 0.5}, 4.0: {"decoded_exact": 0.7}, 8.0: {"decoded_exact": 0.7}})
     4.0
     """
-    return max(sorted(by_penalty), key=lambda p: (by_penalty[p][metric], -p))
+    return select_decoding({0.0: by_penalty}, metric)[1]
