@@ -272,6 +272,21 @@ class PointerNet(nn.Module):
         logits = (self._weighted(edit[low:high], baseline_weight) @ raw.T).float().unsqueeze(0)
         return diagonal_smooth(logits, self.diagonal)[0, start - low:stop - low]
 
+    def score_parts(self, raw: torch.Tensor, edit: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """``(2, stop - start, T_raw)``: :meth:`score_rows` at weight 0 and the baseline's smoothed
+        scores, so that ``parts[0] + w * parts[1]`` is :meth:`score_rows` at weight ``w`` (smoothing
+        is linear) for any number of weights, from one matmul's worth of work."""
+        half, n = self.size.diagonal, self.n_mels
+        low, high = max(0, start - half), min(edit.shape[0], stop + half)
+        edit, raw = edit[low:high].float(), raw.float()
+        both = raw.new_empty((2, high - low, raw.shape[0]))
+        model, cosine = both[0], both[1]
+        torch.matmul(edit[:, :n], raw[:, :n].T, out=cosine)
+        torch.matmul(edit[:, n:], raw[:, n:].T, out=model)
+        model.mul_(float(self.learned_scale) / math.sqrt(self.size.d)).add_(cosine, alpha=float(self.cosine_scale))
+        cosine.mul_(1.0 / COSINE_TEMPERATURE)
+        return diagonal_smooth(both, self.diagonal)[:, start - low:stop - low]
+
     def forward(self, raw_mel: torch.Tensor, raw_mask: torch.Tensor, edit_mel: torch.Tensor,
                 edit_mask: torch.Tensor) -> torch.Tensor:
         return self.scores(self.encode(raw_mel, raw_mask), raw_mask, self.encode(edit_mel, edit_mask))

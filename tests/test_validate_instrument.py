@@ -13,7 +13,14 @@ from pipelines.model import ModelSize, PointerNet
 from pipelines.validation import run as run_module
 from pipelines.validation import train as train_module
 from pipelines.validation.baseline import nearest_neighbour_scorer
-from pipelines.validation.evaluate import model_scorer, score_samples, select_decoding, select_penalty
+from pipelines.validation.evaluate import (
+    model_parts,
+    model_scorer,
+    score_samples,
+    score_weights,
+    select_decoding,
+    select_penalty,
+)
 from pipelines.validation.plateau import Plateau
 from pipelines.validation.protocols import holdout_split, protocol_arms
 from pipelines.validation.train import RunSpec, TrainSettings, load_samples, train_run
@@ -149,21 +156,48 @@ def test_model_penalty_is_chosen_on_training_recordings_only(shards, monkeypatch
 def test_the_kept_checkpoints_decoding_is_chosen_on_whole_held_out_recordings(shards, monkeypatch):
     """Checkpoints score excerpts of ``holdout_frames`` rows; the penalty and baseline weight of the
     kept one are chosen on the held-out recordings whole (excerpts could not tell 256 from 4096 on
-    real music), one whole scoring per weight."""
+    real music), every weight from one scoring."""
     grids: list[tuple[tuple[str, ...], int | None]] = []
-    real = train_module.score_samples
+    weighted: list[tuple[tuple[str, ...], int | None, tuple[float, ...]]] = []
+    real, real_weights = train_module.score_samples, train_module.score_weights
 
     def spy(scorer, samples, penalties=(4.0,), **kwargs):
         if len(penalties) > 1:
             grids.append((tuple(s.key for s in samples), kwargs.get("rows")))
         return real(scorer, samples, penalties, **kwargs)
+
+    def spy_weights(parts, samples, weights, penalties, **kwargs):
+        weighted.append((tuple(s.key for s in samples), kwargs.get("rows"), tuple(weights)))
+        return real_weights(parts, samples, weights, penalties, **kwargs)
     monkeypatch.setattr(train_module, "score_samples", spy)
+    monkeypatch.setattr(train_module, "score_weights", spy_weights)
     run = train_run(_spec(shards, "all", None, steps=4, patience=4, holdout_frames=12, baseline_weights=(0.0, 2.0)))
-    assert [rows for _, rows in grids] == [12] * len(run["curve"]) + [None, None]
+    assert [rows for _, rows in grids] == [12] * len(run["curve"])
+    assert [(rows, weights) for _, rows, weights in weighted] == [(None, (0.0, 2.0))]
     assert [w for w, _, _ in run["decoding_grid"]] == [0.0, 0.0, 2.0, 2.0] and run["baseline_weight"] in (0.0, 2.0)
     chosen = max(run["decoding_grid"], key=lambda row: (row[2], -row[0], -row[1]))
     assert (run["baseline_weight"], run["penalty"]) == tuple(chosen[:2])
-    assert all(keys == grids[0][0] and all(k.startswith("train-") for k in keys) for keys, _ in grids)
+    held = grids[0][0]
+    assert all(keys == held for keys, _ in grids) and weighted[0][0] == held
+    assert all(k.startswith("train-") for k in held)
+
+
+def test_a_grid_of_weights_scores_as_one_scoring_per_weight(shards):
+    """:func:`score_weights` (one matmul for every weight) gives :func:`score_samples` of each
+    weight's own scorer."""
+    samples = [_noisy(s, 1.0, i) for i, s in enumerate(load_samples(shards["val"]))]
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        net = PointerNet(n_mels=8, size=ModelSize(d=16, blocks=2, diagonal=2)).eval()
+    with torch.no_grad():
+        net.learned_scale.fill_(2.0)
+        net.diagonal.copy_(torch.tensor([0.2, 0.5, 1.0, 0.4, 0.1]))
+    grid = score_weights(model_parts(net, torch.device("cpu")), samples, (0.0, 1.0, 3.0), (1.0, 8.0), chunk_frames=9)
+    for weight in (0.0, 1.0, 3.0):
+        alone = score_samples(model_scorer(net, torch.device("cpu"), weight), samples, (1.0, 8.0), chunk_frames=9)
+        for penalty in (1.0, 8.0):
+            for name, value in alone[penalty].items():
+                assert grid[weight][penalty][name] == pytest.approx(value, rel=1e-4, abs=1e-5), (weight, penalty, name)
 
 
 def test_the_chosen_penalty_ignores_what_validation_would_prefer():

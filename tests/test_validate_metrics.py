@@ -4,6 +4,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipelines.validation.metrics import JumpDecoder, PointerCounts, cut_positions, decode_path, match_cuts
 
@@ -68,10 +70,27 @@ def test_decoding_finds_the_best_penalised_path(seed, penalty):
 def test_decoding_in_chunks_equals_one_pass_and_handles_wide_raw():
     rng = np.random.default_rng(1)
     scores = np.log(rng.dirichlet(np.ones(37), size=25))  # T_raw not a multiple of 8 (packed bits)
-    decoder = JumpDecoder(2.0)
+    decoder = JumpDecoder([2.0])
     for start in range(0, 25, 7):
         decoder.feed(scores[start:start + 7])
-    assert decoder.finish().tolist() == decode_path(scores, 2.0).tolist()
+    assert decoder.finish().tolist() == [decode_path(scores, 2.0).tolist()]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), raw=st.integers(1, 40), edit=st.integers(1, 30),
+       penalties=st.lists(st.sampled_from([0.0, 0.3, 1.0, 2.5, 8.0, 100.0]), min_size=1, max_size=5))
+def test_one_decoder_of_several_penalties_equals_one_decoder_per_penalty(seed, raw, edit, penalties):
+    rng = np.random.default_rng(seed)
+    scores = np.log(rng.dirichlet(np.ones(raw), size=edit)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.1] = -np.inf  # unreachable raw frames, as padding gives
+    scores[np.arange(edit), rng.integers(0, raw, edit)] = 0.0  # every row keeps a finite entry
+    decoder = JumpDecoder(penalties)
+    decoder.feed(scores[:edit // 2])
+    decoder.feed(scores[edit // 2:])
+    together = decoder.finish()
+    assert together.shape == (len(penalties), edit)
+    for penalty, path in zip(penalties, together):
+        assert path.tolist() == decode_path(scores, penalty).tolist()
 
 
 def test_decoding_smooths_a_flicker_that_argmax_keeps():
@@ -80,8 +99,9 @@ def test_decoding_smooths_a_flicker_that_argmax_keeps():
     scores[2, 4] = np.log(0.4)  # the true frame, narrowly second
     assert scores.argmax(1).tolist() == [2, 3, 9, 5, 6, 7]
     assert decode_path(scores, 1.0).tolist() == [2, 3, 4, 5, 6, 7]
-    with pytest.raises(ValueError, match="jump_penalty"):
-        JumpDecoder(-1.0)
+    for bad in (-1.0, [], [1.0, float("nan")]):
+        with pytest.raises(ValueError, match="jump_penalty"):
+            JumpDecoder(bad)
 
 
 def test_decoding_resolves_small_differences_after_long_recordings():

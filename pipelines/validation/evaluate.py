@@ -5,8 +5,9 @@ A :data:`Scorer` turns one sample into a function giving rows ``start:stop`` of 
 for ``chunk_frames`` edit rows at a time, so a recording of 18,000 x 18,000 frames never holds
 more than ``chunk_frames x T_raw`` scores. Each chunk's log-softmax gives the argmax prediction,
 the cross-entropy against the true pointers (the loss) and the rows fed to one jump-penalised
-decoder (:class:`.metrics.JumpDecoder`) per penalty asked for: the decoders share the scores,
-so a grid of penalties costs one scoring and several decodings.
+decoder (:class:`.metrics.JumpDecoder`), which decodes every penalty asked for in the same pass:
+a grid of penalties costs one scoring. :func:`score_weights` scores a grid of baseline weights the
+same way, from one encoding and one matmul per recording.
 
 Both recordings of a sample are always encoded (and standardised) whole; ``rows`` (an excerpt of
 that many edit rows centred in the edit, searched against the whole raw recording) only limits
@@ -25,7 +26,8 @@ from ..model import PointerNet
 from .metrics import JumpDecoder, PointerCounts
 
 __all__ = ["BASELINE_WEIGHTS", "DEFAULT_JUMP_PENALTY", "PENALTY_GRID", "RowScorer", "Scorer", "excerpt_rows",
-           "model_scorer", "score_samples", "select_decoding", "select_penalty"]
+           "model_parts", "model_scorer", "score_samples", "score_weights", "select_decoding",
+           "select_penalty"]
 
 RowScorer = Callable[[int, int], torch.Tensor]
 """``(start, stop) -> scores (stop - start, T_raw)``, float32."""
@@ -54,14 +56,10 @@ def excerpt_rows(edit_frames: int, rows: int | None) -> tuple[int, int]:
     return start, start + rows
 
 
-def model_scorer(model: PointerNet, device: torch.device, baseline_weight: float = 0.0) -> Scorer:
-    """Scores of a :class:`~pipelines.model.PointerNet` (without gradients), each recording
-    encoded whole once; ``baseline_weight`` times the baseline's scores added (see
-    :meth:`~pipelines.model.PointerNet.score_rows`).
-
-    Encoding a raw recording is shared by conditions that perturb only the edit: the scorer
-    keeps the features of every raw tensor it has seen (by identity). Make a new scorer after the
-    model changes."""
+def _model_features(model: PointerNet, device: torch.device) -> Callable[[Sample], tuple[torch.Tensor, torch.Tensor]]:
+    """``sample -> (raw features, edit features)`` of ``model`` (without gradients), each recording
+    encoded whole once. Encoding a raw recording is shared by conditions that perturb only the edit:
+    the raw features of every raw tensor seen are kept (by identity)."""
     raw_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def encode(mel: torch.Tensor) -> torch.Tensor:
@@ -69,12 +67,35 @@ def model_scorer(model: PointerNet, device: torch.device, baseline_weight: float
         with torch.no_grad():
             return model.encode(mel, torch.ones(1, mel.shape[-1], dtype=torch.bool, device=device))[0].float()
 
-    def scorer(sample: Sample) -> RowScorer:
+    def features(sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
         held = raw_cache.get(id(sample.raw_mel))
         if held is None or held[0] is not sample.raw_mel:
             held = raw_cache[id(sample.raw_mel)] = (sample.raw_mel, encode(sample.raw_mel))
-        raw, edit = held[1], encode(sample.edit_mel)
+        return held[1], encode(sample.edit_mel)
+    return features
+
+
+def model_scorer(model: PointerNet, device: torch.device, baseline_weight: float = 0.0) -> Scorer:
+    """Scores of a :class:`~pipelines.model.PointerNet` (without gradients), each recording
+    encoded whole once (a raw recording once for all its samples); ``baseline_weight`` times the
+    baseline's scores added (see :meth:`~pipelines.model.PointerNet.score_rows`). Make a new scorer
+    after the model changes."""
+    features = _model_features(model, device)
+
+    def scorer(sample: Sample) -> RowScorer:
+        raw, edit = features(sample)
         return lambda start, stop: model.score_rows(raw, edit, start, stop, baseline_weight)
+    return scorer
+
+
+def model_parts(model: PointerNet, device: torch.device) -> Callable[[Sample], RowScorer]:
+    """Like :func:`model_scorer`, but each call gives ``(2, stop - start, T_raw)``: the model's rows
+    and the baseline's (:meth:`~pipelines.model.PointerNet.score_parts`), for :func:`score_weights`."""
+    features = _model_features(model, device)
+
+    def scorer(sample: Sample) -> RowScorer:
+        raw, edit = features(sample)
+        return lambda start, stop: model.score_parts(raw, edit, start, stop)
     return scorer
 
 
@@ -83,35 +104,66 @@ def score_samples(scorer: Scorer, samples: Sequence[Sample], penalties: Sequence
     """Metrics pooled over ``samples`` for each jump penalty: ``{penalty: metrics}``, where
     metrics are those of :meth:`.metrics.PointerCounts.summary` (the argmax ones are the same
     for every penalty) plus ``loss``, the mean cross-entropy per scored edit frame. An empty
-    ``penalties`` skips the decoding (argmax metrics only, under the key ``0.0``... of no decoder:
-    returned as ``{None: metrics}``)."""
+    ``penalties`` skips the decoding: argmax metrics only, returned as ``{None: metrics}``."""
+    def mixes(sample: Sample) -> Callable[[int, int], list[torch.Tensor]]:
+        score = scorer(sample)
+        return lambda start, stop: [score(start, stop)]
+    return _pooled(mixes, 1, samples, penalties, rows, chunk_frames)[0]
+
+
+def score_weights(parts: Callable[[Sample], RowScorer], samples: Sequence[Sample], weights: Sequence[float],
+                  penalties: Sequence[float], *, rows: int | None = None,
+                  chunk_frames: int = 256) -> dict[float, dict[float, dict[str, float]]]:
+    """:func:`score_samples` of ``model + w * baseline`` for every ``w`` of ``weights``:
+    ``{w: {penalty: metrics}}``, from one scoring. ``parts(sample)(start, stop)`` gives ``(2, n,
+    T_raw)``, the model's rows and the baseline's (:func:`model_parts`): a grid of weights costs
+    one encoding and one matmul per recording, and a log-softmax and a decoding per weight."""
+    weights = list(weights)
+
+    def mixes(sample: Sample) -> Callable[[int, int], list[torch.Tensor]]:
+        score = parts(sample)
+
+        def rows_at(start: int, stop: int) -> list[torch.Tensor]:
+            model, baseline = score(start, stop)
+            return [model + w * baseline if w else model for w in weights]
+        return rows_at
+    return dict(zip(weights, _pooled(mixes, len(weights), samples, penalties, rows, chunk_frames)))
+
+
+def _pooled(mixes: Callable[[Sample], Callable[[int, int], list[torch.Tensor]]], count: int,
+            samples: Sequence[Sample], penalties: Sequence[float], rows: int | None,
+            chunk_frames: int) -> list[dict[float | None, dict[str, float]]]:
+    """The metrics of ``count`` sets of score rows (``mixes(sample)(start, stop)``, one tensor per
+    set), each pooled over ``samples`` per penalty."""
     if chunk_frames < 1:
         raise ValueError(f"chunk_frames must be >= 1 ({chunk_frames!r} given)")
     keys = list(penalties) or [None]
-    counts = {key: PointerCounts() for key in keys}
-    loss_sum, frames = 0.0, 0
+    counts = [{key: PointerCounts() for key in keys} for _ in range(count)]
+    loss_sums, frames = [0.0] * count, 0
     with torch.no_grad():
         for sample in samples:
-            score = scorer(sample)
+            score = mixes(sample)
             start, stop = excerpt_rows(sample.edit_frames, rows)
             pointers = sample.pointers[start:stop].long()
-            decoders = [JumpDecoder(p) for p in penalties]
-            predicted = []
+            decoders = [JumpDecoder(penalties) if penalties else None for _ in range(count)]
+            predicted: list[list[torch.Tensor]] = [[] for _ in range(count)]
             for low in range(start, stop, chunk_frames):
                 high = min(stop, low + chunk_frames)
-                log_probs = torch.log_softmax(score(low, high).float(), dim=-1).cpu()
-                target = pointers[low - start:high - start]
-                loss_sum += float(-log_probs.gather(1, target.unsqueeze(1)).sum())
-                predicted.append(log_probs.argmax(-1))
-                for decoder in decoders:
-                    decoder.feed(log_probs)
+                target = pointers[low - start:high - start].unsqueeze(1)
+                for j, scores in enumerate(score(low, high)):
+                    log_probs = torch.log_softmax(scores.float(), dim=-1).cpu()
+                    loss_sums[j] += float(-log_probs.gather(1, target).sum())
+                    predicted[j].append(log_probs.argmax(-1))
+                    if decoders[j] is not None:
+                        decoders[j].feed(log_probs)
             frames += stop - start
-            predicted_all = torch.cat(predicted).numpy() if predicted else pointers.numpy()
-            paths = [decoder.finish() for decoder in decoders] or [None]
-            for key, path in zip(keys, paths):
-                counts[key].add(predicted_all, pointers.numpy(), path)
-    loss = loss_sum / max(frames, 1)
-    return {key: {**counts[key].summary(), "loss": loss} for key in keys}
+            for j in range(count):
+                argmax = torch.cat(predicted[j]).numpy() if predicted[j] else pointers.numpy()
+                paths = list(decoders[j].finish()) if decoders[j] is not None else [None]
+                for key, path in zip(keys, paths):
+                    counts[j][key].add(argmax, pointers.numpy(), path)
+    return [{key: {**counts[j][key].summary(), "loss": loss_sums[j] / max(frames, 1)} for key in keys}
+            for j in range(count)]
 
 
 def select_decoding(by_weight: dict[float, dict[float, dict[str, float]]],

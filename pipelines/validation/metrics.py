@@ -22,6 +22,9 @@ import torch
 
 __all__ = ["JumpDecoder", "PointerCounts", "cut_positions", "decode_path", "match_cuts"]
 
+_BLOCK_ROWS = 1024
+"""Rows of decoding state stored per block (:class:`JumpDecoder`)."""
+
 
 def cut_positions(pointers: np.ndarray | torch.Tensor) -> np.ndarray:
     """Edit frames ``i >= 1`` where ``pointers[i] != pointers[i-1] + 1``.
@@ -56,29 +59,40 @@ def match_cuts(true_cuts: np.ndarray, predicted_cuts: np.ndarray, tau: int = 2) 
 
 
 class JumpDecoder:
-    """Viterbi-style decoding of one recording, fed score rows in chunks to bound memory.
+    """Viterbi-style decoding of one recording under several jump penalties at once, fed score rows
+    in chunks to bound memory.
 
-    Maximises ``sum_i scores[i, p_i] - jump_penalty * #{i : p_i != p_{i-1} + 1}``. State: the best
-    total per raw position (vectorised over raw frames; float32, relative to the best); per edit
-    frame only one bit per raw position is kept (came by a jump or along the diagonal), packed 8 to
-    a byte, so a recording of ``T_edit x T_raw`` keeps ``T_edit * T_raw / 8`` bytes. Ties prefer
-    the diagonal.
+    For each ``jump_penalties[j]``, maximises ``sum_i scores[i, p_i] - jump_penalty * #{i : p_i !=
+    p_{i-1} + 1}``. State: the best total per penalty and raw position (vectorised over both;
+    float32, relative to each penalty's best); per edit frame only one bit per penalty and raw
+    position is kept (came by a jump or along the diagonal), packed 8 to a byte, so a recording of
+    ``T_edit x T_raw`` keeps ``P * T_edit * T_raw / 8`` bytes for ``P`` penalties. Ties prefer the
+    diagonal. The penalties share every pass over a row: a grid of 7 costs about half of 7
+    one-penalty decoders.
 
     >>> scores = np.log(np.array([[.8, .1, .1], [.1, .3, .6], [.1, .2, .7]]))
-    >>> dec = JumpDecoder(jump_penalty=1.0)
+    >>> dec = JumpDecoder([1.0, 0.0])
     >>> dec.feed(scores[:2]); dec.feed(scores[2:])
-    >>> dec.finish().tolist(), decode_path(scores, jump_penalty=0.0).tolist()
-    ([0, 1, 2], [0, 2, 2])
+    >>> dec.finish().tolist()
+    [[0, 1, 2], [0, 2, 2]]
     """
 
-    def __init__(self, jump_penalty: float):
-        if not jump_penalty >= 0:
-            raise ValueError(f"jump_penalty must be >= 0 ({jump_penalty!r} given)")
-        self.jump_penalty = float(jump_penalty)
+    def __init__(self, jump_penalties: float | list[float] | tuple[float, ...]):
+        penalties = np.atleast_1d(np.asarray(jump_penalties, dtype=np.float64))
+        if penalties.ndim != 1 or not penalties.size or not np.all(penalties >= 0):
+            raise ValueError(f"jump_penalty must be one or more numbers >= 0 ({jump_penalties!r} given)")
+        self.jump_penalties = tuple(float(p) for p in penalties)
+        self._jump = (-penalties).astype(np.float32)[:, None]
         self._total: np.ndarray | None = None
         self._spare: np.ndarray | None = None  # the next row's totals are written here (no allocation per row)
+        self._jumped_spare: np.ndarray | None = None
+        # per row: the packed bits (P, ceil(T_raw / 8)) and each penalty's best previous position,
+        # kept in blocks of _BLOCK_ROWS rows: one small array per row, kept for the whole recording,
+        # would be carved out of the memory freed by the score maps around it, which then cannot be
+        # reused for the next map (7.5 GB resident for one 18,000-frame recording at 3 weights)
         self._jumped: list[np.ndarray] = []
-        self._best_from: list[int] = []
+        self._best_from: list[np.ndarray] = []
+        self._rows = 0
         self._raw_frames = 0
 
     def feed(self, scores: np.ndarray | torch.Tensor) -> None:
@@ -89,47 +103,59 @@ class JumpDecoder:
         scores = np.asarray(scores.float().cpu() if isinstance(scores, torch.Tensor) else scores, dtype=np.float32)
         if scores.ndim != 2:
             raise ValueError(f"scores must be (n, T_raw); got shape {scores.shape}")
+        count = len(self.jump_penalties)
+        rows = np.arange(count)
         for row in scores:
             if self._total is None:
                 self._raw_frames = row.shape[0]
-                self._total, self._spare = row.copy(), np.empty(row.shape[0], dtype=np.float32)
-                self._jumped.append(np.packbits(np.ones(row.shape[0], dtype=bool)))
+                self._total = np.repeat(row[None], count, axis=0)
+                self._spare = np.empty_like(self._total)
+                self._jumped_spare = np.ones((count, row.shape[0]), dtype=bool)  # row 0: no predecessor
+                self._keep(self._jumped_spare, np.zeros(count, dtype=np.int64))
                 continue
             if row.shape[0] != self._raw_frames:
                 raise ValueError(f"score rows must all have {self._raw_frames} raw frames; got {row.shape[0]}")
-            previous, total = self._total, self._spare
-            best = int(np.argmax(previous))
-            top = previous[best]
-            if not np.isfinite(top):
+            previous, total, jumped = self._total, self._spare, self._jumped_spare
+            best = np.argmax(previous, axis=1)
+            top = previous[rows, best]
+            if not np.all(np.isfinite(top)):
                 raise ValueError("a score row has no finite entry; every edit frame needs a raw frame it can point at")
-            if top != 0.0:
-                previous -= top  # relative to the best: the path choice is unchanged
-            jump = np.float32(-self.jump_penalty)
-            jumped = np.empty(row.shape[0], dtype=bool)
-            jumped[0] = True  # raw frame 0 has no diagonal predecessor
-            np.less(previous[:-1], jump, out=jumped[1:])  # ties prefer the diagonal
-            total[0] = jump
-            np.maximum(previous[:-1], jump, out=total[1:])
+            previous -= top[:, None]  # relative to the best: the path choice is unchanged
+            np.less(previous[:, :-1], self._jump, out=jumped[:, 1:])  # ties prefer the diagonal
+            total[:, :1] = self._jump
+            np.maximum(previous[:, :-1], self._jump, out=total[:, 1:])
             total += row
             self._total, self._spare = total, previous
-            self._jumped.append(np.packbits(jumped))
-            self._best_from.append(best)
+            self._keep(jumped, best)
+
+    def _keep(self, jumped: np.ndarray, best_from: np.ndarray) -> None:
+        """Store one row's bits and the best previous positions (row 0: unused)."""
+        block, at = divmod(self._rows, _BLOCK_ROWS)
+        if block == len(self._jumped):
+            count, width = jumped.shape[0], (jumped.shape[1] + 7) // 8
+            self._jumped.append(np.empty((_BLOCK_ROWS, count, width), dtype=np.uint8))
+            self._best_from.append(np.empty((_BLOCK_ROWS, count), dtype=np.int64))
+        self._jumped[block][at] = np.packbits(jumped, axis=1)
+        self._best_from[block][at] = best_from
+        self._rows += 1
 
     def finish(self) -> np.ndarray:
-        """The best path, ``(T_edit,)`` int64 raw positions; the decoder is then empty."""
+        """The best path per penalty, ``(P, T_edit)`` int64 raw positions; the decoder is then empty."""
+        count = len(self.jump_penalties)
         if self._total is None:
-            return np.zeros(0, dtype=np.int64)
-        steps = len(self._jumped)
-        path = np.empty(steps, dtype=np.int64)
-        position = int(np.argmax(self._total))
+            return np.zeros((count, 0), dtype=np.int64)
+        steps = self._rows
+        rows = np.arange(count)
+        path = np.empty((count, steps), dtype=np.int64)
+        position = np.argmax(self._total, axis=1)
         for i in range(steps - 1, -1, -1):
-            path[i] = position
+            path[:, i] = position
             if i == 0:
                 break
-            byte, bit = divmod(position, 8)
-            came_by_jump = (self._jumped[i][byte] >> (7 - bit)) & 1
-            position = self._best_from[i - 1] if came_by_jump else position - 1
-        self.__init__(self.jump_penalty)
+            block, at = divmod(i, _BLOCK_ROWS)
+            came_by_jump = (self._jumped[block][at, rows, position >> 3] >> (7 - (position & 7))) & 1
+            position = np.where(came_by_jump, self._best_from[block][at], position - 1)
+        self.__init__(self.jump_penalties)
         return path
 
 
@@ -140,9 +166,9 @@ def decode_path(scores: np.ndarray | torch.Tensor, jump_penalty: float) -> np.nd
     >>> decode_path(lp, jump_penalty=100.0).tolist(), decode_path(lp, jump_penalty=0.0).tolist()
     ([2, 3, 4, 5], [2, 3, 0, 5])
     """
-    decoder = JumpDecoder(jump_penalty)
+    decoder = JumpDecoder([jump_penalty])
     decoder.feed(scores)
-    return decoder.finish()
+    return decoder.finish()[0]
 
 
 def _f1(matched: int, true: int, predicted: int) -> tuple[float, float, float]:

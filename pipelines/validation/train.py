@@ -51,7 +51,16 @@ from streams.stages.mels import MelStage
 from ..build import build_stages
 from ..config import BatchingConfig, Config
 from ..model import ModelSize, PointerNet, pointer_loss
-from .evaluate import BASELINE_WEIGHTS, PENALTY_GRID, model_scorer, score_samples, select_decoding, select_penalty
+from .evaluate import (
+    BASELINE_WEIGHTS,
+    PENALTY_GRID,
+    model_parts,
+    model_scorer,
+    score_samples,
+    score_weights,
+    select_decoding,
+    select_penalty,
+)
 from .perturb import CONDITIONS, make_conditions
 from .plateau import Plateau
 
@@ -279,12 +288,12 @@ def _learning_rate(step: int, settings: TrainSettings) -> float:
     return settings.learning_rate * min(1.0, (step + 1) / warmup)
 
 
-def _holdout_metrics(model: PointerNet, device: torch.device, samples: Sequence[Sample], settings: TrainSettings,
-                     penalties: Sequence[float], rows: int | None,
-                     baseline_weight: float = 0.0) -> dict[float, dict[str, float]]:
+def _holdout_metrics(model: PointerNet, device: torch.device, samples: Sequence[Sample],
+                     settings: TrainSettings) -> dict[float, dict[str, float]]:
+    """A checkpoint's scores: ``holdout_frames`` rows of each held-out recording, weight 0."""
     model.eval()
     try:
-        return score_samples(model_scorer(model, device, baseline_weight), samples, penalties, rows=rows,
+        return score_samples(model_scorer(model, device), samples, settings.penalties, rows=settings.holdout_frames,
                              chunk_frames=settings.chunk_frames)
     finally:
         model.train()
@@ -321,7 +330,7 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
         """Score the held-out recordings at step ``at``, keep the weights if best; seconds taken."""
         nonlocal best_state
         tick = time.perf_counter()
-        by_penalty = _holdout_metrics(model, device, holdout, settings, settings.penalties, settings.holdout_frames)
+        by_penalty = _holdout_metrics(model, device, holdout, settings)
         penalty = select_penalty(by_penalty)
         recent = losses[-settings.eval_every:]
         curve.append({"step": at, "train_loss": sum(recent) / len(recent) if recent else None,
@@ -372,11 +381,11 @@ def train_run(spec: RunSpec, progress: Callable[[int], None] | None = None) -> d
     train_time = time.perf_counter() - started - eval_time  # training, data waits included
     tick = time.perf_counter()
     model.load_state_dict(best_state)
-    by_weight = {weight: _holdout_metrics(model, device, holdout, settings, settings.penalties, rows=None,  # whole
-                                          baseline_weight=weight) for weight in settings.baseline_weights}
+    model.eval()
+    by_weight = score_weights(model_parts(model, device), holdout, settings.baseline_weights, settings.penalties,
+                              rows=None, chunk_frames=settings.chunk_frames)  # whole recordings
     weight, penalty = select_decoding(by_weight)
     by_penalty = by_weight[weight]
-    model.eval()
     scorer = model_scorer(model, device, weight)
     conditions = make_conditions(load_samples(spec.val_urls), spec.reference, settings.conditions)
     final = {name: score_samples(scorer, samples, (penalty,), rows=settings.eval_frames,
