@@ -275,7 +275,8 @@ class PointerNet(nn.Module):
     def score_parts(self, raw: torch.Tensor, edit: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """``(2, stop - start, T_raw)``: :meth:`score_rows` at weight 0 and the baseline's smoothed
         scores, so that ``parts[0] + w * parts[1]`` is :meth:`score_rows` at weight ``w`` (smoothing
-        is linear) for any number of weights, from one matmul's worth of work."""
+        is linear) for any number of weights, from one matmul's worth of work. For scoring only: no
+        gradient reaches the two scales."""
         half, n = self.size.diagonal, self.n_mels
         low, high = max(0, start - half), min(edit.shape[0], stop + half)
         edit, raw = edit[low:high].float(), raw.float()

@@ -117,7 +117,9 @@ def score_weights(parts: Callable[[Sample], RowScorer], samples: Sequence[Sample
     """:func:`score_samples` of ``model + w * baseline`` for every ``w`` of ``weights``:
     ``{w: {penalty: metrics}}``, from one scoring. ``parts(sample)(start, stop)`` gives ``(2, n,
     T_raw)``, the model's rows and the baseline's (:func:`model_parts`): a grid of weights costs
-    one encoding and one matmul per recording, and a log-softmax and a decoding per weight."""
+    one encoding and one matmul per recording, and a log-softmax and a decoding per weight. The
+    decoders of every weight run side by side, so a recording's decoding state is held ``len(weights)``
+    times (:class:`.metrics.JumpDecoder`: ``P * T_edit * T_raw / 8`` bytes each)."""
     weights = list(weights)
 
     def mixes(sample: Sample) -> Callable[[int, int], list[torch.Tensor]]:
