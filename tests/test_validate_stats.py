@@ -2,7 +2,8 @@
 
 import pytest
 
-from pipelines.validation.protocols import multiplier, subset_sizes
+from pipelines.validation.protocols import Arm, multiplier, subset_sizes
+from pipelines.validation.report import METRICS, build_results, render_markdown
 from pipelines.validation.stats import paired_comparison, summarise, t_quantile_975
 
 
@@ -47,3 +48,37 @@ def test_multiplier_interpolates_on_log_size_and_never_extrapolates():
     below = multiplier(sizes, scores, 5, 0.30)
     assert (below["bound"], below["multiplier"]) == ("less than", 1.0)
     assert subset_sizes(8) == [2, 4, 8] and subset_sizes(2) == [1, 2]
+
+
+def _run(arm: str, seed: int, decoded: float, exact: float) -> dict:
+    """What :func:`train_run` returns, with only the two scores the test reads set."""
+    scores = {m: 0.5 for m in METRICS} | {"decoded_exact": decoded, "exact": exact}
+    instability = {"nonfinite_loss": 0, "nonfinite_grad": 0, "grad_norm_spikes": 0, "loss_spikes": 0,
+                   "gap_growing": False, "gap_last": 0.0}
+    return {"arm": arm, "seed": seed, "final": {"stored": scores}, "steps": 10, "best_step": 10, "stopped_by": "cap",
+            "penalty": 4.0, "baseline_weight": 0.0, "holdout_best": {"decoded_exact": decoded}, "learned": {},
+            "instability": instability, "data_wait_fraction": 0.0, "seconds_train": 1.0, "seconds_holdout": 1.0,
+            "seconds_final": 1.0, "epochs": 1, "parameters": 1, "loss": [], "curve": []}
+
+
+def test_ablation_reports_what_each_block_adds_as_all_minus_the_arm_without_it():
+    arms = [Arm("none", None), Arm("all", None, against="none"),
+            Arm("without_noise", None, against="none", leaves_out="noise"),
+            Arm("without_crop", None, against="none", leaves_out="crop")]
+    scores = {"none": [0.90, 0.91, 0.92], "all": [0.95, 0.96, 0.97],
+              "without_noise": [0.97, 0.98, 0.99],  # removing noise raises the score: noise hurts
+              "without_crop": [0.85, 0.85, 0.86]}  # removing crop lowers it: crop helps
+    runs = [_run(name, seed, value, value - 0.2) for name, values in scores.items()
+            for seed, value in enumerate(values)]
+    baseline = {m: 0.5 for m in METRICS} | {"penalty": 4.0, "conditions": {"stored": {"decoded_exact": 0.5}}}
+    results = build_results("ablation", arms, runs, baseline)
+    added = {(c["block"], c["metric"]): c for c in results["contributions"] if c["condition"] == "stored"}
+    noise, crop = added["noise", "decoded_exact"], added["crop", "decoded_exact"]
+    assert noise["delta_mean"] == pytest.approx(-0.02) and (noise["verdict"], noise["agree"]) == ("hurts", 3)
+    assert crop["delta_mean"] == pytest.approx(0.1067, abs=1e-4) and crop["verdict"] == "helps"
+    assert added["crop", "exact"]["delta_mean"] == pytest.approx(crop["delta_mean"])
+    table = render_markdown({**results, "runs_trained": 12, "runs_from_cache": 0, "seconds": 1.0})
+    assert "| noise | decoded_exact | 0.980 ± 0.010 | -0.020 |" in table
+    assert "contributions" not in build_results("quick", arms[:2], runs[:6], baseline)
+    with pytest.raises(ValueError, match="'all'"):
+        build_results("ablation", [arms[0], arms[2]], runs[:3] + runs[6:9], baseline)

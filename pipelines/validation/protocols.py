@@ -40,13 +40,15 @@ AUGMENTATION_BLOCKS = ("noise", "gain", "channel_dropout", "spec_augment", "crop
 
 @dataclasses.dataclass(frozen=True)
 class Arm:
-    """One arm: its ``name``, ``config``, training ``recordings`` subset (None: all) and the arm it
-    is compared against (None: it is a reference)."""
+    """One arm: its ``name``, ``config``, training ``recordings`` subset (None: all), the arm it
+    is compared against (None: it is a reference) and, in an ablation, the augmentation block it
+    ``leaves_out`` of ``all`` (what that block adds is ``all`` minus this arm)."""
 
     name: str
     config: Config
     recordings: tuple[str, ...] | None = None
     against: str | None = None
+    leaves_out: str | None = None
 
 
 def enabled_blocks(config: Config) -> list[str]:
@@ -139,7 +141,7 @@ def protocol_arms(protocol: str, config: Config, recordings: Sequence[str] = (),
         return [Arm("none", none), Arm("all", everything, against="none")]
     if protocol == "ablation":
         return [Arm("none", none), Arm("all", everything, against="none"),
-                *(Arm(f"without_{name}", _with_augmentation(config, True, [name]), against="none")
+                *(Arm(f"without_{name}", _with_augmentation(config, True, [name]), against="none", leaves_out=name)
                   for name in blocks)]
     names = sorted(set(recordings))
     if len(names) < 2:

@@ -25,6 +25,8 @@ one of :data:`METRICS`: the argmax's ``exact``, ``within_2``, ``median_abs_err``
                       "delta_mean": x, "ci95": [lo, hi], "verdict": "helps"|"hurts"|"unresolved",
                       "agree": n, "seeds": n, "deltas": [...]}, ...],
      "against_baseline": [{"arm": NAME, "metric": "decoded_exact", ... as a comparison}, ...],
+     "contributions": [{"block": "noise", "arm": "without_noise", "metric": "decoded_exact",  # protocol ablation
+                        "condition": "stored", ... as a comparison of all against the arm}, ...],
      "multiplier": [{"arm": "all@k", "metric": "decoded_exact", "size": k, "n_eq": x, "multiplier": x,
                      "bound": null|"more than"|"less than"}, ...],
      "penalty_at_grid_top": ["all seed 1", "nearest neighbour", ...]}   (see :func:`at_grid_top`)
@@ -103,10 +105,34 @@ def build_results(protocol: str, arms: Sequence[Arm], runs: Sequence[dict], base
                                      **paired_comparison(values, [baseline[metric]] * len(values), metric)})
     results = {"protocol": protocol, **context, "arms": blocks, "baselines": {"nearest_neighbour": baseline},
                "comparisons": comparisons, "against_baseline": against_baseline}
+    if any(arm.leaves_out for arm in arms):
+        results["contributions"] = _contributions(arms, blocks)
     if protocol == "multiplier":
         results["multiplier"] = _multipliers(arms, blocks)
     results["penalty_at_grid_top"] = at_grid_top(results)
     return results
+
+
+def _contributions(arms: Sequence[Arm], blocks: dict[str, dict]) -> list[dict]:
+    """What each block adds: ``all`` minus the arm that leaves it out, paired by seed, for every
+    compared metric and condition (``helps``: removing the block lowers the score)."""
+    if "all" not in blocks:
+        raise ValueError("an ablation needs the arm 'all' to measure what each block adds")
+    full = blocks["all"]["per_seed"]
+    out = []
+    for arm in arms:
+        if not arm.leaves_out:
+            continue
+        without = blocks[arm.name]["per_seed"]
+        if [s["seed"] for s in without] != [s["seed"] for s in full]:
+            raise ValueError(f"arms 'all' and {arm.name!r} ran different seeds; cannot pair them")
+        for condition in full[0]["conditions"]:
+            for metric in COMPARED:
+                comparison = paired_comparison([s["conditions"][condition][metric] for s in full],
+                                               [s["conditions"][condition][metric] for s in without], metric)
+                out.append({"block": arm.leaves_out, "arm": arm.name, "metric": metric, "condition": condition,
+                            **comparison})
+    return out
 
 
 def at_grid_top(results: dict) -> list[str]:
@@ -197,6 +223,15 @@ def render_markdown(results: dict) -> str:
                      f"{fmean([s['seconds_train'] for s in seeds]):.0f} | "
                      f"{fmean([s['seconds_holdout'] for s in seeds]):.0f} | "
                      f"{fmean([s['seconds_final'] for s in seeds]):.0f} |")
+    if results.get("contributions"):
+        lines += ["", "What each block adds (`all` minus `all` without it, paired by seed; stored recordings):", "",
+                  "| block | metric | without it | adds | 95% CI | verdict | seeds agreeing |",
+                  "| --- | --- | ---: | ---: | --- | --- | ---: |"]
+        for c in results["contributions"]:
+            if c["condition"] == "stored" and c["metric"] in ("decoded_exact", "exact"):
+                without = results["arms"][c["arm"]][c["metric"]]
+                lines.append(f"| {c['block']} | {c['metric']} | {_pm(without)} | {c['delta_mean']:+.3f} | {_ci(c)} | "
+                             f"{c['verdict']} | {c['agree']}/{c['seeds']} |")
     if results.get("multiplier"):
         lines += ["", "| arm | metric | recordings | N_eq | effective data multiplier |",
                   "| --- | --- | ---: | ---: | --- |"]
