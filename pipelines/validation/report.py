@@ -83,19 +83,8 @@ def build_results(protocol: str, arms: Sequence[Arm], runs: Sequence[dict], base
     the baseline (:func:`.run.run_baseline`)."""
     by_arm = {arm.name: [r for r in runs if r["arm"] == arm.name] for arm in arms}
     blocks = {arm.name: _arm_block(arm, by_arm[arm.name]) for arm in arms}
-    comparisons = []
-    for arm in arms:
-        if arm.against is None:
-            continue
-        ours, theirs = blocks[arm.name]["per_seed"], blocks[arm.against]["per_seed"]
-        if [s["seed"] for s in ours] != [s["seed"] for s in theirs]:
-            raise ValueError(f"arms {arm.name!r} and {arm.against!r} ran different seeds; cannot pair them")
-        for condition in ours[0]["conditions"]:
-            for metric in COMPARED:
-                comparison = paired_comparison([s["conditions"][condition][metric] for s in ours],
-                                               [s["conditions"][condition][metric] for s in theirs], metric)
-                comparisons.append({"arm": arm.name, "against": arm.against, "metric": metric,
-                                    "condition": condition, **comparison})
+    comparisons = [{"arm": arm.name, "against": arm.against, **c}
+                   for arm in arms if arm.against is not None for c in _paired(blocks, arm.name, arm.against)]
     against_baseline = []
     for name, block in blocks.items():
         for metric in ("decoded_exact", "exact"):
@@ -118,21 +107,19 @@ def _contributions(arms: Sequence[Arm], blocks: dict[str, dict]) -> list[dict]:
     compared metric and condition (``helps``: removing the block lowers the score)."""
     if "all" not in blocks:
         raise ValueError("an ablation needs the arm 'all' to measure what each block adds")
-    full = blocks["all"]["per_seed"]
-    out = []
-    for arm in arms:
-        if not arm.leaves_out:
-            continue
-        without = blocks[arm.name]["per_seed"]
-        if [s["seed"] for s in without] != [s["seed"] for s in full]:
-            raise ValueError(f"arms 'all' and {arm.name!r} ran different seeds; cannot pair them")
-        for condition in full[0]["conditions"]:
-            for metric in COMPARED:
-                comparison = paired_comparison([s["conditions"][condition][metric] for s in full],
-                                               [s["conditions"][condition][metric] for s in without], metric)
-                out.append({"block": arm.leaves_out, "arm": arm.name, "metric": metric, "condition": condition,
-                            **comparison})
-    return out
+    return [{"block": arm.leaves_out, "arm": arm.name, **c}
+            for arm in arms if arm.leaves_out for c in _paired(blocks, "all", arm.name)]
+
+
+def _paired(blocks: dict[str, dict], ours: str, theirs: str) -> list[dict]:
+    """Arm ``ours`` minus arm ``theirs``, paired by seed, for every compared metric and condition."""
+    mine, other = blocks[ours]["per_seed"], blocks[theirs]["per_seed"]
+    if [s["seed"] for s in mine] != [s["seed"] for s in other]:
+        raise ValueError(f"arms {ours!r} and {theirs!r} ran different seeds; cannot pair them")
+    return [{"metric": metric, "condition": condition,
+             **paired_comparison([s["conditions"][condition][metric] for s in mine],
+                                 [s["conditions"][condition][metric] for s in other], metric)}
+            for condition in mine[0]["conditions"] for metric in COMPARED]
 
 
 def at_grid_top(results: dict) -> list[str]:
